@@ -1,0 +1,48 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+# `mlflow run --env-manager local` needs the venv active.
+ACTIVATE := PATH=$(CURDIR)/$(BIN):$$PATH VIRTUAL_ENV=$(CURDIR)/$(VENV)
+export MLFLOW_DISABLE_TELEMETRY := true
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo test install install-dev bench clean reset mlflow-ui
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.core: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.core
+
+install: $(VENV)/.core
+install-dev: $(VENV)/.dev
+
+## demo: install, then run the main job (the whole loop) on embedded defaults
+demo: $(VENV)/.core
+	$(ACTIVATE) $(BIN)/mlflow run . -e main --env-manager local \
+	  --experiment-name /Shared/driftgate/mlproject-runs
+
+## test: install with dev extras and run the whole suite
+test: $(VENV)/.dev
+	$(ACTIVATE) $(BIN)/python -m pytest -q
+
+bench: $(VENV)/.dev
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(ACTIVATE) $(BIN)/python benchmarks/monitor_bench.py
+
+mlflow-ui: $(VENV)/.core
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///.driftgate/mlflow.db --port 5000
+
+## reset: forget the local workspace (tables, MLflow, cursors)
+reset:
+	rm -rf .driftgate
+
+clean: reset
+	rm -rf $(VENV)

@@ -1,0 +1,36 @@
+"""The ``driftgate`` console script. Each command lives beside the stage it runs."""
+from __future__ import annotations
+
+import typer
+
+from gating import commands as gating_cmds
+from monitoring import commands as monitoring_cmds
+from promotion import commands as promotion_cmds
+from training import commands as training_cmds
+from triggers import commands as trigger_cmds
+from triggers.webhook import commands as webhook_cmds
+from driftgate import pipeline_commands
+
+app = typer.Typer(
+    name="driftgate",
+    help="Drift- and quality-gated retraining for MLflow models, locally and on Databricks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command("demo")(pipeline_commands.demo)
+app.command("run")(pipeline_commands.run)
+app.command("monitor")(monitoring_cmds.monitor)
+app.command("gate")(gating_cmds.gate)
+app.command("train")(training_cmds.train)
+app.command("tune")(training_cmds.tune)
+app.command("shadow")(promotion_cmds.shadow)
+app.command("promote")(promotion_cmds.promote)
+app.command("rollback")(promotion_cmds.rollback)
+app.command("status")(promotion_cmds.status)
+app.command("watch")(trigger_cmds.watch)
+app.command("serve")(webhook_cmds.serve)
+
+if __name__ == "__main__":
+    app()

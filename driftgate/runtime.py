@@ -1,0 +1,56 @@
+"""What every command-line and job entry point shares: options, settings, errors.
+
+Entry points stay thin: parse parameters, build settings and a workspace, call
+one stage function, publish its result. A :class:`DriftgateError` becomes one red
+line on stderr and exit code 1; "not built yet" is exit code 2.
+"""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Iterator
+
+import typer
+from rich.console import Console
+
+from driftgate.config import Settings, load_settings
+from driftgate.errors import DriftgateError
+
+__all__ = ["ConfOpt", "EnvOpt", "SetOpt", "console", "err_console", "settings_from", "workspace_from",
+           "cli_errors", "not_built"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+ConfOpt = Annotated[Path | None, typer.Option("--conf", help="conf folder (default ./conf)", show_default=False)]
+EnvOpt = Annotated[str | None, typer.Option("--env", help="local (default) or databricks", show_default=False)]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="override a setting: --set gate.combine=all (repeatable)", show_default=False),
+]
+
+
+def settings_from(conf: Path | None, env: str | None, sets: list[str] | None) -> Settings:
+    return load_settings(conf, env, tuple(sets or ()))
+
+
+def workspace_from(conf: Path | None, env: str | None, sets: list[str] | None, **kwargs):
+    from workspace import open_workspace
+
+    return open_workspace(settings_from(conf, env, sets), **kwargs)
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """Turn driftgate errors into one clear line and a non-zero exit."""
+    try:
+        yield
+    except DriftgateError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def not_built(stage: str) -> None:
+    err_console.print(f"driftgate {stage}: not built yet", highlight=False)
+    sys.exit(2)

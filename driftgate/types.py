@@ -1,0 +1,51 @@
+"""Primitive config types shared by every section model.
+
+Kept apart from :mod:`driftgate.config` so that each package's own config
+module can use them without importing the whole settings tree.
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+__all__ = ["StrictModel", "TableName", "ModelName", "SchemaName", "split_name"]
+
+_IDENT = r"[A-Za-z_][A-Za-z0-9_\-]*"
+_THREE = re.compile(rf"^{_IDENT}\.{_IDENT}\.{_IDENT}$")
+_TWO = re.compile(rf"^{_IDENT}\.{_IDENT}$")
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys fail, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _three_level(value: str) -> str:
+    if not _THREE.match(value):
+        raise ValueError(f"must be a Unity Catalog name 'catalog.schema.name', got {value!r}")
+    return value
+
+
+def _two_level(value: str) -> str:
+    if not _TWO.match(value):
+        raise ValueError(f"must be a schema name 'catalog.schema', got {value!r}")
+    return value
+
+
+TableName = Annotated[str, AfterValidator(_three_level)]
+"""A Unity-Catalog-style table name ``catalog.schema.table`` (same in every profile)."""
+
+ModelName = Annotated[str, AfterValidator(_three_level)]
+"""A three-level registered model name ``catalog.schema.model``."""
+
+SchemaName = Annotated[str, AfterValidator(_two_level)]
+"""A two-level schema name ``catalog.schema`` (e.g. a monitor's ``output_schema_name``)."""
+
+
+def split_name(name: str) -> tuple[str, str, str]:
+    """Split ``catalog.schema.table`` into its three parts (validated)."""
+    catalog, schema, table = _three_level(name).split(".")
+    return catalog, schema, table

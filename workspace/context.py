@@ -1,0 +1,101 @@
+"""Build the adapters for one profile: the only place that knows local from Databricks."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from workspace.registry import MlflowRegistry, ModelRegistry
+from workspace.tables import DeltaTableStore, SparkTableStore, TableStore
+from workspace.task_values import DbutilsTaskValues, LocalTaskValues, TaskValues
+
+if TYPE_CHECKING:
+    from driftgate.config import Settings
+
+__all__ = ["Workspace", "open_workspace"]
+
+
+@dataclass
+class Workspace:
+    """The adapters a stage may touch. Stages receive this; they never build adapters."""
+
+    settings: "Settings"
+    tables: TableStore
+    registry: ModelRegistry
+    task_values: TaskValues
+    tracking_uri: str
+    registry_uri: str
+    root: Path | None
+    """Local state folder (``.driftgate``); None on Databricks."""
+
+    def experiment_id(self, name: str | None = None) -> str:
+        """Id of the MLflow experiment ``name`` (default: the project's), created if missing.
+
+        Locally its artifacts go under ``<root>/mlartifacts`` so nothing is written elsewhere.
+        """
+        import mlflow
+
+        name = name or self.settings.project.experiment_name
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.registry_uri)
+        client = mlflow.MlflowClient(self.tracking_uri, self.registry_uri)
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        location = None
+        if self.root is not None:
+            location = (self.root / "mlartifacts").resolve().as_uri()
+        return client.create_experiment(name, artifact_location=location)
+
+    def activate_mlflow(self, experiment: str | None = None) -> str:
+        """Point the global MLflow client at this workspace and its experiment."""
+        import mlflow
+
+        exp_id = self.experiment_id(experiment)
+        mlflow.set_experiment(experiment_id=exp_id)
+        return exp_id
+
+
+def open_workspace(settings: "Settings", *, spark=None, dbutils=None, run_id: str | None = None,
+                   task_key: str = "driftgate") -> Workspace:
+    """Open the workspace for ``settings.workspace.backend``.
+
+    Locally everything lives under ``settings.workspace.root``; on Databricks the
+    caller passes the notebook's ``spark`` and ``dbutils``.
+    """
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    cfg = settings.workspace
+    if cfg.backend == "local":
+        root = cfg.root.resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        db = f"sqlite:///{root / 'mlflow.db'}"
+        tracking = cfg.tracking_uri or db
+        registry_uri = cfg.registry_uri or tracking
+        return Workspace(
+            settings=settings,
+            tables=DeltaTableStore(root / "lakehouse"),
+            registry=MlflowRegistry(tracking, registry_uri),
+            task_values=LocalTaskValues(root, run_id or "adhoc", task_key),
+            tracking_uri=tracking,
+            registry_uri=registry_uri,
+            root=root,
+        )
+    if spark is None:
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.builder.getOrCreate()
+    tracking = cfg.tracking_uri or "databricks"
+    registry_uri = cfg.registry_uri or "databricks-uc"
+    values: TaskValues = DbutilsTaskValues(dbutils) if dbutils is not None else LocalTaskValues(
+        Path("/tmp/driftgate"), run_id or "adhoc", task_key
+    )
+    return Workspace(
+        settings=settings,
+        tables=SparkTableStore(spark),
+        registry=MlflowRegistry(tracking, registry_uri),
+        task_values=values,
+        tracking_uri=tracking,
+        registry_uri=registry_uri,
+        root=None,
+    )

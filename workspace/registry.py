@@ -1,0 +1,172 @@
+"""The model registry seam: aliases, tags and versions of three-level model names.
+
+Locally this is MLflow's SQLite registry; on Databricks it is ``databricks-uc``.
+Both go through :class:`MlflowRegistry`; tests use :class:`FakeRegistry`, which
+passes the same contract tests. ``MlflowException`` never leaks: it becomes
+:class:`~driftgate.errors.RegistryError` naming the model and version.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from driftgate.errors import RegistryError
+
+__all__ = ["ModelRegistry", "ModelVersionInfo", "MlflowRegistry", "FakeRegistry"]
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    name: str
+    version: str
+    run_id: str | None
+    source: str | None
+    aliases: tuple[str, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ModelRegistry(Protocol):
+    def register(self, model_uri: str, name: str, tags: dict[str, str] | None = None) -> ModelVersionInfo:
+        """Register ``model_uri`` as a new version; returns that version (never a 'latest' scan)."""
+        ...
+
+    def get_version(self, name: str, version: str) -> ModelVersionInfo: ...
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        """The version ``alias`` points at, or None when the alias is unset."""
+        ...
+
+    def set_alias(self, name: str, alias: str, version: str) -> None: ...
+
+    def delete_alias(self, name: str, alias: str) -> None: ...
+
+    def set_tag(self, name: str, version: str, key: str, value: str) -> None: ...
+
+
+class MlflowRegistry:
+    """MLflow's registry client (SQLite locally, ``databricks-uc`` on Databricks)."""
+
+    def __init__(self, tracking_uri: str, registry_uri: str):
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+
+    def _wrap(self, exc: Exception, what: str, name: str, version: str | None = None) -> RegistryError:
+        ver = f" version {version}" if version else ""
+        return RegistryError(f"{name}{ver}: {what} failed: {exc}", model=name, version=version)
+
+    def register(self, model_uri, name, tags=None) -> ModelVersionInfo:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            try:
+                self.client.get_registered_model(name)
+            except MlflowException:
+                self.client.create_registered_model(name)
+            run_id = model_uri.split("/")[1] if model_uri.startswith("runs:/") else None
+            mv = self.client.create_model_version(name=name, source=model_uri, run_id=run_id, tags=tags or {})
+        except MlflowException as exc:
+            raise self._wrap(exc, "register", name) from exc
+        return self._info(mv)
+
+    def get_version(self, name, version) -> ModelVersionInfo:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._info(self.client.get_model_version(name, str(version)))
+        except MlflowException as exc:
+            raise self._wrap(exc, "get model version", name, str(version)) from exc
+
+    def alias_version(self, name, alias) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_model_version_by_alias(name, alias).version)
+        except MlflowException as exc:
+            code = getattr(exc, "error_code", "")
+            if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                return None
+            raise self._wrap(exc, f"read alias {alias!r}", name) from exc
+
+    def set_alias(self, name, alias, version) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.set_registered_model_alias(name, alias, str(version))
+        except MlflowException as exc:
+            raise self._wrap(exc, f"set alias {alias!r}", name, str(version)) from exc
+
+    def delete_alias(self, name, alias) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.delete_registered_model_alias(name, alias)
+        except MlflowException as exc:
+            raise self._wrap(exc, f"delete alias {alias!r}", name) from exc
+
+    def set_tag(self, name, version, key, value) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.set_model_version_tag(name, str(version), key, str(value))
+        except MlflowException as exc:
+            raise self._wrap(exc, f"tag {key!r}", name, str(version)) from exc
+
+    @staticmethod
+    def _info(mv) -> ModelVersionInfo:
+        return ModelVersionInfo(
+            name=mv.name,
+            version=str(mv.version),
+            run_id=mv.run_id or None,
+            source=mv.source,
+            aliases=tuple(getattr(mv, "aliases", ()) or ()),
+            tags=dict(mv.tags or {}),
+        )
+
+
+class FakeRegistry:
+    """An in-memory registry that records every call (for tests and fault injection)."""
+
+    def __init__(self):
+        self.versions: dict[str, dict[str, ModelVersionInfo]] = {}
+        self.aliases: dict[str, dict[str, str]] = {}
+        self.calls: list[tuple] = []
+        self._lock = threading.Lock()
+
+    def register(self, model_uri, name, tags=None) -> ModelVersionInfo:
+        with self._lock:
+            self.calls.append(("register", name, model_uri))
+            versions = self.versions.setdefault(name, {})
+            version = str(len(versions) + 1)
+            info = ModelVersionInfo(name, version, None, model_uri, (), dict(tags or {}))
+            versions[version] = info
+            return info
+
+    def get_version(self, name, version) -> ModelVersionInfo:
+        self.calls.append(("get_version", name, str(version)))
+        try:
+            info = self.versions[name][str(version)]
+        except KeyError:
+            raise RegistryError(f"{name} version {version}: does not exist", model=name, version=str(version)) from None
+        aliases = tuple(a for a, v in self.aliases.get(name, {}).items() if v == info.version)
+        return ModelVersionInfo(info.name, info.version, info.run_id, info.source, aliases, dict(info.tags))
+
+    def alias_version(self, name, alias) -> str | None:
+        self.calls.append(("alias_version", name, alias))
+        return self.aliases.get(name, {}).get(alias)
+
+    def set_alias(self, name, alias, version) -> None:
+        self.calls.append(("set_alias", name, alias, str(version)))
+        if str(version) not in self.versions.get(name, {}):
+            raise RegistryError(f"{name} version {version}: does not exist", model=name, version=str(version))
+        self.aliases.setdefault(name, {})[alias] = str(version)
+
+    def delete_alias(self, name, alias) -> None:
+        self.calls.append(("delete_alias", name, alias))
+        self.aliases.get(name, {}).pop(alias, None)
+
+    def set_tag(self, name, version, key, value) -> None:
+        self.calls.append(("set_tag", name, str(version), key))
+        self.versions[name][str(version)].tags[key] = str(value)

@@ -1,0 +1,213 @@
+"""Tables: one small interface, a local Delta implementation and a Spark one.
+
+Every write is a single Delta transaction (append, overwrite, or a
+``replace_where`` overwrite of a predicate), so a failed write leaves the table
+exactly as it was. Readers get Arrow tables; stages convert as they need.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import pyarrow as pa
+
+from driftgate.errors import TableError
+from driftgate.types import split_name
+
+__all__ = ["TableStore", "DeltaTableStore", "SparkTableStore"]
+
+WriteMode = Literal["append", "overwrite"]
+
+
+@runtime_checkable
+class TableStore(Protocol):
+    """What every stage needs from a lakehouse."""
+
+    def exists(self, name: str) -> bool: ...
+
+    def version(self, name: str) -> int:
+        """Current Delta version of ``name``; raises :class:`TableError` if missing."""
+        ...
+
+    def read(
+        self,
+        name: str,
+        columns: list[str] | None = None,
+        filters: list[tuple[str, str, Any]] | None = None,
+        version: int | None = None,
+    ) -> pa.Table: ...
+
+    def write(
+        self,
+        name: str,
+        data: pa.Table,
+        mode: WriteMode = "append",
+        replace_where: str | None = None,
+        partition_by: list[str] | None = None,
+    ) -> int:
+        """Write in one transaction; returns the new table version."""
+        ...
+
+    def read_since(self, name: str, version: int) -> pa.Table:
+        """Rows appended after ``version`` (for incremental refresh)."""
+        ...
+
+    def last_modified(self, name: str) -> float:
+        """Commit time (epoch seconds) of the latest version."""
+        ...
+
+
+class DeltaTableStore:
+    """Local Delta tables written with ``deltalake`` under ``<root>/<catalog>/<schema>/<table>``."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, name: str) -> Path:
+        catalog, schema, table = split_name(name)
+        return self.root / catalog / schema / table
+
+    def _table(self, name: str, version: int | None = None):
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        path = self.path(name)
+        try:
+            return DeltaTable(str(path), version=version)
+        except TableNotFoundError as exc:
+            raise TableError(f"{name}: table does not exist (looked in {path})", table=name) from exc
+        except Exception as exc:  # deltalake raises several unrelated types for corrupt logs
+            raise TableError(f"{name}: cannot open Delta table at {path}: {exc}", table=name) from exc
+
+    def exists(self, name: str) -> bool:
+        return (self.path(name) / "_delta_log").is_dir()
+
+    def version(self, name: str) -> int:
+        return int(self._table(name).version())
+
+    def last_modified(self, name: str) -> float:
+        history = self._table(name).history(1)
+        return float(history[0]["timestamp"]) / 1000.0 if history else 0.0
+
+    def files(self, name: str) -> list[str]:
+        """Current data files (what Spark reads locally; the folder alone has stale files)."""
+        return list(self._table(name).file_uris())
+
+    def schema(self, name: str) -> pa.Schema:
+        return pa.schema(self._table(name).schema().to_arrow())
+
+    def read(self, name, columns=None, filters=None, version=None) -> pa.Table:
+        table = self._table(name, version)
+        try:
+            return table.to_pyarrow_table(columns=columns, filters=filters)
+        except Exception as exc:
+            raise TableError(f"{name}: read failed: {exc}", table=name) from exc
+
+    def read_since(self, name: str, version: int) -> pa.Table:
+        """Rows added by the commits after ``version``: the add actions of those commits."""
+        import pyarrow.parquet as pq
+
+        table = self._table(name)
+        current = table.version()
+        if version >= current:
+            return table.to_pyarrow_table().schema.empty_table()
+        before = set(self._table(name, version).file_uris())
+        new = [uri for uri in table.file_uris() if uri not in before]
+        if not new:
+            return table.schema().to_arrow().empty_table() if hasattr(table.schema(), "to_arrow") else pa.table({})
+        parts = [pq.read_table(uri) for uri in new]
+        return pa.concat_tables(parts, promote_options="default")
+
+    def write(self, name, data, mode="append", replace_where=None, partition_by=None) -> int:
+        from deltalake import write_deltalake
+
+        path = self.path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kwargs: dict[str, Any] = {"mode": mode}
+        if replace_where is not None:
+            kwargs.update(mode="overwrite", predicate=replace_where)
+        if partition_by and not self.exists(name):
+            kwargs["partition_by"] = partition_by
+        if mode == "overwrite" and replace_where is None:
+            kwargs["schema_mode"] = "overwrite"
+        elif mode == "append":
+            kwargs["schema_mode"] = "merge"
+        try:
+            write_deltalake(str(path), data, **kwargs)
+        except Exception as exc:
+            raise TableError(f"{name}: write ({kwargs['mode']}) failed: {exc}", table=name) from exc
+        return self.version(name)
+
+
+class SparkTableStore:
+    """Unity Catalog tables through a Spark session (on Databricks, or any Delta-enabled Spark)."""
+
+    def __init__(self, spark):
+        self.spark = spark
+
+    def exists(self, name: str) -> bool:
+        return bool(self.spark.catalog.tableExists(name))
+
+    def _history(self, name: str):
+        try:
+            return self.spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").collect()[0]
+        except Exception as exc:
+            raise TableError(f"{name}: cannot read Delta history: {exc}", table=name) from exc
+
+    def version(self, name: str) -> int:
+        return int(self._history(name)["version"])
+
+    def last_modified(self, name: str) -> float:
+        return self._history(name)["timestamp"].timestamp()
+
+    def read(self, name, columns=None, filters=None, version=None) -> pa.Table:
+        reader = self.spark.read
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        try:
+            df = reader.table(name)
+            for col, op, value in filters or []:
+                df = df.filter(_spark_predicate(col, op, value))
+            if columns:
+                df = df.select(*columns)
+            return df.toArrow()
+        except Exception as exc:
+            raise TableError(f"{name}: read failed: {exc}", table=name) from exc
+
+    def read_since(self, name: str, version: int) -> pa.Table:
+        df = (
+            self.spark.read.option("readChangeFeed", "true")
+            .option("startingVersion", version + 1)
+            .table(name)
+            .filter("_change_type = 'insert'")
+            .drop("_change_type", "_commit_version", "_commit_timestamp")
+        )
+        return df.toArrow()
+
+    def write(self, name, data, mode="append", replace_where=None, partition_by=None) -> int:
+        df = self.spark.createDataFrame(data.to_pandas())
+        writer = df.write.format("delta").option("mergeSchema", "true")
+        if replace_where is not None:
+            writer = writer.mode("overwrite").option("replaceWhere", replace_where)
+        else:
+            writer = writer.mode(mode)
+        if partition_by and not self.exists(name):
+            writer = writer.partitionBy(*partition_by)
+        try:
+            writer.saveAsTable(name)
+        except Exception as exc:
+            raise TableError(f"{name}: write failed: {exc}", table=name) from exc
+        return self.version(name)
+
+
+def _spark_predicate(col: str, op: str, value: Any):
+    from pyspark.sql import functions as F
+
+    c = F.col(col)
+    ops = {"=": c == value, "==": c == value, "!=": c != value, ">": c > value, ">=": c >= value,
+           "<": c < value, "<=": c <= value}
+    if op == "in":
+        return c.isin(list(value))
+    if op == "not in":
+        return ~c.isin(list(value))
+    return ops[op]
