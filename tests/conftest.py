@@ -1,0 +1,44 @@
+"""Shared fixtures: an isolated workspace per test, and one local Spark session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Repo conf with the workspace root moved into a temp dir."""
+    from driftgate.config import load_settings
+
+    return load_settings(REPO / "conf", "local", (f"workspace.root={tmp_path / '.driftgate'}",))
+
+
+@pytest.fixture
+def ws(settings):
+    """An open local workspace (Delta tables + SQLite MLflow) under a temp dir."""
+    from workspace import open_workspace
+
+    return open_workspace(settings)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """A real pyspark session, ``local[2]``, shared by the whole run."""
+    pyspark = pytest.importorskip("pyspark")
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("driftgate-tests")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
