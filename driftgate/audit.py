@@ -1,0 +1,85 @@
+"""The audit trail: one append-only Delta table of everything driftgate did.
+
+Gate decisions, trigger firings and skips, received alerts, launches, trainings,
+shadow results, promotions, refusals and rollbacks each append one row to
+``<project.audit_schema>.driftgate_events``. ``driftgate status`` reads it back.
+Rows are small; ``details`` holds the record as JSON.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+
+__all__ = ["EVENT_KINDS", "events_table", "record_event", "read_events"]
+
+EVENT_KINDS = (
+    "gate_decision", "trigger_fired", "trigger_skipped", "alert_received", "launch",
+    "train", "shadow", "promotion", "refusal", "rollback", "job_run", "notification",
+)
+
+_SCHEMA = pa.schema([
+    ("event_id", pa.string()),
+    ("at", pa.timestamp("us", tz="UTC")),
+    ("kind", pa.string()),
+    ("run_key", pa.string()),
+    ("subject", pa.string()),
+    ("status", pa.string()),
+    ("details", pa.string()),
+])
+
+
+def events_table(ws) -> str:
+    return f"{ws.settings.project.audit_schema}.driftgate_events"
+
+
+def record_event(
+    ws,
+    kind: str,
+    *,
+    run_key: str | None = None,
+    subject: str | None = None,
+    status: str | None = None,
+    details: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> str:
+    """Append one event (one Delta commit). Returns its ``event_id``.
+
+    Args:
+        ws: the open workspace.
+        kind: one of :data:`EVENT_KINDS`.
+        run_key: the deterministic key of the run this event belongs to, if any.
+        subject: what it is about (a table, ``model@version``, an alert id).
+        status: a short outcome (``EXCEEDED``, ``PASS``, ``launched``, ...).
+        details: JSON-serialisable record.
+    """
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"audit kind must be one of {EVENT_KINDS}, got {kind!r}")
+    event_id = uuid.uuid4().hex
+    row = {
+        "event_id": [event_id],
+        "at": [at or datetime.now(timezone.utc)],
+        "kind": [kind],
+        "run_key": [run_key],
+        "subject": [subject],
+        "status": [status],
+        "details": [json.dumps(details or {}, default=str, sort_keys=True)],
+    }
+    ws.tables.write(events_table(ws), pa.table(row, schema=_SCHEMA), mode="append")
+    return event_id
+
+
+def read_events(ws, kinds: list[str] | tuple[str, ...] | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """The most recent events first, optionally only of ``kinds``; details decoded."""
+    name = events_table(ws)
+    if not ws.tables.exists(name):
+        return []
+    filters = [("kind", "in", list(kinds))] if kinds else None
+    rows = ws.tables.read(name, filters=filters).to_pylist()
+    rows.sort(key=lambda r: r["at"], reverse=True)
+    for r in rows[:limit]:
+        r["details"] = json.loads(r["details"] or "{}")
+    return rows[:limit]
