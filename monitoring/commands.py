@@ -1,9 +1,49 @@
 """Command-line entry points of the monitoring package (registered in driftgate/cli.py)."""
 from __future__ import annotations
 
-from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, not_built
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, cli_errors, console, workspace_from
 
 
-def monitor(conf: ConfOpt = None, env: EnvOpt = None, set_: SetOpt = None) -> None:
+def monitor(
+    conf: ConfOpt = None,
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    chart: Annotated[Path | None, typer.Option("--chart", help="write a drift-over-time chart (.png or .html)")] = None,
+    top: Annotated[int, typer.Option("--top", help="rows in the most-drifted-columns table")] = 8,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
     """Refresh the profile and drift metric tables (incremental)."""
-    not_built("monitor")
+    from rich.table import Table
+
+    from monitoring.refresh import refresh
+    from monitoring.report import drift_chart, most_drifted
+
+    with cli_errors():
+        ws = workspace_from(conf, env, set_)
+        cfg = ws.settings.monitor
+        result = refresh(ws, cfg, progress=not quiet)
+        console.print(
+            f"monitor [bold]{result.mode}[/]: {cfg.table_name}@v{result.source_version} -> "
+            f"{len(result.windows)} window(s), {result.profile_rows} profile rows, {result.drift_rows} drift rows "
+            f"in {result.seconds:.2f}s", highlight=False)
+        if not ws.tables.exists(cfg.drift_metrics_table):
+            return
+        drift = ws.tables.read(cfg.drift_metrics_table)
+        for drift_type in ("BASELINE", "CONSECUTIVE"):
+            ranked = most_drifted(drift, cfg, drift_type=drift_type, limit=top)
+            if not ranked:
+                continue
+            table = Table(title=f"most drifted columns ({drift_type.lower()}, window {ranked[0].window_start})")
+            for name in ("column", "metric", "value", "rows"):
+                table.add_column(name, justify="right" if name in ("value", "rows") else "left")
+            for d in ranked:
+                table.add_row(d.column_name, d.metric, f"{d.value:.3f}", str(d.count))
+            console.print(table)
+        if chart is not None:
+            out = drift_chart(drift, cfg, chart)
+            console.print(f"chart written to {out}", highlight=False)

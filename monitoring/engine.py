@@ -1,0 +1,623 @@
+"""The embedded engine: Arrow tables in, profile and drift metric rows out (NumPy, no JVM).
+
+:func:`compute` is pure: it receives the rows of the windows to recompute (plus the
+previous windows they are compared with) and the baseline, and returns the output
+rows as Arrow tables in the documented schemas (:func:`profile_schema`,
+:func:`drift_schema`). Reading, incremental bookkeeping and writing live in
+:mod:`monitoring.refresh`. The Spark engine reuses :func:`group_rows` and the output
+schemas, so both engines share one definition of every row.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from driftgate.errors import MonitorError
+from monitoring import stats
+from monitoring.config import MonitorConfig
+from monitoring.expressions import Expression, ExpressionError, parse
+
+__all__ = [
+    "TABLE", "ALL_MODELS", "profile_schema", "drift_schema", "monitor_version", "Plan", "plan_for",
+    "window_bounds", "compute", "group_rows",
+]
+
+TABLE = ":table"
+ALL_MODELS = "*"
+_TS = pa.timestamp("us", tz="UTC")
+WINDOW = pa.struct([("start", _TS), ("end", _TS)])
+STAT_TEST = pa.struct([("statistic", pa.float64()), ("pvalue", pa.float64())])
+_CLASS_METRIC = pa.struct([("one_vs_all", pa.map_(pa.string(), pa.float64())), ("macro", pa.float64()),
+                           ("weighted", pa.float64())])
+_FAIRNESS = ("predictive_parity", "predictive_equality", "equal_opportunity", "statistical_parity")
+_UNITS = {
+    "5 minutes": ("minute", 5), "30 minutes": ("minute", 30), "1 hour": ("hour", 1), "1 day": ("day", 1),
+    "1 week": ("week", 1), "2 weeks": ("week", 2), "3 weeks": ("week", 3), "4 weeks": ("week", 4),
+    "1 month": ("month", 1), "1 year": ("year", 1),
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def profile_schema(cfg: MonitorConfig) -> pa.Schema:
+    """Columns of ``<table>_profile_metrics`` (see docs/tables.md)."""
+    fields = [
+        ("window", WINDOW), ("log_type", pa.string()), ("logging_table_commit_version", pa.int32()),
+        ("monitor_version", pa.int64()), ("granularity", pa.string()),
+    ]
+    if cfg.model_id_col:
+        fields.append((cfg.model_id_col, pa.string()))
+    fields += [
+        ("slice_key", pa.string()), ("slice_value", pa.string()), ("column_name", pa.string()),
+        ("count", pa.int64()), ("data_type", pa.string()), ("num_nulls", pa.int64()), ("avg", pa.float64()),
+        ("quantiles", pa.list_(pa.float64())), ("min", pa.float64()), ("max", pa.float64()),
+        ("stddev", pa.float64()), ("num_zeros", pa.int64()), ("num_nan", pa.int64()),
+        ("min_length", pa.float64()), ("max_length", pa.float64()), ("avg_length", pa.float64()),
+        ("non_null_columns", pa.list_(pa.string())),
+        ("frequent_items", pa.list_(pa.struct([("item", pa.string()), ("count", pa.int64())]))),
+        ("median", pa.float64()), ("distinct_count", pa.int64()), ("percent_nan", pa.float64()),
+        ("percent_null", pa.float64()), ("percent_zeros", pa.float64()), ("percent_distinct", pa.float64()),
+    ]
+    if cfg.inference_log and cfg.inference_log.problem_type == "classification":
+        fields += [
+            ("labeled_count", pa.int64()), ("accuracy_score", pa.float64()), ("precision", _CLASS_METRIC),
+            ("recall", _CLASS_METRIC), ("f1_score", _CLASS_METRIC),
+            ("confusion_matrix", pa.list_(pa.struct([("prediction", pa.string()), ("label", pa.string()),
+                                                     ("count", pa.int64())]))),
+            ("roc_auc_score", pa.float64()), ("log_loss", pa.float64()),
+        ] + [(name, pa.map_(pa.string(), pa.float64())) for name in _FAIRNESS]
+    elif cfg.inference_log:
+        fields += [("labeled_count", pa.int64()), ("mean_squared_error", pa.float64()),
+                   ("root_mean_squared_error", pa.float64()), ("mean_absolute_error", pa.float64()),
+                   ("r2_score", pa.float64())]
+    fields += [(m.name, pa.float64()) for m in cfg.custom_metrics if m.type in ("aggregate", "derived")]
+    return pa.schema(fields)
+
+
+def drift_schema(cfg: MonitorConfig) -> pa.Schema:
+    """Columns of ``<table>_drift_metrics`` (see docs/tables.md)."""
+    fields = [("window", WINDOW), ("granularity", pa.string()), ("monitor_version", pa.int64())]
+    if cfg.model_id_col:
+        fields.append((cfg.model_id_col, pa.string()))
+    fields += [
+        ("slice_key", pa.string()), ("slice_value", pa.string()), ("column_name", pa.string()),
+        ("data_type", pa.string()), ("window_cmp", WINDOW), ("drift_type", pa.string()),
+        ("count", pa.int64()), ("count_cmp", pa.int64()),
+        ("count_delta", pa.float64()), ("avg_delta", pa.float64()), ("percent_null_delta", pa.float64()),
+        ("percent_zeros_delta", pa.float64()), ("percent_distinct_delta", pa.float64()),
+        ("non_null_columns_delta", pa.struct([("added", pa.int32()), ("missing", pa.int32())])),
+        ("js_distance", pa.float64()), ("ks_test", STAT_TEST), ("wasserstein_distance", pa.float64()),
+        ("population_stability_index", pa.float64()), ("chi_squared_test", STAT_TEST),
+        ("tv_distance", pa.float64()), ("l_infinity_distance", pa.float64()),
+    ]
+    fields += [(m.name, pa.float64()) for m in cfg.custom_metrics if m.type == "drift"]
+    return pa.schema(fields)
+
+
+def monitor_version(cfg: MonitorConfig) -> int:
+    """A stable 53-bit number derived from the monitor definition (changes force a full refresh)."""
+    canonical = json.dumps(cfg.model_dump(mode="json", exclude={"engine"}), sort_keys=True)
+    return int(hashlib.sha256(canonical.encode()).hexdigest()[:13], 16)
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def window_starts(ts: pa.Array | pa.ChunkedArray, granularity: str) -> pa.Array:
+    """Start of the window each timestamp falls in (UTC; weeks start on Monday)."""
+    unit, multiple = _UNITS[granularity]
+    return pc.floor_temporal(ts, multiple=multiple, unit=unit, week_starts_monday=True)
+
+
+def window_bounds(start: datetime, granularity: str) -> tuple[datetime, datetime]:
+    """(start, end) of the window beginning at ``start``."""
+    unit, multiple = _UNITS[granularity]
+    arr = pa.array([start], _TS)
+    end = pc.ceil_temporal(arr, multiple=multiple, unit=unit, week_starts_monday=True,
+                           ceil_is_strictly_greater=True)[0].as_py()
+    return start, end
+
+
+def previous_window(start: datetime, granularity: str) -> datetime:
+    unit, multiple = _UNITS[granularity]
+    arr = pa.array([start - timedelta(microseconds=1)], _TS)
+    return pc.floor_temporal(arr, multiple=multiple, unit=unit, week_starts_monday=True)[0].as_py()
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to compute, resolved once from the config and the source schema."""
+
+    cfg: MonitorConfig
+    columns: tuple[str, ...]
+    categorical: frozenset[str]
+    slices: tuple[tuple[str, Expression], ...]
+    aggregates: tuple[tuple[str, str, Expression], ...]  # (metric, input column, expression)
+    derived: tuple[tuple[str, str, Expression], ...]
+    drifts: tuple[tuple[str, str, Expression], ...]
+    version: int
+
+
+def _check_types(schema: pa.Schema, cfg: MonitorConfig, where: str) -> None:
+    ts = cfg.timestamp_col
+    if ts is not None:
+        if ts not in schema.names:
+            raise MonitorError(f"{where}: timestamp column {ts!r} is missing (columns: {', '.join(schema.names)})")
+        if not pa.types.is_timestamp(schema.field(ts).type):
+            raise MonitorError(f"{where}: column {ts!r} must be a timestamp, got {schema.field(ts).type}")
+    log = cfg.inference_log
+    if log is None:
+        return
+    for role, col in (("model_id_col", log.model_id_col), ("prediction_col", log.prediction_col),
+                      ("label_col", log.label_col), ("prediction_proba_col", log.prediction_proba_col)):
+        if col is not None and col not in schema.names:
+            raise MonitorError(f"{where}: inference_log.{role} column {col!r} is missing")
+    if log.prediction_proba_col is not None and not stats.is_numeric(schema.field(log.prediction_proba_col).type):
+        raise MonitorError(f"{where}: column {log.prediction_proba_col!r} (prediction_proba_col) must be numeric, "
+                           f"got {schema.field(log.prediction_proba_col).type}")
+    for role, col in (("label_col", log.label_col), ("prediction_col", log.prediction_col)):
+        if col is None:
+            continue
+        t = schema.field(col).type
+        ok = (stats.is_numeric(t) or pa.types.is_string(t) or pa.types.is_boolean(t)) if \
+            log.problem_type == "classification" else stats.is_numeric(t)
+        if not ok:
+            want = "numeric, string or boolean" if log.problem_type == "classification" else "numeric"
+            raise MonitorError(f"{where}: column {col!r} ({role}) must be {want}, got {t}")
+
+
+def plan_for(cfg: MonitorConfig, schema: pa.Schema) -> Plan:
+    """Resolve the columns, slices and custom metrics; one clear error for anything wrong."""
+    where = cfg.table_name
+    _check_types(schema, cfg, where)
+    skip = {cfg.timestamp_col, cfg.model_id_col, *cfg.exclude_columns}
+    columns = tuple(n for n in schema.names if n not in skip
+                    and not pa.types.is_nested(schema.field(n).type))
+    categorical = {n for n in columns if not stats.is_numeric(schema.field(n).type)}
+    log = cfg.inference_log
+    if log and log.problem_type == "classification":
+        categorical |= {c for c in (log.prediction_col, log.label_col) if c}
+    slices = []
+    for text in cfg.slicing_exprs:
+        try:
+            expr = parse(text)
+            expr.check_columns(schema.names, f"{where}: slicing_exprs")
+        except ExpressionError as exc:
+            raise MonitorError(f"{where}: slicing_exprs: {exc}") from None
+        if expr.is_aggregate:
+            raise MonitorError(f"{where}: slicing_exprs: {text!r} must not use an aggregate function")
+        slices.append((text, expr))
+    aggregates, derived, drifts = [], [], []
+    agg_names = set()
+    for metric in cfg.custom_metrics:
+        inputs = metric.input_columns
+        for col in inputs:
+            if col != TABLE and col not in schema.names:
+                raise MonitorError(f"{where}: custom_metrics.{metric.name}: input column {col!r} is missing")
+        for col in inputs:
+            try:
+                if metric.type == "aggregate":
+                    expr = parse(metric.definition, input_column=col, **_template(cfg))
+                    expr.check_columns(schema.names, f"custom_metrics.{metric.name}")
+                    if not expr.is_aggregate:
+                        raise ExpressionError(f"{metric.definition!r} must be an aggregate (avg, sum, count, ...)")
+                    aggregates.append((metric.name, col, expr))
+                    agg_names.add(metric.name)
+                elif metric.type == "derived":
+                    expr = parse(metric.definition, **_template(cfg))
+                    unknown = expr.columns() - agg_names - {m for m, _, _ in derived}
+                    if unknown:
+                        raise ExpressionError(f"refers to unknown metric(s) {', '.join(sorted(unknown))} "
+                                              "(derived metrics read earlier aggregate/derived metrics)")
+                    derived.append((metric.name, col, expr))
+                else:
+                    text = metric.definition.replace("{{current_df}}.", "current_").replace(
+                        "{{base_df}}.", "base_")
+                    expr = parse(text, **_template(cfg))
+                    known = {f"{side}_{m}" for side in ("current", "base") for m in
+                             agg_names | {d for d, _, _ in derived}}
+                    unknown = expr.columns() - known
+                    if unknown:
+                        raise ExpressionError(f"refers to unknown {', '.join(sorted(unknown))}; use "
+                                              "{{current_df}}.<metric> and {{base_df}}.<metric>")
+                    drifts.append((metric.name, col, expr))
+            except ExpressionError as exc:
+                raise MonitorError(f"{where}: custom_metrics.{metric.name}: {exc}") from None
+    return Plan(cfg, columns, frozenset(categorical), tuple(slices), tuple(aggregates), tuple(derived),
+                tuple(drifts), monitor_version(cfg))
+
+
+def _template(cfg: MonitorConfig) -> dict[str, str]:
+    log = cfg.inference_log
+    out = {}
+    if log:
+        out["prediction_col"] = log.prediction_col
+        if log.label_col:
+            out["label_col"] = log.label_col
+        if log.prediction_proba_col:
+            out["prediction_proba_col"] = log.prediction_proba_col
+    return out
+
+
+# --------------------------------------------------------------------------- grouping
+
+
+def slice_masks(plan: Plan, table: pa.Table) -> list[tuple[str | None, str | None, pa.Array | None]]:
+    """(slice_key, slice_value, mask) for the whole table and every slice value present."""
+    out: list[tuple[str | None, str | None, pa.Array | None]] = [(None, None, None)]
+    for text, expr in plan.slices:
+        values = expr.evaluate(table)
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        if pa.types.is_boolean(values.type):
+            for flag in (True, False):
+                out.append((text, "true" if flag else "false", pc.fill_null(pc.equal(values, flag), False)))
+            continue
+        counts = stats.category_counts(values)
+        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: plan.cfg.max_slice_values]
+        as_str = pc.cast(values, pa.string())
+        for key, _ in top:
+            out.append((text, key, pc.fill_null(pc.equal(as_str, key), False)))
+    return out
+
+
+def group_rows(plan: Plan, table: pa.Table, *, with_models: bool = True):
+    """Yield ``(model_id, slice_key, slice_value, rows)`` for one window's rows.
+
+    The model id is each distinct value (as a string) and ``'*'`` for all models.
+    """
+    model_col = plan.cfg.model_id_col if with_models else None
+    models: list[tuple[str, pa.Table]] = [(ALL_MODELS, table)]
+    if model_col:
+        ids = pc.cast(table.column(model_col), pa.string())
+        for value in sorted(v for v in pc.unique(ids).to_pylist() if v is not None):
+            models.append((value, table.filter(pc.equal(ids, value))))
+    for model, rows in models:
+        for key, value, mask in slice_masks(plan, rows):
+            yield model, key, value, (rows if mask is None else rows.filter(mask))
+
+
+# --------------------------------------------------------------------------- per-group computation
+
+
+@dataclass
+class GroupSummary:
+    """Everything drift needs from one group: per-column profile and distribution."""
+
+    rows: int
+    profiles: dict[str, stats.ColumnProfile] = field(default_factory=dict)
+    numeric: dict[str, np.ndarray] = field(default_factory=dict)
+    categories: dict[str, dict[str, int]] = field(default_factory=dict)
+    non_null_columns: tuple[str, ...] = ()
+    metrics: dict[tuple[str, str], float | None] = field(default_factory=dict)  # (metric, column) -> value
+
+
+def summarize(plan: Plan, rows: pa.Table) -> GroupSummary:
+    summary = GroupSummary(rows=rows.num_rows)
+    nonnull = []
+    for col in plan.columns:
+        arr = rows.column(col)
+        categorical = col in plan.categorical
+        prof = stats.profile_column(arr, categorical=categorical)
+        summary.profiles[col] = prof
+        if prof.count:
+            nonnull.append(col)
+        if categorical or not stats.is_numeric(arr.type):
+            summary.categories[col] = stats.category_counts(arr)
+        else:
+            summary.numeric[col] = stats.numeric_values(arr)
+    summary.non_null_columns = tuple(nonnull)
+    for name, col, expr in plan.aggregates:
+        summary.metrics[(name, col)] = _as_float(expr.evaluate(rows) if rows.num_rows else None)
+    for name, col, expr in plan.derived:
+        env = pa.table({m: [v] for (m, c), v in summary.metrics.items() if c == col}) if summary.metrics else None
+        value = None
+        if env is not None:
+            try:
+                out = expr.evaluate(env)
+                value = _as_float(out[0].as_py() if isinstance(out, (pa.Array, pa.ChunkedArray)) else out)
+            except (ExpressionError, pa.ArrowInvalid):
+                value = None
+        summary.metrics[(name, col)] = value
+    return summary
+
+
+def _as_float(value) -> float | None:
+    if value is None:
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if np.isfinite(out) else None
+
+
+def _quality(plan: Plan, rows: pa.Table, slice_key: str | None, slice_value: str | None,
+             slice_exprs: dict[str, Expression]) -> dict:
+    log = plan.cfg.inference_log
+    if log is None or log.label_col is None:
+        return {}
+    labeled = rows.filter(pc.and_(pc.is_valid(rows.column(log.label_col)),
+                                  pc.is_valid(rows.column(log.prediction_col))))
+    out: dict[str, Any] = {"labeled_count": labeled.num_rows}
+    if labeled.num_rows == 0:
+        return out
+    y = labeled.column(log.label_col).to_numpy(zero_copy_only=False)
+    yhat = labeled.column(log.prediction_col).to_numpy(zero_copy_only=False)
+    if log.problem_type == "regression":
+        err = yhat.astype(float) - y.astype(float)
+        mse = float(np.mean(err ** 2))
+        var = float(np.var(y.astype(float)))
+        out.update(mean_squared_error=mse, root_mean_squared_error=float(np.sqrt(mse)),
+                   mean_absolute_error=float(np.mean(np.abs(err))),
+                   r2_score=(1.0 - mse / var) if var > 0 else None)
+        return out
+    proba = None
+    if log.prediction_proba_col:
+        p = labeled.column(log.prediction_proba_col)
+        if p.null_count == 0:
+            proba = p.to_numpy(zero_copy_only=False)
+    out.update(stats.classification_quality(y, yhat, proba))
+    if slice_key is not None and slice_value == "true" and slice_key in slice_exprs:
+        # fairness compares the protected group (slice true) with the rest of the same model's rows
+        out["_fairness_slice"] = slice_key
+    return out
+
+
+def _fairness(plan: Plan, rows: pa.Table, expr: Expression) -> dict:
+    log = plan.cfg.inference_log
+    labeled = rows.filter(pc.and_(pc.is_valid(rows.column(log.label_col)),
+                                  pc.is_valid(rows.column(log.prediction_col))))
+    if labeled.num_rows == 0:
+        return {}
+    flag = pc.fill_null(expr.evaluate(labeled), False).to_numpy(zero_copy_only=False)
+    return stats.fairness(labeled.column(log.label_col).to_numpy(zero_copy_only=False),
+                          labeled.column(log.prediction_col).to_numpy(zero_copy_only=False), flag)
+
+
+# --------------------------------------------------------------------------- compute
+
+
+@dataclass(frozen=True)
+class Window:
+    granularity: str
+    start: datetime
+    end: datetime
+
+
+def compute(
+    plan: Plan,
+    source: pa.Table,
+    baseline: pa.Table | None,
+    *,
+    profile_windows: dict[str, set[datetime]] | None = None,
+    drift_windows: dict[str, set[datetime]] | None = None,
+    commit_version: int = 0,
+    now: datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int = 2,
+) -> tuple[pa.Table, pa.Table]:
+    """Profile and drift rows for the windows present in ``source``.
+
+    Args:
+        plan: from :func:`plan_for`.
+        source: rows of the monitored table (the windows to recompute and their predecessors).
+        baseline: the baseline table's rows, or None.
+        profile_windows: per granularity, the window starts whose profile rows to emit
+            (None: every window in ``source``).
+        drift_windows: per granularity, the window starts whose drift rows to emit
+            (None: every window in ``source``).
+        commit_version: the source's Delta version (``logging_table_commit_version``).
+        now: the snapshot time (snapshot analysis only).
+        progress: called with (done, total) groups.
+        workers: threads for per-group work (NumPy releases the GIL while sorting).
+
+    Returns:
+        (profile rows, drift rows) as Arrow tables in the documented schemas.
+    """
+    cfg = plan.cfg
+    ts_col = cfg.timestamp_col
+    windows: list[tuple[Window, pa.Table]] = []
+    if ts_col is None:
+        when = now or datetime.now(timezone.utc)
+        windows.append((Window("snapshot", when, when), source))
+    else:
+        for gran in cfg.granularities:
+            starts = window_starts(source.column(ts_col), gran)
+            wanted = None
+            if profile_windows is not None and drift_windows is not None:
+                wanted = set(profile_windows.get(gran, set())) | set(drift_windows.get(gran, set()))
+                wanted |= {previous_window(s, gran) for s in drift_windows.get(gran, set())}
+            uniq = [s for s in pc.unique(starts).to_pylist() if s is not None]
+            for start in sorted(uniq):
+                if wanted is not None and start not in wanted:
+                    continue
+                rows = source.filter(pc.equal(starts, pa.scalar(start, _TS)))
+                windows.append((Window(gran, *window_bounds(start, gran)), rows))
+
+    slice_exprs = dict(plan.slices)
+    tasks: list[tuple[Window, str, str | None, str | None, pa.Table]] = []
+    for win, rows in windows:
+        for model, key, value, grp in group_rows(plan, rows):
+            tasks.append((win, model, key, value, grp))
+    base_tasks: list[tuple[str | None, str | None, pa.Table]] = []
+    if baseline is not None:
+        base_tasks = [(k, v, g) for _, k, v, g in group_rows(plan, baseline, with_models=False)]
+
+    total = len(tasks) + len(base_tasks)
+    done = 0
+
+    def run(task):
+        return summarize(plan, task[-1])
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        summaries = []
+        for summary in pool.map(run, tasks):
+            summaries.append(summary)
+            done += 1
+            if progress:
+                progress(done, total)
+        base_summaries = []
+        for summary in pool.map(run, base_tasks):
+            base_summaries.append(summary)
+            done += 1
+            if progress:
+                progress(done, total)
+
+    by_key = {(t[0].granularity, t[0].start, t[1], t[2], t[3]): (t, s) for t, s in zip(tasks, summaries)}
+    base_by_slice = {(k, v): (g, s) for (k, v, g), s in zip(base_tasks, base_summaries)}
+    mv = plan.version
+    model_col = cfg.model_id_col
+    profile_rows: list[dict] = []
+    drift_rows: list[dict] = []
+
+    def emit_profiles(win: Window, model: str, key, value, grp: pa.Table, summary: GroupSummary, log_type: str):
+        base = {"window": {"start": win.start, "end": win.end}, "log_type": log_type,
+                "logging_table_commit_version": commit_version, "monitor_version": mv,
+                "granularity": win.granularity, "slice_key": key, "slice_value": value}
+        if model_col:
+            base[model_col] = model
+        table_row = dict(base, column_name=TABLE, count=grp.num_rows, num_nulls=0,
+                         non_null_columns=list(summary.non_null_columns))
+        if log_type == "INPUT" or cfg.inference_log is not None:
+            quality = _quality(plan, grp, key, value, slice_exprs)
+            fair_key = quality.pop("_fairness_slice", None)
+            table_row.update(quality)
+            if fair_key is not None:
+                if log_type == "INPUT":
+                    parent = by_key.get((win.granularity, win.start, model, None, None))
+                    parent_rows = parent[0][-1] if parent else None
+                else:
+                    parent = base_by_slice.get((None, None))
+                    parent_rows = parent[0] if parent else None
+                if parent_rows is not None:
+                    table_row.update(_fairness(plan, parent_rows, slice_exprs[fair_key]))
+        for (name, col), val in summary.metrics.items():
+            if col == TABLE:
+                table_row[name] = val
+        profile_rows.append(table_row)
+        for col in plan.columns:
+            row = dict(base, column_name=col, **summary.profiles[col].as_row())
+            for (name, mcol), val in summary.metrics.items():
+                if mcol == col:
+                    row[name] = val
+            profile_rows.append(row)
+
+    for (gran, start, model, key, value), (task, summary) in by_key.items():
+        win, grp = task[0], task[-1]
+        if profile_windows is None or start in profile_windows.get(gran, set()):
+            emit_profiles(win, model, key, value, grp, summary, "INPUT")
+        if drift_windows is not None and start not in drift_windows.get(gran, set()):
+            continue
+        prev_start = previous_window(start, gran) if ts_col is not None else None
+        prev = by_key.get((gran, prev_start, model, key, value)) if prev_start is not None else None
+        if prev is not None:
+            drift_rows.extend(_drift_rows(plan, win, prev[0][0], "CONSECUTIVE", model, key, value, summary, prev[1]))
+        base = base_by_slice.get((key, value))
+        if base is not None:
+            base_win = _baseline_window(base[0], ts_col)
+            drift_rows.extend(_drift_rows(plan, win, base_win, "BASELINE", model, key, value, summary, base[1]))
+
+    if baseline is not None:
+        for gran in (cfg.granularities or ["snapshot"]):
+            for (key, value), (grp, summary) in base_by_slice.items():
+                bwin = _baseline_window(grp, ts_col)
+                emit_profiles(Window(gran, bwin.start, bwin.end), ALL_MODELS, key, value, grp, summary, "BASELINE")
+
+    return _to_table(profile_rows, profile_schema(cfg)), _to_table(drift_rows, drift_schema(cfg))
+
+
+def _baseline_window(rows: pa.Table, ts_col: str | None) -> Window:
+    """The baseline's window spans its own timestamps (epoch when it has none or no rows)."""
+    if ts_col and ts_col in rows.column_names and rows.num_rows and rows.column(ts_col).null_count < rows.num_rows:
+        lo = pc.min(rows.column(ts_col)).as_py()
+        hi = pc.max(rows.column(ts_col)).as_py()
+        return Window("baseline", lo, hi)
+    return Window("baseline", _EPOCH, _EPOCH)
+
+
+def _delta(a, b):
+    return None if a is None or b is None else float(a) - float(b)
+
+
+def _drift_rows(plan: Plan, win: Window, cmp: Window, drift_type: str, model: str, key, value,
+                cur: GroupSummary, ref: GroupSummary) -> Iterable[dict]:
+    cfg = plan.cfg
+    base = {"window": {"start": win.start, "end": win.end}, "granularity": win.granularity,
+            "monitor_version": plan.version, "slice_key": key, "slice_value": value,
+            "window_cmp": {"start": cmp.start, "end": cmp.end}, "drift_type": drift_type}
+    if cfg.model_id_col:
+        base[cfg.model_id_col] = model
+    added = len(set(cur.non_null_columns) - set(ref.non_null_columns))
+    missing = len(set(ref.non_null_columns) - set(cur.non_null_columns))
+    table_row = dict(base, column_name=TABLE, data_type=None, count=cur.rows, count_cmp=ref.rows,
+                     count_delta=float(cur.rows - ref.rows),
+                     non_null_columns_delta={"added": added, "missing": missing})
+    table_row.update(_custom_drift(plan, TABLE, cur, ref))
+    yield table_row
+    for col in plan.columns:
+        pc_, pr = cur.profiles[col], ref.profiles[col]
+        c, r = pc_.as_row(), pr.as_row()
+        row = dict(base, column_name=col, data_type=pc_.data_type, count=pc_.count, count_cmp=pr.count,
+                   count_delta=float(pc_.count - pr.count), avg_delta=_delta(c["avg"], r["avg"]),
+                   percent_null_delta=_delta(c["percent_null"], r["percent_null"]),
+                   percent_zeros_delta=_delta(c["percent_zeros"], r["percent_zeros"]),
+                   percent_distinct_delta=_delta(c["percent_distinct"], r["percent_distinct"]))
+        if col in cur.numeric:
+            nd = stats.numeric_drift(ref.numeric[col], cur.numeric[col], psi_bins=cfg.psi_bins)
+            if nd is not None:
+                row.update(ks_test={"statistic": nd.ks_statistic, "pvalue": nd.ks_pvalue},
+                           wasserstein_distance=nd.wasserstein, population_stability_index=nd.psi)
+        elif col in cur.categories:
+            cd = stats.categorical_drift(ref.categories[col], cur.categories[col])
+            if cd is not None:
+                row.update(chi_squared_test={"statistic": cd.chi2_statistic, "pvalue": cd.chi2_pvalue},
+                           js_distance=cd.js_distance, tv_distance=cd.tv_distance,
+                           l_infinity_distance=cd.l_infinity_distance)
+        row.update(_custom_drift(plan, col, cur, ref))
+        yield row
+
+
+def _custom_drift(plan: Plan, col: str, cur: GroupSummary, ref: GroupSummary) -> dict:
+    out = {}
+    for name, mcol, expr in plan.drifts:
+        if mcol != col:
+            continue
+        env = {f"current_{m}": [v] for (m, c), v in cur.metrics.items() if c == col}
+        env.update({f"base_{m}": [v] for (m, c), v in ref.metrics.items() if c == col})
+        try:
+            result = expr.evaluate(pa.table(env)) if env else None
+            if isinstance(result, (pa.Array, pa.ChunkedArray)):
+                result = result[0].as_py()
+            out[name] = _as_float(result)
+        except (ExpressionError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            out[name] = None
+    return out
+
+
+def _to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    columns = {name: [r.get(name) for r in rows] for name in schema.names}
+    for name in ("precision", "recall", "f1_score", *_FAIRNESS):
+        if name in columns:
+            columns[name] = [_map_items(v) for v in columns[name]]
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def _map_items(value):
+    if value is None:
+        return None
+    if isinstance(value, dict) and "one_vs_all" in value:
+        return dict(value, one_vs_all=list(value["one_vs_all"].items()))
+    if isinstance(value, dict):
+        return list(value.items())
+    return value

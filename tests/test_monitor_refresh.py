@@ -1,0 +1,165 @@
+"""monitoring.refresh: documented tables, incremental refresh, no-op, bad input, atomic failure."""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+import monitoring
+from driftgate.errors import MonitorError, TableError
+from monitoring import engine
+from workspace.tables import DeltaTableStore
+from tests.monitor_data import START, inference_log
+
+
+@pytest.fixture
+def ws(settings, tmp_path):
+    """Only the table store: refresh needs nothing else, and MLflow setup is slow."""
+    return SimpleNamespace(settings=settings, tables=DeltaTableStore(tmp_path / "tables"))
+
+
+@pytest.fixture
+def mon(ws):
+    cfg = ws.settings.monitor.model_copy(update={"slicing_exprs": ["senior", "age < 40"]})
+    ws.tables.write(cfg.baseline_table_name, inference_log(3, seed=1))
+    ws.tables.write(cfg.table_name, inference_log(6, seed=2, drift_from=4))
+    return cfg
+
+
+def _sorted(table: pa.Table, cfg) -> list[dict]:
+    rows = table.to_pylist()
+    key = lambda r: (r["granularity"], str(r["window"]["start"]), r.get("log_type") or "", r.get("drift_type") or "",
+                     r[cfg.model_id_col], r["slice_key"] or "", r["slice_value"] or "", r["column_name"])
+    return sorted(rows, key=key)
+
+
+def test_first_refresh_writes_documented_tables(ws, mon):
+    result = monitoring.refresh(ws, mon)
+    assert result.mode == "full" and result.profile_rows > 0 and result.drift_rows > 0
+    profile = ws.tables.read(mon.profile_metrics_table)
+    drift = ws.tables.read(mon.drift_metrics_table)
+    assert profile.schema.equals(engine.profile_schema(mon)) or set(engine.profile_schema(mon).names) <= set(
+        profile.column_names)
+    assert set(engine.drift_schema(mon).names) <= set(drift.column_names)
+    assert profile.schema.field("window").type == pa.struct([("start", pa.timestamp("us", tz="UTC")),
+                                                             ("end", pa.timestamp("us", tz="UTC"))])
+    rows = profile.to_pylist()
+    # whole table, all models, one day: a ':table' row with the row count and quality metrics
+    day0 = [r for r in rows if r["log_type"] == "INPUT" and r["slice_key"] is None and r["model_id"] == "*"
+            and r["column_name"] == ":table" and r["window"]["start"] == START]
+    assert len(day0) == 1 and day0[0]["count"] == 200
+    assert 0 <= day0[0]["accuracy_score"] <= 1 and set(day0[0]["f1_score"]) >= {"macro", "weighted", "one_vs_all"}
+    assert day0[0]["window"]["end"] - day0[0]["window"]["start"] == timedelta(days=1)
+    assert {r["model_id"] for r in rows} == {"*", "1"}
+    assert {r["log_type"] for r in rows} == {"INPUT", "BASELINE"}
+    assert {(r["slice_key"], r["slice_value"]) for r in rows} >= {
+        (None, None), ("senior", "true"), ("senior", "false"), ("age < 40", "true"), ("age < 40", "false")}
+    assert all(r["logging_table_commit_version"] == result.source_version for r in rows if r["log_type"] == "INPUT")
+    # fairness maps on the protected group's row only
+    prot = [r for r in rows if r["slice_key"] == "senior" and r["column_name"] == ":table"]
+    assert all((r["statistical_parity"] is not None) == (r["slice_value"] == "true") for r in prot)
+    drows = drift.to_pylist()
+    assert {r["drift_type"] for r in drows} == {"CONSECUTIVE", "BASELINE"}
+    first_consecutive = min(r["window"]["start"] for r in drows if r["drift_type"] == "CONSECUTIVE")
+    assert first_consecutive == START + timedelta(days=1)  # day 0 has no previous window
+    num = [r for r in drows if r["column_name"] == "monthly_charges"]
+    assert all(r["ks_test"] is not None and r["js_distance"] is None for r in num)
+    cat = [r for r in drows if r["column_name"] == "plan"]
+    assert all(r["chi_squared_test"] is not None and r["ks_test"] is None for r in cat)
+    # drift shows up after day 4 against the baseline, on the whole table, all models
+    def ks(day):
+        return next(r["ks_test"]["statistic"] for r in num if r["drift_type"] == "BASELINE" and r["slice_key"] is None
+                    and r["model_id"] == "*" and r["window"]["start"] == START + timedelta(days=day))
+    assert ks(5) > 3 * ks(1)
+
+
+def test_noop_refresh_changes_nothing(ws, mon):
+    monitoring.refresh(ws, mon)
+    versions = (ws.tables.version(mon.profile_metrics_table), ws.tables.version(mon.drift_metrics_table))
+    result = monitoring.refresh(ws, mon)
+    assert result.mode == "noop" and result.seconds < 0.5
+    assert versions == (ws.tables.version(mon.profile_metrics_table), ws.tables.version(mon.drift_metrics_table))
+
+
+def test_incremental_refresh_equals_full_recompute(ws, mon, tmp_path):
+    monitoring.refresh(ws, mon)
+    ws.tables.write(mon.table_name, inference_log(1, seed=5, start=START + timedelta(days=6), drift_from=0))
+    late = inference_log(1, rows_per_day=20, seed=6, start=START + timedelta(days=2))  # late rows for day 2
+    ws.tables.write(mon.table_name, late)
+    result = monitoring.refresh(ws, mon)
+    assert result.mode == "incremental"
+    assert {s for _, s in result.windows} == {START + timedelta(days=d) for d in (2, 3, 6)}
+    incremental = (ws.tables.read(mon.profile_metrics_table), ws.tables.read(mon.drift_metrics_table))
+
+    fresh = SimpleNamespace(tables=DeltaTableStore(tmp_path / "fresh"))
+    fresh.tables.write(mon.baseline_table_name, ws.tables.read(mon.baseline_table_name))
+    fresh.tables.write(mon.table_name, ws.tables.read(mon.table_name))
+    monitoring.refresh(fresh, mon)
+    full = (fresh.tables.read(mon.profile_metrics_table), fresh.tables.read(mon.drift_metrics_table))
+    drop = lambda t: t.drop_columns(["logging_table_commit_version"]) if "logging_table_commit_version" in \
+        t.column_names else t
+    assert _sorted(drop(incremental[1]), mon) == _sorted(drop(full[1]), mon)
+    assert _sorted(drop(incremental[0]), mon) == _sorted(drop(full[0]), mon)
+
+
+def test_late_labels_recompute_their_window(ws, mon):
+    cfg = mon
+    log = inference_log(3, seed=3, label_fraction=0.0)
+    ws.tables.write(cfg.table_name, log, mode="overwrite")
+    monitoring.refresh(ws, cfg)
+    day1 = lambda: next(r for r in ws.tables.read(cfg.profile_metrics_table).to_pylist()
+                        if r["column_name"] == ":table" and r["slice_key"] is None and r["model_id"] == "*"
+                        and r["log_type"] == "INPUT" and r["window"]["start"] == START + timedelta(days=1))
+    assert day1()["labeled_count"] == 0 and day1()["accuracy_score"] is None
+    labelled = inference_log(3, seed=3, label_fraction=1.0)
+    day = pc.equal(pc.floor_temporal(labelled.column("timestamp"), unit="day"), pa.scalar(START + timedelta(days=1)))
+    ws.tables.write(cfg.table_name, labelled.filter(day), replace_where="timestamp >= '2026-06-02T00:00:00Z' AND "
+                    "timestamp < '2026-06-03T00:00:00Z'")
+    result = monitoring.refresh(ws, cfg)
+    assert result.mode == "incremental"
+    assert day1()["labeled_count"] == 200 and day1()["accuracy_score"] is not None
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"table_name": "main.driftgate_demo.nope"}, "monitored table does not exist"),
+    ({"slicing_exprs": ["age <"]}, "slicing_exprs"),
+    ({"slicing_exprs": ["nosuch > 3"]}, "unknown column"),
+])
+def test_bad_config_is_one_clear_error(ws, mon, change, message):
+    with pytest.raises(MonitorError, match=message):
+        monitoring.refresh(ws, mon.model_copy(update=change))
+    assert not ws.tables.exists(mon.profile_metrics_table)
+
+
+def test_wrong_timestamp_type_names_the_column(ws, mon):
+    bad = inference_log(2, seed=1)
+    bad = bad.set_column(bad.schema.get_field_index("timestamp"), "timestamp",
+                         pc.cast(pc.cast(bad.column("timestamp"), pa.int64()), pa.int64()))
+    ws.tables.write("main.driftgate_demo.badlog", bad)
+    with pytest.raises(MonitorError, match="'timestamp' must be a timestamp"):
+        monitoring.refresh(ws, mon.model_copy(update={"table_name": "main.driftgate_demo.badlog"}))
+
+
+def test_failed_write_leaves_tables_as_they_were(ws, mon, monkeypatch):
+    monitoring.refresh(ws, mon)
+    before = (ws.tables.read(mon.profile_metrics_table), ws.tables.read(mon.drift_metrics_table))
+    ws.tables.write(mon.table_name, inference_log(1, seed=9, start=START + timedelta(days=6)))
+    real = ws.tables.write
+
+    def failing(name, data, **kw):
+        if name == mon.profile_metrics_table:
+            raise TableError(f"{name}: disk full", table=name)
+        return real(name, data, **kw)
+
+    monkeypatch.setattr(ws.tables, "write", failing)
+    with pytest.raises(TableError):
+        monitoring.refresh(ws, mon)
+    monkeypatch.undo()
+    after = (ws.tables.read(mon.profile_metrics_table), ws.tables.read(mon.drift_metrics_table))
+    assert _sorted(after[0], mon) == _sorted(before[0], mon)
+    assert _sorted(after[1], mon) == _sorted(before[1], mon)
+    assert monitoring.refresh(ws, mon).mode == "incremental"  # the missed day is still pending
