@@ -59,7 +59,8 @@ class DemoConfig(StrictModel):
     rows_per_day: int = Field(600, ge=50)
     drift_onset_day: int = Field(10, ge=1, description="served day on which covariate + concept drift begins")
     drift_strength: float = Field(1.0, ge=0.0, le=3.0)
-    start_date: str = "2026-06-01"
+    start_date: str | None = None
+    """ISO date of the first simulated day; default: so that serving ends today."""
 
 
 class Settings(StrictModel):
