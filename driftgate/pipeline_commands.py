@@ -75,3 +75,11 @@ def _reason_lines(decision) -> list[str]:
         summary = getattr(reason, "summary", None)
         lines.append(summary() if callable(summary) else str(reason))
     return lines
+
+
+def init(conf: ConfOpt = None, env: EnvOpt = None, set_: SetOpt = None) -> None:
+    """Create the local workspace and the project's MLflow experiment; print its name."""
+    with cli_errors():
+        ws = workspace_from(conf, env, set_)
+        ws.experiment_id()
+    print(ws.settings.project.experiment_name)
