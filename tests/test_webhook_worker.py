@@ -143,17 +143,39 @@ def test_queue_survives_a_restart(tmp_path):
     assert launcher.requests[0].run_key == key
 
 
+def _crash_mid_launch(wh, clock):
+    """A worker took the request, took the key and died while launching."""
+    item = wh.worker.queue.take(now=clock(), lease_seconds=60)
+    assert wh.worker.store.take(item.run_key)
+    wh.worker.queue.mark(item.run_key, "launching")
+    clock.advance(61)
+    return item.run_key
+
+
 def test_a_local_run_interrupted_by_a_crash_is_not_started_again(tmp_path):
     launcher = FakeJobLauncher(idempotent=False)
     wh, _, audit, clock = make(tmp_path, "webhook.lease_seconds=60", launcher=launcher)
-    key = deliver(wh)[1]["run_key"]
-    # Simulate a worker that took the request, marked it running and died mid-run.
-    item = wh.worker.queue.take(now=clock(), lease_seconds=60)
-    wh.worker.store.finish(item.run_key, "running")
-    clock.advance(61)
+    deliver(wh)
+    key = _crash_mid_launch(wh, clock)
     assert wh.worker.drain() == ["failed"]
     assert launcher.launches == 0
     assert "not started again" in wh.worker.store.get(key).reason
+
+
+def test_a_jobs_api_launch_interrupted_by_a_crash_is_retried_with_the_same_token(tmp_path):
+    wh, launcher, _, clock = make(tmp_path, "webhook.lease_seconds=60")
+    deliver(wh)
+    key = _crash_mid_launch(wh, clock)
+    assert wh.worker.drain() == ["launched"]
+    assert [r.run_key for r in launcher.requests] == [key]
+
+
+def test_a_key_taken_by_the_watch_runner_is_not_launched_again(tmp_path):
+    wh, launcher, _, _ = make(tmp_path)
+    key = deliver(wh)[1]["run_key"]
+    assert wh.worker.store.take(key)  # ``driftgate watch``'s webhook trigger got there first
+    assert wh.worker.drain() == ["duplicate"]
+    assert launcher.launches == 0
 
 
 def test_gate_deferred_to_the_job_still_launches_once(tmp_path):

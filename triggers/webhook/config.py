@@ -66,3 +66,4 @@ class WebhookConfig(StrictModel):
     lease_seconds: int = Field(600, ge=10)
     """A request taken by a worker that died is retaken after this long."""
     launch: LaunchConfig = LaunchConfig()
+    """How the worker starts the retraining job (in-process, or through the Jobs API)."""

@@ -126,6 +126,11 @@ class AlertQueue:
                 (not_before, attempts, note, json.dumps(decision, default=str) if decision else None, run_key),
             )
 
+    def mark(self, run_key: str, note: str) -> None:
+        """Note a step on a taken request (``launching``), so a worker that retakes it knows."""
+        with self._connect() as conn:
+            conn.execute("UPDATE requests SET note = ? WHERE run_key = ?", (note, run_key))
+
     def finish(self, run_key: str, outcome: str, *, now: float, run_id: str | None = None,
                note: str | None = None, launched: bool = False) -> None:
         """Mark a request done with ``outcome`` (``launched``, ``skipped``, ``failed``, ``recorded``)."""

@@ -39,7 +39,7 @@ GateFn = Callable[[], Any]
 AuditFn = Callable[..., Any]
 """``audit(kind, *, run_key, subject, status, details)``, as :func:`driftgate.audit.record_event` without ``ws``."""
 
-_FINISHED = ("running", "succeeded", "failed", "skipped")
+_DONE = ("succeeded", "failed", "skipped")
 
 
 def audit_to_workspace(ws) -> AuditFn:
@@ -169,13 +169,9 @@ class Worker:
     def _launch(self, item: QueueItem) -> str:
         alert, key = item.alert, item.run_key
         record = self.store.get(key)
-        if record is not None and record.status in _FINISHED:
-            if record.status == "running" and not self.launcher.idempotent:
-                # Marked running right before an in-process launch: the worker stopped mid-run.
-                reason = "a local run for this key started before the worker stopped; not started again"
-                self.audit("launch", run_key=key, subject=alert.get("alert_id"), status="failed",
-                           details={"reason": reason})
-                return self._finish(item, "failed", "failed", reason=reason)
+        crashed_mid_launch = item.note == "launching"
+        if record is not None and (record.status in _DONE or (record.status == "running" and not crashed_mid_launch)):
+            # Finished earlier, or taken by another runner (``driftgate watch`` consumes the same keys).
             self.queue.finish(key, "duplicate", now=self._now(), note=f"run key already {record.status}")
             return "duplicate"
         if item.attempts == 0 and item.decision is None and item.note is None:
@@ -212,8 +208,20 @@ class Worker:
             "trigger": SOURCE, "run_key": key, "alert_id": str(alert.get("alert_id")),
             "evaluated_at": str(alert.get("evaluated_at") or ""),
         })
-        if not self.launcher.idempotent:
-            self.store.finish(key, "running", at=self._at(self._now()))
+        if crashed_mid_launch:
+            if not self.launcher.idempotent:
+                reason = "the worker stopped while launching this key in-process; not started again (check the run)"
+                self.audit("launch", run_key=key, subject=alert.get("alert_id"), status="failed",
+                           details={"reason": reason})
+                return self._finish(item, "failed", "failed", reason=reason)
+            # The Jobs API idempotency token turns a repeated launch into the same run.
+        else:
+            if record is None:  # the state file was reset under a queued request
+                self.store.claim(key, source=SOURCE, details=alert, status="queued")
+            if not self.store.take(key, at=self._at(self._now())):
+                self.queue.finish(key, "duplicate", now=self._now(), note="taken by another runner")
+                return "duplicate"
+        self.queue.mark(key, "launching")
         attempts = item.attempts + 1
         try:
             result = self.launcher.launch(request)
@@ -256,9 +264,8 @@ class Worker:
         backoff = min(launch.max_backoff_seconds, launch.backoff_seconds * 2 ** (attempts - 1))
         self.audit("launch", run_key=key, subject=item.alert.get("alert_id"), status="retrying",
                    details={"error": error, "attempts": attempts, "retry_in_seconds": backoff})
-        if not self.launcher.idempotent:
-            # The local run never started; let the retry start it.
-            self.store.finish(key, "queued", at=self._at(self._now()))
+        # Nothing started; hand the key back so whoever retries may take it.
+        self.store.set_status(key, "queued")
         self.queue.defer(key, not_before=self._now() + backoff, attempts=attempts, decision=decision, note="retry")
         return "retrying"
 
