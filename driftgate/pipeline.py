@@ -105,7 +105,7 @@ def run_retraining_job(ws, *, trigger: str, run_key: str | None = None, now: dat
         # Each job run gets its own task-values folder, as each Databricks run does.
         ws = dataclasses.replace(ws, task_values=LocalTaskValues(ws.root, job_run_id, EVALUATE_TASK))
 
-    decision = gating.evaluate(ws, ws.settings.gate, now=now, trigger=trigger)
+    decision = gating.evaluate(ws, ws.settings.gate, now=now, trigger=trigger, run_key=run_key)
     result = JobRunResult(job_run_id, trigger, run_key, decision, "skip", champion_before=champion_before)
     if not _condition(ws.task_values):
         result.notes.append(f"gate said {_status(decision)}: retraining branch skipped")

@@ -71,9 +71,9 @@ def print_demo_summary(summary, ws) -> None:
 
 def _reason_lines(decision) -> list[str]:
     lines = []
-    for reason in getattr(decision, "reasons", []) or []:
-        summary = getattr(reason, "summary", None)
-        lines.append(summary() if callable(summary) else str(reason))
+    for rule in getattr(decision, "reasons", []) or []:
+        fired = f" (fired: {', '.join(rule.fired_columns[:5])})" if rule.fired_columns else ""
+        lines.append(f"{rule.name}: {rule.status} - {rule.reason}{fired}")
     return lines
 
 

@@ -46,7 +46,7 @@ def stages(monkeypatch):
     calls: list[str] = []
     state = {"exceeded": True, "registered": True}
 
-    def evaluate(ws, gate_cfg, *, now=None, trigger="manual", publish=True):
+    def evaluate(ws, gate_cfg, *, now=None, trigger="manual", publish=True, run_key=None):
         calls.append(f"evaluate:{trigger}")
         ws.task_values.set("drift_exceeded", state["exceeded"])
         return _Decision(state["exceeded"], "EXCEEDED" if state["exceeded"] else "OK")
