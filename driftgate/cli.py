@@ -19,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+app.command("init")(pipeline_commands.init)
 app.command("demo")(pipeline_commands.demo)
 app.command("run")(pipeline_commands.run)
 app.command("monitor")(monitoring_cmds.monitor)

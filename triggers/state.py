@@ -205,6 +205,29 @@ class StateStore:
             if cur.rowcount == 0:
                 raise KeyError(f"run key {run_key!r} was never claimed")
 
+    def take(self, run_key: str, *, at: datetime | None = None) -> bool:
+        """Atomically move a ``claimed`` or ``queued`` key to ``running``; True for exactly one caller.
+
+        The launch guard: whoever claimed a key, only the caller that takes it launches.
+        """
+        with self._connect() as conn:
+            cur = conn.execute(
+                "UPDATE run_keys SET status = 'running', finished_at = NULL, claimed_at = claimed_at "
+                "WHERE run_key = ? AND status IN ('claimed', 'queued')",
+                (run_key,),
+            )
+            return cur.rowcount == 1
+
+    def set_status(self, run_key: str, status: str, *, reason: str | None = None) -> None:
+        """Change a key's status without finishing it (e.g. ``queued`` behind a running job)."""
+        if status not in RUN_STATUSES:
+            raise ValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
+        with self._connect() as conn:
+            cur = conn.execute("UPDATE run_keys SET status = ?, reason = COALESCE(?, reason) WHERE run_key = ?",
+                               (status, reason, run_key))
+            if cur.rowcount == 0:
+                raise KeyError(f"run key {run_key!r} was never claimed")
+
     def release(self, run_key: str) -> None:
         """Forget a claim whose launch never started, so a retry may claim it again."""
         with self._connect() as conn:
