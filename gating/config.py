@@ -160,6 +160,8 @@ def _duration(value: Any) -> Any:
         m = _DURATION.match(value)
         if m:
             return timedelta(seconds=float(m[1]) * _UNITS[m[2][0].lower()])
+        if re.match(r"^-?P", value.strip()):  # ISO 8601 ("P2D"), as model_dump(mode="json") writes it
+            return value
     raise ValueError(f"must be a duration such as '36 hours', '2 days' or seconds, got {value!r}")
 
 
