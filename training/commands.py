@@ -15,10 +15,11 @@ ParamsOpt = Annotated[Optional[str], typer.Option(
     "--params", help='estimator parameters as JSON, e.g. \'{"learning_rate": 0.05}\'', show_default=False)]
 BestOpt = Annotated[bool, typer.Option("--use-best-params/--no-best-params",
                                        help="start from the tuning study's best parameters")]
-TrialsOpt = Annotated[Optional[int], typer.Option("--n-trials", "-n", min=1, show_default=False,
-                                                  help="total finished trials wanted in the study")]
-TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", min=0, show_default=False,
-                                                     help="seconds this call may spend")]
+TrialsOpt = Annotated[Optional[int], typer.Option(
+    "--n-trials", "-n", min=0, show_default=False,
+    help="total finished trials wanted in the study (default / 0: tuning.n_trials)")]
+TimeoutOpt = Annotated[Optional[float], typer.Option(
+    "--timeout", min=0, show_default=False, help="seconds this call may spend (default / 0: tuning.timeout_seconds)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
 
 
@@ -50,10 +51,11 @@ def train(
     from training import train as train_stage
 
     with cli_errors():
+        parsed = _params(params)
         ws = workspace_from(conf, env, set_)
         reason = {"trigger": trigger, **({"decision_id": decision_id} if decision_id else {})}
         with console.status(f"training {ws.settings.training.estimator} on {ws.settings.training.table}"):
-            result = train_stage(ws, reason=reason, params=_params(params), use_best_params=use_best_params)
+            result = train_stage(ws, reason=reason, params=parsed, use_best_params=use_best_params)
         ws.task_values.set("model_version", result.version or "")
         ws.task_values.set("registered", result.registered)
     if as_json:
@@ -83,6 +85,7 @@ def tune(
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
+        n_trials, timeout = n_trials or None, timeout or None  # 0 (the MLproject default) means "as configured"
         target = n_trials or ws.settings.tuning.n_trials
         metric = ws.settings.tuning.metric
         columns = (TextColumn("[bold]tuning[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),

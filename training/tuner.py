@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -97,9 +98,12 @@ def _storage(url: str, heartbeat: int):
 
     try:
         # Heartbeats let a later worker fail the trials of a killed one, so the study moves on;
-        # the retry callback re-runs such a trial's parameters once.
-        return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                          failed_trial_callback=RetryFailedTrialCallback(max_retry=1))
+        # the retry callback re-runs such a trial's parameters once. (Both are "experimental"
+        # in Optuna since 2.8; the warning is noise on every command.)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                              failed_trial_callback=RetryFailedTrialCallback(max_retry=1))
     except (optuna.exceptions.StorageInternalError, ImportError, ValueError) as exc:
         raise ConfigError(f"tuning.storage: cannot open {_masked(url)!r}: {exc}", key="tuning.storage") from exc
     except Exception as exc:  # sqlalchemy's errors (bad dialect, unreachable host)
