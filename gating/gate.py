@@ -380,7 +380,8 @@ class _RowCounts:
 
     def _load(self, granularity, model_id, slice_key, slice_value) -> dict[datetime, int]:
         t = self.profile
-        if t is None or isinstance(t, Unreadable) or t.num_rows == 0 or not {"window", "count", "column_name"} <= set(t.column_names):
+        if (t is None or isinstance(t, Unreadable) or t.num_rows == 0
+                or not {"window", "count", "column_name"} <= set(t.column_names)):
             return {}
         masks = [pc.equal(t["granularity"], granularity)] if "granularity" in t.column_names else []
         if "log_type" in t.column_names:

@@ -12,8 +12,35 @@ from driftgate.errors import ConfigError
 from gating import evaluate, read_decisions
 from gating.testing import day, drift_rows, profile_rows
 
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 FEATURES = ["tenure_months", "monthly_charges", "usage_gb", "age", "plan", "region"]
 NOW = day(12) + timedelta(hours=3)
+
+
+@pytest.fixture(scope="module")
+def base_ws(tmp_path_factory):
+    """One local workspace (one MLflow store) for the module: creating the store is the slow part."""
+    from workspace import open_workspace
+
+    root = tmp_path_factory.mktemp("gate") / ".driftgate"
+    return open_workspace(load_settings(REPO_ROOT / "conf", "local", (f"workspace.root={root}",)))
+
+
+@pytest.fixture
+def ws(base_ws, request):
+    """A workspace of its own per test: own schema for every table, own task values, shared MLflow."""
+    import dataclasses
+    import re
+
+    from workspace.task_values import LocalTaskValues
+
+    schema = "main.t_" + re.sub(r"\W", "_", request.node.name)[:40]
+    settings = load_settings(REPO_ROOT / "conf", "local", (
+        f"workspace.root={base_ws.root}", f"project.audit_schema={schema}", f"monitor.output_schema_name={schema}"))
+    return dataclasses.replace(base_ws, settings=settings,
+                               task_values=LocalTaskValues(base_ws.root, request.node.name[:40], "driftgate"))
 
 
 def write_metrics(ws, drifted_from: int | None, days: int = 12):
@@ -133,19 +160,42 @@ def test_bad_rules_fail_at_load_with_the_rule_path(tmp_path, yaml_rule, expected
     assert expected in str(exc.value)
 
 
-def test_cli_gate_prints_decision(settings, ws, monkeypatch):
+def test_cli_gate_prints_decision(ws):
     from typer.testing import CliRunner
 
     from driftgate.cli import app
 
     write_metrics(ws, drifted_from=8)
-    root = settings.workspace.root
-    res = CliRunner().invoke(app, ["gate", "--set", f"workspace.root={root}", "--now", NOW.isoformat()])
+    root = ws.settings.workspace.root
+    schema = ws.settings.project.audit_schema
+    sets = ["--set", f"workspace.root={root}", "--set", f"project.audit_schema={schema}",
+            "--set", f"monitor.output_schema_name={schema}"]
+    res = CliRunner().invoke(app, ["gate", *sets, "--now", NOW.isoformat()])
     assert res.exit_code == 0, res.output
     assert "EXCEEDED" in res.output and "drift_exceeded=true" in res.output
-    res = CliRunner().invoke(app, ["gate", "--set", f"workspace.root={root}", "--now", NOW.isoformat(), "--json"])
+    res = CliRunner().invoke(app, ["gate", *sets, "--now", NOW.isoformat(), "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["status"] == "EXCEEDED" and out["reasons"][0]["name"] == "feature_drift_psi"
-    res = CliRunner().invoke(app, ["gate", "--set", f"workspace.root={root}", "--now", "yesterday"])
+    res = CliRunner().invoke(app, ["gate", *sets, "--now", "yesterday"])
     assert res.exit_code == 1 and "--now: must be an ISO 8601 time" in res.output
+
+
+def test_readme_rule_examples_load_and_decide(tmp_path):
+    """The rule language documented in the README is valid configuration."""
+    import re
+
+    from gating import decide
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("<!-- section: gate -->")[1].split("<!-- section:")[0]
+    block = re.search(r"```yaml\n(gate:.*?)```", section, re.S)[1]
+    conf = tmp_path / "conf"
+    (conf / "base").mkdir(parents=True)
+    (conf / "base" / "driftgate.yml").write_text(block)
+    settings = load_settings(conf, "local")
+    names = [r.name for r in settings.gate.rules]
+    assert names == ["feature_drift_psi", "plan_region_js", "ks_any", "f1_drop", "senior_parity"]
+    d = decide({"drift": drift_rows(12, FEATURES, lambda d, c: 0.03), "profile": profile_rows(12)},
+               settings.gate, now=NOW)
+    assert d.status in ("OK", "INSUFFICIENT_DATA") and len(d.reasons) == 5

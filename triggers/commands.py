@@ -46,7 +46,7 @@ def watch(
         if once:
             runner.recover()
             for outcome in runner.tick():
-                console.print(outcome.describe(), highlight=False)
+                console.print(outcome.describe(), highlight=False, markup=False)
             runner.wait_idle(timeout=24 * 3600)
             runner.stop()
             return
@@ -55,7 +55,7 @@ def watch(
         try:
             runner.run_forever(poll_interval=poll or ws.settings.triggers.poll_interval_seconds, stop=stop,
                                max_ticks=max_ticks,
-                               on_tick=lambda o: console.print(o.describe(), highlight=False) if not o.skip
+                               on_tick=lambda o: console.print(o.describe(), highlight=False, markup=False) if not o.skip
                                or o.error else None)
         except KeyboardInterrupt:
             console.print("stopping: letting the active run finish; queued requests stay queued")
