@@ -25,9 +25,12 @@ install: $(VENV)/.core
 install-dev: $(VENV)/.dev
 
 ## demo: install, then run the main job (the whole loop) on embedded defaults
+# The MLproject run is tracked in the same local store as the stages (nothing outside .driftgate/).
 demo: $(VENV)/.core
-	$(ACTIVATE) $(BIN)/mlflow run . -e main --env-manager local \
-	  --experiment-name /Shared/driftgate/mlproject-runs
+	@mkdir -p .driftgate
+	$(ACTIVATE) MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/.driftgate/mlflow.db \
+	  $(BIN)/mlflow run . -e main --env-manager local \
+	  --experiment-name "$$($(BIN)/driftgate init)"
 
 ## test: install with dev extras and run the whole suite
 test: $(VENV)/.dev

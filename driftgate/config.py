@@ -43,8 +43,11 @@ class ProjectConfig(StrictModel):
     """Names shared by every stage; the same three-level names in every profile."""
 
     model_name: ModelName = "main.driftgate_demo.churn_model"
+    """Registered model, three-level as in Unity Catalog; aliases champion/challenger/previous_champion."""
     experiment_name: str = "/Shared/driftgate/churn_model"
+    """MLflow experiment every stage logs its runs to (a workspace path on Databricks)."""
     inference_table: TableName = "main.driftgate_demo.inference_log"
+    """The table the champion's served requests, predictions and late labels land in."""
     audit_schema: SchemaName = "main.driftgate_demo"
     """Where the audit trail tables live (``<audit_schema>.driftgate_decisions`` ...)."""
 
@@ -53,19 +56,25 @@ class DemoConfig(StrictModel):
     """The seeded demo world written by ``driftgate demo`` / ``make demo``."""
 
     seed: int = 7
+    """Seed of the generator: the same seed gives the same world."""
     customers: int = Field(4000, ge=200)
+    """Distinct customers making requests."""
     history_days: int = Field(60, ge=14, description="days of labelled history before the champion ships")
     served_days: int = Field(21, ge=4, description="days the champion serves before the gate runs")
     rows_per_day: int = Field(600, ge=50)
-    drift_onset_day: int = Field(10, ge=1, description="served day on which covariate + concept drift begins")
+    """Mean requests per day (Poisson)."""
+    drift_onset_day: int = Field(6, ge=1, description="served day on which covariate + concept drift begins")
     drift_strength: float = Field(1.0, ge=0.0, le=3.0)
-    start_date: str = "2026-06-01"
+    """Scale of the covariate shift and the change in P(y|x); 0 means no drift at all."""
+    start_date: str | None = None
+    """ISO date of the first simulated day; default: so that serving ends today."""
 
 
 class Settings(StrictModel):
     """The whole, validated configuration of one driftgate deployment."""
 
     env: Literal["local", "databricks"] = "local"
+    """Set by the loader from --env / $DRIFTGATE_ENV; selects the conf overlay."""
     workspace: WorkspaceConfig = WorkspaceConfig()
     project: ProjectConfig = ProjectConfig()
     demo: DemoConfig = DemoConfig()

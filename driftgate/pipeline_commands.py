@@ -1,14 +1,85 @@
 """Command-line entry points of the whole loop: ``demo`` and ``run``."""
 from __future__ import annotations
 
-from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, not_built
+import json
+
+from rich.table import Table
+
+from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, cli_errors, console, workspace_from
 
 
 def demo(conf: ConfOpt = None, env: EnvOpt = None, set_: SetOpt = None) -> None:
     """Build the demo world and run the whole loop once on embedded defaults."""
-    not_built("demo")
+    from driftgate.pipeline import run_demo
+
+    with cli_errors():
+        ws = workspace_from(conf, env, set_)
+        summary = run_demo(ws, say=lambda msg: console.print(f"[dim]•[/] {msg}", highlight=False))
+    print_demo_summary(summary, ws)
 
 
-def run(conf: ConfOpt = None, env: EnvOpt = None, set_: SetOpt = None) -> None:
+def run(
+    conf: ConfOpt = None,
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    trigger: str = "manual",
+    run_key: str | None = None,
+) -> None:
     """Run the retraining job once: evaluate → condition → train → shadow → promote."""
-    not_built("run")
+    from driftgate.pipeline import run_retraining_job
+
+    with cli_errors():
+        ws = workspace_from(conf, env, set_)
+        result = run_retraining_job(ws, trigger=trigger, run_key=run_key)
+    console.print_json(json.dumps(result.as_dict(), default=str))
+
+
+def print_demo_summary(summary, ws) -> None:
+    name = ws.settings.project.model_name
+    console.rule("[bold]driftgate demo: summary")
+    for i, run in enumerate(summary.runs, 1):
+        decision = run.decision
+        status = getattr(decision.status, "value", decision.status)
+        console.print(f"[bold]job run {i}[/] ({run.run_key}): gate [bold]{status}[/]", highlight=False)
+        for reason in _reason_lines(decision)[:6]:
+            console.print(f"    {reason}", highlight=False)
+        if run.branch == "skip":
+            console.print("    retraining branch skipped", highlight=False)
+            continue
+        train = run.train
+        if not train.registered:
+            console.print(f"    candidate not registered: {train.refused_reason}", highlight=False)
+            continue
+        shadow = run.shadow
+        console.print(
+            f"    challenger v{train.version}: shadow {getattr(shadow.status, 'value', shadow.status)} "
+            f"against champion v{shadow.champion_version}", highlight=False)
+        for reason in list(getattr(shadow, "reasons", []))[:4]:
+            console.print(f"      - {reason}", highlight=False)
+        verdict = "[green]promoted[/]" if run.promoted else "[yellow]refused[/]"
+        console.print(f"    {verdict}: {getattr(run.promotion, 'reason', '')}", highlight=False)
+    table = Table(title=None, show_header=True)
+    table.add_column("model")
+    table.add_column("champion now")
+    table.add_column("served rows")
+    table.add_row(name, f"v{summary.champion}", str(summary.served_rows))
+    console.print(table)
+    root = ws.root
+    console.print(f"Tables: {root / 'lakehouse'}  ·  MLflow UI: make mlflow-ui "
+                  f"(backend sqlite:///{root / 'mlflow.db'})", highlight=False)
+
+
+def _reason_lines(decision) -> list[str]:
+    lines = []
+    for rule in getattr(decision, "reasons", []) or []:
+        fired = f" (fired: {', '.join(rule.fired_columns[:5])})" if rule.fired_columns else ""
+        lines.append(f"{rule.name}: {rule.status} - {rule.reason}{fired}")
+    return lines
+
+
+def init(conf: ConfOpt = None, env: EnvOpt = None, set_: SetOpt = None) -> None:
+    """Create the local workspace and the project's MLflow experiment; print its name."""
+    with cli_errors():
+        ws = workspace_from(conf, env, set_)
+        ws.experiment_id()
+    print(ws.settings.project.experiment_name)

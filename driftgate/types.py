@@ -20,7 +20,7 @@ _TWO = re.compile(rf"^{_IDENT}\.{_IDENT}$")
 class StrictModel(BaseModel):
     """Base of every config model: unknown keys fail, values are frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, use_attribute_docstrings=True)
 
 
 def _three_level(value: str) -> str:

@@ -1,1 +1,16 @@
+"""The shared drift gate: rules over the monitor's metric tables → a :class:`Decision`.
 
+``decide`` is pure (rows + rules → Decision); ``evaluate`` reads the metric tables,
+calls it, records the decision (MLflow run, ``driftgate_decisions`` row, audit event) and
+publishes the task values ``drift_exceeded`` and ``decision``.
+"""
+from gating.config import GateConfig, Rule
+from gating.decision import STATUSES, Decision, RuleResult, WindowResult
+from gating.evaluate import decisions_table, evaluate, read_decisions
+from gating.gate import AlwaysGate, Gate, NeverGate, RuleGate, decide, gate_for
+
+__all__ = [
+    "GateConfig", "Rule", "Decision", "RuleResult", "WindowResult", "STATUSES",
+    "Gate", "RuleGate", "AlwaysGate", "NeverGate", "gate_for", "decide",
+    "evaluate", "decisions_table", "read_decisions",
+]

@@ -1,9 +1,68 @@
 """Command-line entry points of the gating package (registered in driftgate/cli.py)."""
 from __future__ import annotations
 
-from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, not_built
+from datetime import datetime, timezone
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, cli_errors, console, workspace_from
+from gating.decision import Decision
+
+_COLOURS = {"EXCEEDED": "bold red", "OK": "bold green", "INSUFFICIENT_DATA": "bold yellow",
+            "STALE": "bold yellow", "ERROR": "bold magenta"}
 
 
-def gate(conf: ConfOpt = None, env: EnvOpt = None, set_: SetOpt = None) -> None:
-    """Evaluate the drift gate and print the decision with its reasons."""
-    not_built("gate")
+def gate(
+    conf: ConfOpt = None,
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    now: Annotated[str | None, typer.Option(help="evaluate as of this UTC time (ISO 8601), default now")] = None,
+    trigger: Annotated[str, typer.Option(help="what asked for the decision (recorded)")] = "manual",
+    publish: Annotated[bool, typer.Option(help="set the task values drift_exceeded and decision")] = True,
+    json_out: Annotated[bool, typer.Option("--json", help="print the decision as JSON only")] = False,
+) -> None:
+    """Evaluate the drift gate and print the decision with its reasons.
+
+    Exit code 0 whatever the verdict; the verdict is in the output (and the task values).
+    """
+    import gating
+
+    with cli_errors():
+        ws = workspace_from(conf, env, set_)
+        when = _parse_now(now)
+        decision = gating.evaluate(ws, ws.settings.gate, now=when, trigger=trigger, publish=publish)
+    if json_out:
+        console.print_json(decision.to_json())
+    else:
+        render(decision)
+
+
+def _parse_now(text: str | None) -> datetime | None:
+    from driftgate.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--now: must be an ISO 8601 time like 2026-06-22T06:00:00Z, got {text!r}") from None
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
+
+
+def render(decision: Decision) -> None:
+    """Print a decision: the verdict, then one row per rule with its reason."""
+    colour = _COLOURS.get(decision.status, "bold")
+    console.print(f"[{colour}]{decision.status}[/]  drift_exceeded={str(decision.drift_exceeded).lower()}  "
+                  f"(combine {decision.combine}, profile {decision.profile}, trigger {decision.trigger}, "
+                  f"as of {decision.evaluated_at:%Y-%m-%d %H:%M} UTC)")
+    table = Table(show_header=True, header_style="bold", expand=False)
+    for col in ("rule", "status", "condition", "fired (latest window)", "reason"):
+        table.add_column(col, overflow="fold")
+    for r in decision.reasons:
+        cond = f"{r.metric}{' |x|' if r.abs else ''} {r.op} {r.threshold:g}; {r.aggregate}; {r.persistence}"
+        fired = ", ".join(r.fired_columns[:6]) + (" ..." if len(r.fired_columns) > 6 else "")
+        table.add_row(r.name, f"[{_COLOURS.get(r.status, '')}]{r.status}[/]", cond, fired or "-", r.reason)
+    console.print(table)
+    console.print(f"decision {decision.decision_id}", style="dim")

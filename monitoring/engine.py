@@ -188,14 +188,14 @@ def plan_for(cfg: MonitorConfig, schema: pa.Schema) -> Plan:
     if log and log.problem_type == "classification":
         categorical |= {c for c in (log.prediction_col, log.label_col) if c}
     slices = []
-    for text in cfg.slicing_exprs:
+    for i, text in enumerate(cfg.slicing_exprs):
         try:
             expr = parse(text)
-            expr.check_columns(schema.names, f"{where}: slicing_exprs")
+            expr.check_columns(schema.names, "column names")
         except ExpressionError as exc:
-            raise MonitorError(f"{where}: slicing_exprs: {exc}") from None
+            raise MonitorError(f"{where}: slicing_exprs[{i}]: {exc}") from None
         if expr.is_aggregate:
-            raise MonitorError(f"{where}: slicing_exprs: {text!r} must not use an aggregate function")
+            raise MonitorError(f"{where}: slicing_exprs[{i}]: {text!r} must not use an aggregate function")
         slices.append((text, expr))
     aggregates, derived, drifts = [], [], []
     agg_names = set()

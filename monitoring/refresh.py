@@ -56,6 +56,25 @@ class RefreshResult:
     monitor_version: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def noop(self) -> bool:
+        return self.mode == "noop"
+
+    @property
+    def profile_table(self) -> str:
+        return self.profile_metrics_table
+
+    @property
+    def drift_table(self) -> str:
+        return self.drift_metrics_table
+
+    def summary(self) -> str:
+        """One line for logs and the CLI."""
+        if self.noop:
+            return f"nothing new in {self.table_name} (version {self.source_version}); tables unchanged"
+        return (f"{self.mode} refresh of {self.table_name}@v{self.source_version}: {len(self.windows)} window(s), "
+                f"{self.profile_rows} profile rows, {self.drift_rows} drift rows in {self.seconds:.2f}s")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "table_name": self.table_name, "mode": self.mode, "engine": self.engine,
@@ -89,7 +108,7 @@ def _schema(ws, name: str) -> pa.Schema:
     getter = getattr(ws.tables, "schema", None)
     if getter is not None:
         return getter(name)
-    return ws.tables.read(name, filters=None).schema
+    return ws.tables.read(name).schema
 
 
 def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime | None = None) -> RefreshResult:

@@ -1,24 +1,205 @@
 """Command-line entry points of the promotion package (registered in driftgate/cli.py)."""
 from __future__ import annotations
 
-from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, not_built
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, cli_errors, console, workspace_from
+
+_COLOURS = {"PASS": "bold green", "FAIL": "bold red", "INSUFFICIENT_DATA": "bold yellow", "NO_LABELS": "bold yellow",
+            "promoted": "bold green", "rolled_back": "bold green", "refused": "bold red",
+            "awaiting_approval": "bold yellow", "dry_run": "bold yellow"}
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON only")]
 
 
-def shadow(conf: ConfOpt = None, env: EnvOpt = None, set_: SetOpt = None) -> None:
-    """Shadow-evaluate the challenger against the champion on recent traffic."""
-    not_built("shadow")
+def shadow(
+    conf: ConfOpt = None,
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    version: Annotated[str | None, typer.Option(help="challenger version (default: the challenger alias)")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Shadow-evaluate the challenger against the champion on recent traffic.
+
+    With --version, that version first becomes the challenger. Exit code 0 whatever the verdict.
+    """
+    import promotion
+
+    with cli_errors():
+        ws = workspace_from(conf, env, set_)
+        if version:
+            promotion.set_challenger(ws, version)
+        result = promotion.shadow(ws, challenger_version=version)
+    if json_out:
+        console.print_json(result.to_json())
+        return
+    render_shadow(result)
 
 
-def promote(conf: ConfOpt = None, env: EnvOpt = None, set_: SetOpt = None) -> None:
-    """Move the champion alias to the challenger, only if its shadow evaluation passed."""
-    not_built("promote")
+def promote(
+    conf: ConfOpt = None,
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Shadow-test the challenger, then move the champion alias to it, only if it passed.
+
+    Exit code 0 when promoted, 1 when refused (the reason is printed and recorded).
+    """
+    import promotion
+
+    with cli_errors():
+        ws = workspace_from(conf, env, set_)
+        result = promotion.shadow(ws)
+        if not json_out:
+            render_shadow(result)
+        outcome = promotion.promote(ws, result)
+    _finish(outcome, json_out)
 
 
-def rollback(conf: ConfOpt = None, env: EnvOpt = None, set_: SetOpt = None) -> None:
+def rollback(
+    conf: ConfOpt = None,
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    reason: Annotated[str, typer.Option(help="why the champion is rolled back (recorded; required)")] = "",
+    json_out: JsonOpt = False,
+) -> None:
     """Restore the previous champion, with a recorded reason."""
-    not_built("rollback")
+    import promotion
+
+    with cli_errors():
+        ws = workspace_from(conf, env, set_)
+        outcome = promotion.rollback(ws, reason=reason)
+    _finish(outcome, json_out)
 
 
-def status(conf: ConfOpt = None, env: EnvOpt = None, set_: SetOpt = None) -> None:
+def _finish(outcome, json_out: bool) -> None:
+    if json_out:
+        console.print_json(outcome.to_json())
+    else:
+        colour = _COLOURS.get(outcome.status, "bold")
+        console.print(f"[{colour}]{outcome.status}[/]  champion={outcome.champion_version or 'none'}  "
+                      f"{outcome.reason}", highlight=False, soft_wrap=True)
+    if not outcome.promoted:
+        raise typer.Exit(1)
+
+
+def render_shadow(result) -> None:
+    """Verdict line, metric table, guard and fairness lines of a shadow evaluation."""
+    from promotion import report
+
+    colour = _COLOURS.get(result.status, "bold")
+    console.print(f"[{colour}]{result.status}[/]  challenger v{result.challenger_version} vs champion "
+                  f"{'v' + result.champion_version if result.champion_version else '(none)'}  "
+                  f"({result.n_labelled}/{result.n_rows} rows labelled, run {result.run_id})", highlight=False)
+    metrics = report.metric_table(result)
+    if not metrics.empty:
+        table = Table("metric", "champion", "challenger", "delta", header_style="bold")
+        for r in metrics.itertuples():
+            table.add_row(r.metric, _num(r.champion), _num(r.challenger), _num(r.delta, sign=True))
+        console.print(table)
+    for key in ("agreement_rate", "probability_js_distance"):
+        if key in result.metrics:
+            console.print(f"{key}: {_num(result.metrics[key])}")
+    for reason in result.reasons:
+        console.print(f"  • {reason}", highlight=False, soft_wrap=True)
+
+
+def _num(value, sign: bool = False) -> str:
+    if value is None or value != value:
+        return "-"
+    return f"{value:+.4f}" if sign else f"{value:.4f}"
+
+
+def status(
+    conf: ConfOpt = None,
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    limit: Annotated[int, typer.Option(help="rows per table")] = 5,
+    json_out: JsonOpt = False,
+) -> None:
     """Show champion, challenger, previous champion, recent decisions and runs."""
-    not_built("status")
+    with cli_errors():
+        ws = workspace_from(conf, env, set_)
+        data = collect_status(ws, limit=limit)
+    if json_out:
+        console.print(json.dumps(data, default=str, indent=2))
+        return
+    name = ws.settings.project.model_name
+    models = Table("alias", "version", "decision", "key metrics", "run", title=f"{name}", header_style="bold")
+    for row in data["aliases"]:
+        models.add_row(row["alias"], row["version"] or "-", row.get("decision") or "-",
+                       ", ".join(f"{k}={v}" for k, v in row.get("metrics", {}).items()) or "-", row.get("run_id") or "-")
+    console.print(models)
+    for title, key in (("last gate decisions", "gate"), ("last trigger firings and job runs", "runs"),
+                       ("last promotion events", "promotion")):
+        table = Table("at (UTC)", "kind", "status", "subject", "detail", title=title, header_style="bold")
+        for e in data[key]:
+            table.add_row(f"{e['at']:%Y-%m-%d %H:%M:%S}", e["kind"], e["status"] or "-", e["subject"] or "-",
+                          _detail(e["details"]))
+        if not data[key]:
+            table.add_row("-", "-", "-", "-", "nothing recorded yet")
+        console.print(table)
+
+
+def _detail(details: dict[str, Any]) -> str:
+    for key in ("reason", "summary", "reasons", "branch", "run_key"):
+        if details.get(key):
+            value = details[key]
+            text = "; ".join(map(str, value)) if isinstance(value, list) else str(value)
+            return text[:120]
+    return ""
+
+
+def collect_status(ws, *, limit: int = 5) -> dict[str, Any]:
+    """What ``driftgate status`` shows, as data: aliases with key metrics, and recent audit events."""
+    from driftgate.audit import read_events
+    from driftgate.errors import RegistryError
+    from promotion.moves import aliases
+
+    name = ws.settings.project.model_name
+    rows = []
+    for alias, version in aliases(ws).items():
+        row: dict[str, Any] = {"alias": alias, "version": version}
+        if version is not None:
+            try:
+                info = ws.registry.get_version(name, version)
+                row["run_id"] = info.run_id
+                # A challenger's standing is its shadow verdict; others carry their last promotion decision.
+                keys = ("driftgate_shadow_status", "driftgate_decision") if alias == "challenger" else (
+                    "driftgate_decision", "driftgate_shadow_status")
+                row["decision"] = next((info.tags[k] for k in keys if info.tags.get(k)), None)
+                row["metrics"] = _key_metrics(ws, info)
+            except RegistryError as exc:
+                row["decision"] = f"unreadable: {exc}"
+        rows.append(row)
+    return {
+        "model": name,
+        "aliases": rows,
+        "gate": read_events(ws, ["gate_decision"], limit),
+        "runs": read_events(ws, ["trigger_fired", "trigger_skipped", "launch", "job_run"], limit),
+        "promotion": read_events(ws, ["shadow", "promotion", "refusal", "rollback"], limit),
+    }
+
+
+def _key_metrics(ws, info) -> dict[str, str]:
+    """The version's shadow figures if it was shadow-tested, else its training run's metrics."""
+    shown = {k.removeprefix("driftgate_challenger_"): v for k, v in info.tags.items()
+             if k.startswith("driftgate_challenger_") and k.endswith(("roc_auc", "accuracy_score", "f1_score"))}
+    if shown or not info.run_id:
+        return shown
+    try:
+        from mlflow import MlflowClient
+
+        metrics = MlflowClient(ws.tracking_uri, ws.registry_uri).get_run(info.run_id).data.metrics
+    except Exception:  # noqa: BLE001 - status is best effort; the run may live elsewhere
+        return {}
+    keys = [k for k in sorted(metrics) if any(m in k for m in ("roc_auc", "accuracy", "f1"))][:3]
+    return {k: f"{metrics[k]:.4f}" for k in keys}
+
+
+__all__ = ["shadow", "promote", "rollback", "status", "collect_status", "render_shadow"]

@@ -1,39 +1,249 @@
-"""Training and tuning configuration."""
+"""Training and tuning configuration: every default is defined here, once.
+
+``training`` says what the model is (estimator and its parameters, where its
+features come from, how the data is split in time, how imbalance and calibration
+are handled, and the absolute quality floor a candidate must reach to be
+registered). ``tuning`` says how Optuna searches: the search space per
+estimator, the sampler, the pruner and where the study is stored.
+"""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, Union
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from driftgate.types import StrictModel, TableName
 
+__all__ = [
+    "ESTIMATORS", "METRICS", "FeatureLookupConfig", "FloorThreshold", "TrainingConfig",
+    "FloatParam", "IntParam", "CategoricalParam", "SearchParam", "TuningConfig",
+]
+
+ESTIMATORS = ("hist_gradient_boosting", "logistic_regression", "random_forest")
+EstimatorName = Literal["hist_gradient_boosting", "logistic_regression", "random_forest"]
+
+METRICS = ("roc_auc", "average_precision", "log_loss", "brier_score", "accuracy", "precision", "recall", "f1")
+"""Metrics computed on every split; ``log_loss`` and ``brier_score`` are lower-is-better."""
+LOWER_IS_BETTER = frozenset({"log_loss", "brier_score"})
+MetricName = Literal["roc_auc", "average_precision", "log_loss", "brier_score", "accuracy", "precision", "recall",
+                     "f1"]
+
+Scalar = Union[bool, int, float, str, None]
+
+
+class FeatureLookupConfig(StrictModel):
+    """One feature lookup, declared once and resolved the same way everywhere.
+
+    On Databricks it becomes a ``databricks.feature_engineering.FeatureLookup``; locally
+    it is a point-in-time join against the local Delta feature table: for each training
+    row, the latest feature row with the same key and a time at or before the row's.
+    """
+
+    table_name: TableName = "main.driftgate_demo.customer_features"
+    lookup_key: list[str] = Field(default_factory=lambda: ["customer_id"], min_length=1)
+    """Columns of the training table that match the feature table's primary key."""
+    timestamp_lookup_key: str | None = "timestamp"
+    """Training-table column for point-in-time lookups (None: plain key join)."""
+    timeseries_column: str | None = None
+    """Locally: the feature table's time column (default: same name as ``timestamp_lookup_key``).
+    On Databricks the table's TIMESERIES primary key plays this role."""
+    features: list[str] = Field(
+        default_factory=lambda: ["tenure_months", "monthly_charges", "support_calls", "usage_gb", "age", "plan",
+                                 "region"],
+        min_length=1,
+    )
+
+    @field_validator("lookup_key", mode="before")
+    @classmethod
+    def _one_key(cls, value):
+        return [value] if isinstance(value, str) else value
+
+    @property
+    def feature_time_column(self) -> str | None:
+        return self.timeseries_column or self.timestamp_lookup_key
+
+
+class FloorThreshold(StrictModel):
+    """An absolute floor, checked with MLflow ``MetricThreshold`` on the floor split."""
+
+    threshold: float
+    greater_is_better: bool | None = None
+    """Default: False for log_loss and brier_score, True for the rest."""
+
 
 class TrainingConfig(StrictModel):
-    """The model: features, label, estimator, time-based split and quality floor."""
+    """The model: data, features, estimator, time-based split, imbalance, calibration, floor."""
 
     table: TableName = "main.driftgate_demo.training_set"
+    """Labelled rows: lookup keys, the timestamp and the label (features come from lookups)."""
     label_col: str = "label"
     timestamp_col: str = "timestamp"
-    numeric_features: list[str] = Field(
-        default_factory=lambda: ["tenure_months", "monthly_charges", "support_calls", "usage_gb", "age"]
-    )
-    categorical_features: list[str] = Field(default_factory=lambda: ["plan", "region"])
-    estimator: Literal["hist_gradient_boosting", "logistic_regression", "random_forest"] = "hist_gradient_boosting"
-    params: dict[str, float | int | str | bool | None] = Field(default_factory=dict)
-    window_days: int = Field(45, ge=7, description="train on the most recent N days of labelled data")
+    feature_lookups: list[FeatureLookupConfig] = Field(default_factory=lambda: [FeatureLookupConfig()])
+    table_features: list[str] = Field(default_factory=list)
+    """Model inputs read from the training table itself rather than looked up."""
+    estimator: EstimatorName = "hist_gradient_boosting"
+    params: dict[str, Scalar] = Field(default_factory=dict)
+    """Estimator parameters over the built-in defaults (e.g. ``learning_rate: 0.05``)."""
+    use_best_params: bool = False
+    """Train with the tuned study's best parameters (over ``params``) when a study exists."""
+    class_weight: Literal["balanced", "none"] = "balanced"
+    """Class-imbalance handling: reweight classes inversely to their frequency."""
+    calibration: Literal["sigmoid", "isotonic", "none"] = "sigmoid"
+    calibration_folds: int = Field(3, ge=2, le=10)
+    window_days: int | None = Field(45, ge=1)
+    """Train on the most recent N days of labelled data (counted back from the newest row); None: all."""
     validation_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0, lt=0.5)
     seed: int = 13
-    floor_metric: str = "roc_auc"
-    floor_threshold: float = 0.6
+    floor_split: Literal["validation", "test"] = "test"
+    quality_floor: dict[MetricName, FloorThreshold] = Field(
+        default_factory=lambda: {"roc_auc": FloorThreshold(threshold=0.6)}
+    )
+    """Absolute floors a candidate must reach to be registered (MLflow ``MetricThreshold``)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainingConfig":
+        if self.validation_fraction + self.test_fraction >= 0.8:
+            raise ValueError(
+                "training: validation_fraction + test_fraction must leave at least 20% for training, "
+                f"got {self.validation_fraction} + {self.test_fraction}"
+            )
+        seen: dict[str, str] = {}
+        for i, lookup in enumerate(self.feature_lookups):
+            for feat in lookup.features:
+                if feat in seen:
+                    raise ValueError(f"feature_lookups[{i}].features: {feat!r} is already declared by {seen[feat]}")
+                seen[feat] = lookup.table_name
+        for feat in self.table_features:
+            if feat in seen:
+                raise ValueError(f"table_features: {feat!r} is already looked up from {seen[feat]}")
+        if not seen and not self.table_features:
+            raise ValueError("feature_lookups / table_features: the model needs at least one feature")
+        return self
+
+    @property
+    def features(self) -> list[str]:
+        """The model's input columns, in a fixed order."""
+        return [f for lookup in self.feature_lookups for f in lookup.features] + list(self.table_features)
+
+    def floor_direction(self, metric: str) -> bool:
+        floor = self.quality_floor[metric]
+        if floor.greater_is_better is not None:
+            return floor.greater_is_better
+        return metric not in LOWER_IS_BETTER
+
+
+class FloatParam(StrictModel):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _range(self):
+        if not self.low < self.high:
+            raise ValueError(f"low must be below high, got low={self.low} high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log-scaled range must have low > 0, got low={self.low}")
+        return self
+
+
+class IntParam(StrictModel):
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _range(self):
+        if not self.low < self.high:
+            raise ValueError(f"low must be below high, got low={self.low} high={self.high}")
+        if self.log and (self.low <= 0 or self.step != 1):
+            raise ValueError(f"a log-scaled int range needs low > 0 and step 1, got low={self.low} step={self.step}")
+        return self
+
+
+class CategoricalParam(StrictModel):
+    type: Literal["categorical"]
+    choices: list[Scalar] = Field(min_length=1)
+
+
+SearchParam = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
+
+
+def _default_search_space() -> dict[str, dict[str, SearchParam]]:
+    return {
+        "hist_gradient_boosting": {
+            "learning_rate": FloatParam(type="float", low=0.01, high=0.3, log=True),
+            "max_iter": IntParam(type="int", low=50, high=300, step=25),
+            "max_leaf_nodes": IntParam(type="int", low=8, high=64, log=True),
+            "min_samples_leaf": IntParam(type="int", low=5, high=100, log=True),
+            "l2_regularization": FloatParam(type="float", low=1e-6, high=10.0, log=True),
+        },
+        "logistic_regression": {
+            "C": FloatParam(type="float", low=1e-3, high=100.0, log=True),
+        },
+        "random_forest": {
+            "n_estimators": IntParam(type="int", low=50, high=300, step=25),
+            "max_depth": IntParam(type="int", low=3, high=20),
+            "min_samples_leaf": IntParam(type="int", low=1, high=50, log=True),
+            "max_features": FloatParam(type="float", low=0.2, high=1.0),
+        },
+    }
 
 
 class TuningConfig(StrictModel):
-    """Optuna study settings; the search space is per estimator."""
+    """Optuna study settings; the search space is per estimator.
+
+    The study is persistent (``storage``), so a stopped study resumes, and several
+    processes or Databricks tasks given the same storage URL share one study.
+    ``n_trials`` is the study's total of finished trials: a rerun only runs the missing ones.
+    """
 
     n_trials: int = Field(20, ge=1)
-    timeout_seconds: float | None = None
-    sampler: Literal["tpe", "random"] = "tpe"
+    timeout_seconds: float | None = Field(None, gt=0)
+    metric: Literal["roc_auc", "average_precision", "log_loss"] = "roc_auc"
+    cv_folds: int = Field(4, ge=2, le=10)
+    """Expanding-window (time-ordered) folds over the training + validation window."""
+    sampler: Literal["tpe", "random", "qmc"] = "tpe"
+    pruner: Literal["median", "percentile", "successive_halving", "hyperband", "none"] = "median"
+    pruner_startup_trials: int = Field(5, ge=0)
+    """Trials that always run to the end before pruning starts (median / percentile)."""
+    pruner_warmup_steps: int = Field(0, ge=0)
+    percentile: float = Field(50.0, gt=0, lt=100)
     storage: str | None = None
-    """Any SQLAlchemy URL; default ``sqlite:///<workspace root>/optuna.db``."""
-    study_name: str = "driftgate-tuning"
+    """Any SQLAlchemy URL; default ``sqlite:///<workspace root>/optuna.db``. A URL with a password
+    must come from the environment: ``DRIFTGATE_OPTUNA_STORAGE``."""
+    study_name: str = Field("driftgate-tuning", min_length=1)
+    """The study is ``<study_name>.<estimator>``: each estimator has its own search space."""
+    heartbeat_seconds: int = Field(30, ge=1)
+    """Trials of a killed worker are failed (and the study moves on) after 2 missed heartbeats."""
+    search_space: dict[EstimatorName, dict[str, SearchParam]] = Field(default_factory=_default_search_space)
+
+    @field_validator("storage")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).password:
+            raise ValueError(
+                "a storage URL with a password must not live in conf: set DRIFTGATE_OPTUNA_STORAGE instead, "
+                "got a URL with credentials"
+            )
+        return value
+
+    @field_validator("search_space", mode="before")
+    @classmethod
+    def _fill_defaults(cls, value):
+        # Setting the space of one estimator must not erase the others' defaults.
+        if isinstance(value, dict):
+            return {**_default_search_space(), **value}
+        return value
+
+    @field_validator("search_space")
+    @classmethod
+    def _non_empty(cls, value):
+        for name, space in value.items():
+            if not space:
+                raise ValueError(f"search space for {name} must name at least one parameter, got an empty mapping")
+        return value

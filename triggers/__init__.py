@@ -1,1 +1,22 @@
+"""Pluggable triggers: what starts the retraining job.
 
+A trigger ticks (``Trigger.tick(context) -> TickResult``: run requests with run keys, or
+a skip reason, plus the next cursor); :class:`TriggerRunner` claims run keys in the
+durable :class:`StateStore` and launches at most one run at a time. Built in:
+``table_update``, ``schedule``, ``manual``, ``webhook``; more come from packages that
+register under the entry-point group ``driftgate.triggers`` (see docs/triggers.md).
+"""
+from triggers.base import RunRequest, SkipReason, TickContext, TickResult, Trigger
+from triggers.queued import ManualTrigger, QueuedTrigger, WebhookTrigger, request_run
+from triggers.registry import GROUP, available, build_triggers, create, load
+from triggers.runner import TickOutcome, TriggerRunner
+from triggers.schedule import ScheduleTrigger
+from triggers.state import RunKeyRecord, StateStore, state_store_for
+from triggers.table_update import TableUpdateTrigger, run_key_for
+
+__all__ = [
+    "Trigger", "RunRequest", "SkipReason", "TickResult", "TickContext",
+    "TableUpdateTrigger", "ScheduleTrigger", "ManualTrigger", "WebhookTrigger", "QueuedTrigger",
+    "TriggerRunner", "TickOutcome", "StateStore", "RunKeyRecord", "state_store_for",
+    "GROUP", "available", "load", "create", "build_triggers", "request_run", "run_key_for",
+]

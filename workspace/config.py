@@ -17,7 +17,9 @@ class WorkspaceConfig(StrictModel):
     """
 
     backend: Literal["local", "databricks"] = "local"
+    """Which adapters to build: local Delta + SQLite MLflow, or Spark + Unity Catalog."""
     root: Path = Path(".driftgate")
+    """Local state folder (tables, MLflow store, cursors); git-ignored."""
     tracking_uri: str | None = None
     """Override the tracking URI (default: local SQLite, or ``databricks``)."""
     registry_uri: str | None = None

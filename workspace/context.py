@@ -13,7 +13,14 @@ from workspace.task_values import DbutilsTaskValues, LocalTaskValues, TaskValues
 if TYPE_CHECKING:
     from driftgate.config import Settings
 
-__all__ = ["Workspace", "open_workspace"]
+__all__ = ["Workspace", "open_workspace", "MLPROJECT_RUN_TAG", "mlproject_run_id"]
+
+MLPROJECT_RUN_TAG = "driftgate.mlproject_run_id"
+
+
+def mlproject_run_id() -> str | None:
+    """The ``mlflow run`` run this process was launched by, if any (tag stage runs with it)."""
+    return os.environ.get("DRIFTGATE_MLPROJECT_RUN_ID") or os.environ.get("MLFLOW_RUN_ID")
 
 
 @dataclass
@@ -49,9 +56,17 @@ class Workspace:
         return client.create_experiment(name, artifact_location=location)
 
     def activate_mlflow(self, experiment: str | None = None) -> str:
-        """Point the global MLflow client at this workspace and its experiment."""
+        """Point the global MLflow client at this workspace and its experiment.
+
+        Under ``mlflow run`` the entry point inherits ``MLFLOW_RUN_ID``; stages log their
+        own runs in the project experiment instead of resuming that one, and tag them
+        with it (:data:`MLPROJECT_RUN_TAG`), so ``mlflow.start_run()`` never collides.
+        """
         import mlflow
 
+        parent = os.environ.pop("MLFLOW_RUN_ID", None)
+        if parent:
+            os.environ["DRIFTGATE_MLPROJECT_RUN_ID"] = parent
         exp_id = self.experiment_id(experiment)
         mlflow.set_experiment(experiment_id=exp_id)
         return exp_id

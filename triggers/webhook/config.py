@@ -1,11 +1,73 @@
-"""Settings of the alert webhook receiver (credentials come from the environment)."""
+"""Settings of the alert webhook receiver and of the launcher its worker uses.
+
+Credentials are never settings: the receiver reads ``DRIFTGATE_WEBHOOK_USER`` /
+``DRIFTGATE_WEBHOOK_PASSWORD``, ``DRIFTGATE_WEBHOOK_TOKEN`` and
+``DRIFTGATE_WEBHOOK_HMAC_SECRET`` from the environment, and the Databricks SDK
+reads its own (``DATABRICKS_HOST`` / ``DATABRICKS_TOKEN`` or a profile).
+"""
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
 
 from driftgate.types import StrictModel
 
+__all__ = ["WebhookConfig", "LaunchConfig"]
+
+
+class LaunchConfig(StrictModel):
+    """How the worker launches the retraining job once the gate says EXCEEDED."""
+
+    mode: Literal["auto", "local", "run_now", "submit"] = "auto"
+    """``local`` runs the task graph in-process; ``run_now`` / ``submit`` call the Jobs API;
+    ``auto`` picks ``local`` for the local backend and ``run_now`` for Databricks."""
+    job_id: int | None = Field(None, ge=1)
+    """The retraining job's id, required by ``run_now``."""
+    job_parameters: dict[str, str] = Field(default_factory=dict)
+    """Extra job parameters (each must be defined on the job); the worker adds ``trigger: webhook``."""
+    queue: bool = True
+    """Send ``queue: {enabled: true}`` so a busy job queues the run instead of skipping it."""
+    submit_run: dict[str, Any] | None = None
+    """For ``submit``: the ``runs/submit`` body without ``idempotency_token`` (``run_name``, ``tasks``, ...)."""
+    retry_timeout_seconds: int = Field(60, ge=1)
+    """How long one launch attempt keeps retrying 429/5xx answers in-process (SDK retry machinery)."""
+    max_attempts: int = Field(8, ge=1)
+    """Queue-level attempts before a launch is given up with a recorded reason."""
+    backoff_seconds: float = Field(30.0, ge=0)
+    """First queue-level backoff after a failed attempt; doubles each time."""
+    max_backoff_seconds: float = Field(900.0, ge=0)
+    """Cap on the queue-level backoff."""
+
+    @model_validator(mode="after")
+    def _needs_job(self) -> "LaunchConfig":
+        if self.mode == "submit" and not self.submit_run:
+            raise ValueError("webhook.launch.submit_run must hold the runs/submit body when mode is submit, got None")
+        return self
+
 
 class WebhookConfig(StrictModel):
+    """The SQL-alert webhook receiver (``driftgate serve`` and the serverless handlers)."""
+
     max_body_bytes: int = Field(65536, ge=1024)
+    """Larger bodies are refused with 413 before they are parsed."""
     min_time_between_triggers_seconds: int = Field(3600, ge=0)
+    """Cooldown between launches, as the table trigger's: later alerts wait in the queue until it ends."""
+    window_seconds: int = Field(86400, ge=60)
+    """The gate's metric window (the drift rules' granularity); a body without an evaluation time gets the
+    run key of the window it arrived in, so its retries collapse."""
+    hmac_replay_window_seconds: int = Field(300, ge=1)
+    """Signed requests whose timestamp is further than this from now are refused (replay protection)."""
+    gate: Literal["worker", "job"] = "worker"
+    """``worker`` runs the shared gate before launching; ``job`` leaves it to the job's own
+    ``evaluate_drift`` + condition tasks (serverless handlers cannot read the metric tables)."""
+    fsync_acks: bool = False
+    """Sync each queued alert to disk before acknowledging it (SQLite ``synchronous=FULL``). Off, an
+    acknowledged alert survives a crash of the service but not of the machine; on, every answer waits
+    for the disk (p99 over 300 ms on a busy shared disk)."""
+    poll_seconds: float = Field(0.5, gt=0)
+    """How often the worker looks for queued requests."""
+    lease_seconds: int = Field(600, ge=10)
+    """A request taken by a worker that died is retaken after this long."""
+    launch: LaunchConfig = LaunchConfig()
+    """How the worker starts the retraining job (in-process, or through the Jobs API)."""

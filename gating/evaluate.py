@@ -1,0 +1,308 @@
+"""The gate's edges: read the metric tables, decide, record, publish.
+
+Reads only what the rules need: the columns they name, and rows filtered by
+granularity, drift type / log type, model id, slice, monitored column and (when a
+staleness limit bounds it) window start, pushed into the Delta scan. Every decision
+is recorded three ways: an MLflow run (tags + ``gate/decision.json``), a row in
+``<audit_schema>.driftgate_decisions``, and a ``gate_decision`` audit event.
+"""
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pyarrow as pa
+
+from driftgate.errors import GateError, TableError
+from gating.config import GateConfig, Rule
+from gating.decision import Decision
+from gating.gate import Unreadable, decide
+
+__all__ = ["evaluate", "read_metrics", "metric_tables", "decisions_table", "read_decisions", "record_decision",
+           "publish_decision"]
+
+_GRAIN = re.compile(r"^\s*(\d+)\s*(minute|hour|day|week|month|year)s?\s*$")
+_GRAIN_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400,
+                  "year": 366 * 86400}
+
+_DECISIONS_SCHEMA = pa.schema([
+    ("decision_id", pa.string()),
+    ("evaluated_at", pa.timestamp("us", tz="UTC")),
+    ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ("status", pa.string()),
+    ("drift_exceeded", pa.bool_()),
+    ("trigger", pa.string()),
+    ("run_key", pa.string()),
+    ("mlflow_run_id", pa.string()),
+    ("mode", pa.string()),
+    ("combine", pa.string()),
+    ("profile", pa.string()),
+    ("rules_exceeded", pa.string()),
+    ("summary", pa.string()),
+    ("decision_json", pa.string()),
+])
+
+
+def decisions_table(ws) -> str:
+    """``<project.audit_schema>.driftgate_decisions``."""
+    return f"{ws.settings.project.audit_schema}.driftgate_decisions"
+
+
+def metric_tables(ws, gate: GateConfig) -> dict[str, str]:
+    """The drift and profile metric table names the gate reads."""
+    monitor = ws.settings.monitor
+    return {
+        "drift": gate.drift_table or monitor.drift_metrics_table,
+        "profile": gate.profile_table or monitor.profile_metrics_table,
+    }
+
+
+def _model_id_col(ws, gate: GateConfig) -> str:
+    if gate.model_id_col:
+        return gate.model_id_col
+    il = ws.settings.monitor.inference_log
+    return il.model_id_col if il is not None else "model_id"
+
+
+def evaluate(
+    ws,
+    gate: GateConfig,
+    *,
+    now: datetime | None = None,
+    trigger: str = "manual",
+    publish: bool = True,
+    run_key: str | None = None,
+) -> Decision:
+    """Read the metric tables, decide, record the decision and publish it as task values.
+
+    Args:
+        ws: the open workspace.
+        gate: the gate configuration (usually ``ws.settings.gate``).
+        now: evaluation time (UTC) for staleness and open windows; default the clock.
+        trigger: what asked (``manual``, ``table_update``, ``webhook``, ``schedule``...).
+        publish: set the task values ``drift_exceeded`` (bool) and ``decision`` (JSON).
+        run_key: the run key of the job run this decision belongs to, if any.
+
+    Returns:
+        The recorded :class:`Decision`.
+
+    Raises:
+        GateError: the decision could not be recorded (it is then not published either).
+    """
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    model_id_col = _model_id_col(ws, gate)
+    frames = read_metrics(ws, gate, now=now) if gate.mode == "rules" else {}
+    decision = decide(frames, gate, now=now, model_id_col=model_id_col, trigger=trigger)
+    record_decision(ws, decision, run_key=run_key, subject=metric_tables(ws, gate)["drift"])
+    if publish:
+        publish_decision(ws, decision)
+    return decision
+
+
+def read_metrics(ws, gate: GateConfig, *, now: datetime) -> dict[str, Any]:
+    """The rows the gate's rules need, per table (``Unreadable`` when a table is missing or broken)."""
+    names = metric_tables(ws, gate)
+    model_id_col = _model_id_col(ws, gate)
+    rules = gate.effective_rules()
+    frames: dict[str, Any] = {}
+    for kind, name in names.items():
+        mine = [r for r in rules if r.table == kind]
+        # The profile table also supplies row counts for min_rows of drift rules.
+        if not mine and not (kind == "profile" and any(r.min_rows > 0 for r in rules)):
+            continue
+        frames[kind] = _read_one(ws, kind, name, mine, rules, model_id_col, now)
+    return frames
+
+
+def _read_one(ws, kind: str, name: str, mine: list[Rule], rules: list[Rule], model_id_col: str, now: datetime):
+    try:
+        if not ws.tables.exists(name):
+            return Unreadable(f"{name} does not exist yet (has the monitor refreshed?)", status="INSUFFICIENT_DATA")
+        available = _columns_of(ws, name)
+        wanted = {"window", "column_name", "granularity", "slice_key", "slice_value", model_id_col}
+        wanted |= {"drift_type"} if kind == "drift" else {"log_type", "count"}
+        wanted |= {r.path.column for r in mine}
+        columns = sorted(wanted & set(available)) if available is not None else None
+        scope = mine + ([r for r in rules if r.min_rows > 0] if kind == "profile" else [])
+        filters = _pushdown(kind, mine, scope, model_id_col, set(available or wanted))
+        since = _horizon(scope, now)
+        rows = _scan(ws, name, columns, filters, since)
+        if since is not None and _lacks_some_grain(rows, scope):
+            # Nothing recent: read the older windows too, so the verdict is STALE (not "no rows").
+            rows = _scan(ws, name, columns, filters, None)
+        return rows
+    except TableError as exc:
+        return Unreadable(f"{name}: {exc}", status="ERROR")
+
+
+def _columns_of(ws, name: str) -> list[str] | None:
+    schema = getattr(ws.tables, "schema", None)
+    if schema is None:
+        return None
+    return list(schema(name).names)
+
+
+def _pushdown(kind, mine: list[Rule], scope: list[Rule], model_id_col: str, available: set[str]):
+    """DNF-free conjunctive filters that every rule in ``scope`` agrees to (a superset of their rows)."""
+    filters: list[tuple[str, str, Any]] = []
+    grains = sorted({r.filters.granularity for r in scope})
+    filters.append(("granularity", "in", grains))
+    if kind == "drift":
+        filters.append(("drift_type", "in", sorted({r.drift_type for r in mine})))
+    else:
+        filters.append(("log_type", "in", sorted({r.log_type for r in mine} | {"INPUT"})))
+    models = {r.filters.model_id for r in scope}
+    if None not in models and model_id_col in available:
+        filters.append((model_id_col, "in", sorted(models)))
+    # The profile table also answers row counts, from ":table" or (if a monitor has no such
+    # row) the largest column count, so its column names are not narrowed.
+    if kind == "drift" and all(r.columns != "all" for r in mine):
+        filters.append(("column_name", "in", sorted({c for r in mine for c in r.columns})))
+    return filters
+
+
+def _horizon(scope: list[Rule], now: datetime) -> datetime | None:
+    """Earliest window start any rule can use; None when a rule has no staleness bound."""
+    earliest = now
+    for r in scope:
+        grain = _grain(r.filters.granularity)
+        if r.max_staleness is None or grain is None:
+            return None
+        earliest = min(earliest, now - r.max_staleness - grain * (r.persistence.windows + 1))
+    return earliest
+
+
+def _lacks_some_grain(rows: pa.Table, scope: list[Rule]) -> bool:
+    if rows.num_rows == 0:
+        return True
+    present = set(rows["granularity"].unique().to_pylist()) if "granularity" in rows.column_names else set()
+    return any(r.filters.granularity not in present for r in scope)
+
+
+def _grain(text: str) -> timedelta | None:
+    m = _GRAIN.match(text)
+    return timedelta(seconds=int(m[1]) * _GRAIN_SECONDS[m[2]]) if m else None
+
+
+def _scan(ws, name: str, columns, filters, since: datetime | None) -> pa.Table:
+    from workspace.tables import DeltaTableStore
+
+    if isinstance(ws.tables, DeltaTableStore):
+        # Local Delta: a pyarrow dataset scan can push IS NULL and nested window.start filters too.
+        import pyarrow.dataset as ds
+        from deltalake import DeltaTable
+
+        expr = None
+        for col, op, value in filters:
+            term = ds.field(col).isin(value) if op == "in" else ds.field(col) == value
+            expr = term if expr is None else expr & term
+        if since is not None:
+            term = ds.field("window", "start") >= pa.scalar(since, pa.timestamp("us", tz="UTC"))
+            expr = term if expr is None else expr & term
+        try:
+            dataset = DeltaTable(str(ws.tables.path(name))).to_pyarrow_dataset()
+            return dataset.to_table(columns=columns, filter=expr)
+        except Exception as exc:
+            raise TableError(f"read failed: {exc}", table=name) from exc
+    return ws.tables.read(name, columns=columns, filters=filters)
+
+
+# -- recording -----------------------------------------------------------------------------------
+
+
+def record_decision(ws, decision: Decision, *, run_key: str | None = None, subject: str | None = None) -> str:
+    """Log the MLflow run, append the decisions row and the audit event; returns the MLflow run id."""
+    from driftgate import audit
+
+    text = decision.to_json()
+    run_id = _log_mlflow(ws, decision, text, run_key)
+    exceeded = ",".join(r.name for r in decision.reasons if r.status == "EXCEEDED")
+    row = {
+        "decision_id": [decision.decision_id],
+        "evaluated_at": [decision.evaluated_at],
+        "recorded_at": [datetime.now(timezone.utc)],
+        "status": [decision.status],
+        "drift_exceeded": [decision.drift_exceeded],
+        "trigger": [decision.trigger],
+        "run_key": [run_key],
+        "mlflow_run_id": [run_id],
+        "mode": [decision.mode],
+        "combine": [decision.combine],
+        "profile": [decision.profile],
+        "rules_exceeded": [exceeded],
+        "summary": [decision.summary],
+        "decision_json": [text],
+    }
+    ws.tables.write(decisions_table(ws), pa.table(row, schema=_DECISIONS_SCHEMA), mode="append")
+    audit.record_event(
+        ws, "gate_decision", run_key=run_key, subject=subject,
+        status=decision.status,
+        details={"decision_id": decision.decision_id, "drift_exceeded": decision.drift_exceeded,
+                 "trigger": decision.trigger, "summary": decision.summary, "mlflow_run_id": run_id,
+                 "rules_exceeded": exceeded},
+    )
+    return run_id
+
+
+def _log_mlflow(ws, decision: Decision, text: str, run_key: str | None) -> str:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        from workspace.context import MLPROJECT_RUN_TAG, mlproject_run_id
+    except ImportError:  # older foundation
+        MLPROJECT_RUN_TAG, mlproject_run_id = None, lambda: None
+    tags = {
+        "driftgate.stage": "gate",
+        "driftgate.decision_id": decision.decision_id,
+        "driftgate.gate.status": decision.status,
+        "driftgate.gate.drift_exceeded": str(decision.drift_exceeded).lower(),
+        "driftgate.trigger": decision.trigger,
+        "driftgate.gate.summary": decision.summary[:4000],
+    }
+    if run_key:
+        tags["driftgate.run_key"] = run_key
+    parent = mlproject_run_id()
+    if parent and MLPROJECT_RUN_TAG:
+        tags[MLPROJECT_RUN_TAG] = parent
+    try:
+        exp_id = ws.experiment_id()
+        client = MlflowClient(tracking_uri=ws.tracking_uri, registry_uri=ws.registry_uri)
+        run = client.create_run(exp_id, run_name=f"gate-{decision.status.lower()}", tags=tags)
+        rid = run.info.run_id
+        from mlflow.entities import Metric
+
+        stamp = int(decision.evaluated_at.timestamp() * 1000)
+        metrics = [Metric("gate.drift_exceeded", float(decision.drift_exceeded), stamp, 0)]
+        for r in decision.reasons:
+            metrics.append(Metric(f"gate.{r.name}.violating_windows", float(r.violating_windows), stamp, 0))
+            if r.latest is not None and r.latest.score is not None:
+                metrics.append(Metric(f"gate.{r.name}.latest_score", float(r.latest.score), stamp, 0))
+        client.log_batch(rid, metrics=metrics)
+        client.log_text(rid, text, "gate/decision.json")
+        client.set_terminated(rid, "FINISHED")
+        return rid
+    except MlflowException as exc:
+        raise GateError(f"gate decision {decision.decision_id}: could not record the MLflow run: {exc}") from exc
+
+
+def publish_decision(ws, decision: Decision) -> None:
+    """Set the task values the job's condition task reads: ``drift_exceeded`` and ``decision``."""
+    ws.task_values.set("drift_exceeded", bool(decision.drift_exceeded))
+    ws.task_values.set("decision", json.loads(decision.to_json()))
+
+
+def read_decisions(ws, limit: int = 20) -> list[dict[str, Any]]:
+    """The most recent recorded decisions first (``decision`` decoded)."""
+    name = decisions_table(ws)
+    if not ws.tables.exists(name):
+        return []
+    rows = ws.tables.read(name).to_pylist()
+    rows.sort(key=lambda r: r["recorded_at"], reverse=True)
+    out = []
+    for r in rows[:limit]:
+        r["decision"] = json.loads(r.pop("decision_json") or "{}")
+        out.append(r)
+    return out

@@ -1,0 +1,25 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # promote: move aliases only if the challenger passed
+# MAGIC
+# MAGIC Rebuilds the shadow result the shadow task published and calls `promotion.promote`,
+# MAGIC which checks, then sets `champion` / `previous_champion` (fails closed).
+
+# COMMAND ----------
+
+from triggers.jobtask import open_task_workspace
+
+ws, params = open_task_workspace(dbutils, spark, task_key="promote")  # noqa: F821 (Databricks globals)
+
+# COMMAND ----------
+
+import promotion
+from triggers.jobtask import shadow_from_value
+
+value = ws.task_values.get("shadow", "shadow", default=None)
+if not value:
+    dbutils.notebook.exit("no shadow result: nothing to promote")  # noqa: F821
+
+result = promotion.promote(ws, shadow_from_value(value))
+ws.task_values.set("promoted", bool(result.promoted))
+print(f"promoted={result.promoted} champion={result.champion_version}: {result.reason}")

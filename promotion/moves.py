@@ -1,0 +1,295 @@
+"""Moving the registry aliases: promote and roll back, check-then-set, all or nothing.
+
+Each move first re-reads the aliases it depends on and refuses if they are not what
+the shadow evaluation saw (an alias set by hand, a second promotion that won, a
+deleted version). The moves are then applied with an undo record: any failure
+(registry error, crash, timeout) puts every alias back as it was before, so
+``champion`` is never left half-moved. Locally a file lock serialises promotions;
+on Databricks the deployment job runs with ``max_concurrent_runs: 1``.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Iterator
+
+from driftgate.audit import record_event
+from driftgate.errors import PromotionRefused, RegistryError
+from promotion import notify
+from promotion.results import PromotionResult, ShadowResult
+from promotion.replay import CHALLENGER, CHAMPION, PREVIOUS
+
+__all__ = ["promote", "rollback", "aliases"]
+
+_log = logging.getLogger("driftgate.promotion")
+_ALIASES = (CHAMPION, PREVIOUS, CHALLENGER)
+
+
+def aliases(ws) -> dict[str, str | None]:
+    """Where ``champion``, ``previous_champion`` and ``challenger`` point now."""
+    name = ws.settings.project.model_name
+    return {a: ws.registry.alias_version(name, a) for a in _ALIASES}
+
+
+@contextlib.contextmanager
+def _exclusive(ws) -> Iterator[None]:
+    if ws.root is None:
+        yield
+        return
+    import fcntl
+
+    ws.root.mkdir(parents=True, exist_ok=True)
+    # flock locks an open file description, so two threads of one process exclude each other too.
+    with open(ws.root / "promotion.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _tag_shadow_run(ws, shadow: ShadowResult | None, outcome: str) -> None:
+    """Note the promotion outcome on the shadow evaluation's MLflow run (best effort: it annotates)."""
+    if shadow is None or not shadow.run_id or not ws.tracking_uri:
+        return
+    try:
+        from mlflow import MlflowClient
+
+        MlflowClient(ws.tracking_uri).set_tag(shadow.run_id, "driftgate.promotion", outcome)
+    except Exception:  # noqa: BLE001 - the audit trail already holds the outcome
+        _log.debug("could not tag shadow run %s", shadow.run_id, exc_info=True)
+
+
+def _refused(ws, message: str, *, version: str | None, champion: str | None,
+             status: str = "refused", details: dict | None = None, shadow: ShadowResult | None = None
+             ) -> PromotionResult:
+    _tag_shadow_run(ws, shadow, status)
+    name = ws.settings.project.model_name
+    record_event(ws, "refusal" if status == "refused" else "promotion", subject=f"{name}@{version}",
+                 status=status, details={"reason": message, "champion": champion, **(details or {})})
+    if status == "refused":
+        notify.send(ws, "refusal", message, {"version": version, "champion": champion})
+    return PromotionResult(False, champion, message, status, challenger_version=version, model_name=name)
+
+
+def _restore(ws, before: dict[str, str | None]) -> list[str]:
+    """Put every alias back; champion first. Returns what could not be restored."""
+    name, reg = ws.settings.project.model_name, ws.registry
+    failures = []
+    for alias in _ALIASES:
+        want = before[alias]
+        try:
+            if reg.alias_version(name, alias) == want:
+                continue
+        except Exception:  # noqa: BLE001 - unreadable: try to write it back anyway
+            pass
+        try:
+            if want is None:
+                reg.delete_alias(name, alias)
+            else:
+                reg.set_alias(name, alias, want)
+        except Exception as exc:  # noqa: BLE001
+            failures.append(f"{alias} -> {want}: {exc}")
+    return failures
+
+
+def _apply(ws, steps, before: dict[str, str | None], what: str, version: str) -> None:
+    """Run the registry steps; on any failure restore ``before`` and raise PromotionRefused."""
+    name = ws.settings.project.model_name
+    try:
+        for step in steps:
+            step()
+    except BaseException as exc:
+        failures = _restore(ws, before)
+        if failures:
+            message = (f"{name}: {what} failed ({type(exc).__name__}: {exc}) and restoring the aliases failed too: "
+                       f"{'; '.join(failures)}. Aliases before: {before}. Fix them by hand.")
+            record_event(ws, "refusal", subject=f"{name}@{version}", status="error",
+                         details={"reason": message, "before": before})
+            notify.send(ws, "refusal", message, {"version": version})
+            raise RegistryError(message, model=name, version=version) from exc
+        message = f"{name}: {what} failed ({type(exc).__name__}: {exc}); aliases restored to {before}"
+        record_event(ws, "refusal", subject=f"{name}@{version}", status="refused",
+                     details={"reason": message, "before": before})
+        notify.send(ws, "refusal", message, {"version": version})
+        if not isinstance(exc, Exception):
+            raise  # a KeyboardInterrupt stays one, after the aliases are back
+        raise PromotionRefused(message, model=name, version=version) from exc
+
+
+def _approved(ws, version: str) -> bool:
+    cfg = ws.settings.promotion
+    name = ws.settings.project.model_name
+    deadline = time.monotonic() + cfg.approval_timeout_seconds
+    pause = 0.2
+    while True:
+        tags = ws.registry.get_version(name, version).tags
+        if str(tags.get(cfg.approval_tag, "")).strip().lower() == "approved":
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 15.0)  # back off: approvals take minutes, not milliseconds
+
+
+def _dry_run(ws, what: str) -> None:
+    banner = f"DRY RUN (promotion.dry_run=true): {what}; no alias was moved"
+    _log.warning(banner)
+    try:
+        from driftgate.runtime import err_console
+
+        err_console.print(f"[bold yellow]{banner}[/]", highlight=False)
+    except Exception:  # noqa: BLE001 - the warning above already said it
+        pass
+
+
+def promote(ws, shadow: ShadowResult) -> PromotionResult:
+    """Make the shadow-tested challenger the champion, only if its evaluation passed.
+
+    Checks, then sets: the challenger version must still exist and still hold the
+    ``challenger`` alias, and ``champion`` must still be the version it was compared
+    against. Then ``previous_champion`` ← old champion, ``champion`` ← challenger,
+    ``challenger`` removed, both versions tagged. With no champion yet, a challenger
+    that passed the absolute floors becomes champion.
+
+    Args:
+        ws: the open workspace.
+        shadow: the result of :func:`promotion.shadow` for this challenger.
+
+    Returns:
+        A :class:`PromotionResult`; ``promoted`` is False for every refusal (recorded
+        in the audit trail with its reason), ``awaiting_approval`` or ``dry_run``.
+
+    Raises:
+        PromotionRefused: a registry step failed; every alias was restored.
+        RegistryError: a registry step failed and the aliases could not be restored.
+    """
+    cfg = ws.settings.promotion
+    name, reg = ws.settings.project.model_name, ws.registry
+    version, compared = shadow.challenger_version, shadow.champion_version
+    if shadow.model_name != name:
+        return _refused(ws, f"the shadow result is for {shadow.model_name}, not {name}",
+                        version=version, champion=compared, shadow=shadow)
+    if shadow.status != "PASS":
+        why = "; ".join(shadow.reasons) or "no reason recorded"
+        return _refused(ws, f"challenger v{version} not promoted: shadow evaluation {shadow.status}: {why}",
+                        version=version, champion=compared, details={"shadow_run_id": shadow.run_id}, shadow=shadow)
+    with _exclusive(ws):
+        try:
+            info = reg.get_version(name, version)
+        except RegistryError as exc:
+            return _refused(ws, f"challenger v{version} no longer exists in {name}: {exc}",
+                            version=version, champion=compared, shadow=shadow)
+        now = aliases(ws)
+        if now[CHALLENGER] != version:
+            return _refused(ws, f"the challenger alias points at {now[CHALLENGER] or 'nothing'}, not the evaluated "
+                                f"v{version}: it was set by hand or by another run meanwhile", version=version,
+                            champion=now[CHAMPION], shadow=shadow)
+        if now[CHAMPION] != compared:
+            return _refused(ws, f"champion is now {now[CHAMPION] or 'unset'}, not v{compared or 'none'} that "
+                                f"v{version} was compared against: another promotion or a manual change won; "
+                                "shadow-test again", version=version, champion=now[CHAMPION],
+                            shadow=shadow)
+        if cfg.require_approval and not _approved(ws, version):
+            return _refused(ws, f"challenger v{version} passed and awaits approval: set tag "
+                                f"{cfg.approval_tag}=approved on {name} version {version}, then run promote again",
+                            version=version, champion=compared, status="awaiting_approval", shadow=shadow)
+        if cfg.dry_run:
+            _dry_run(ws, f"would promote {name} v{version} over v{compared or 'none'}")
+            return _refused(ws, f"DRY RUN: v{version} passed and would have become champion",
+                            version=version, champion=compared, status="dry_run", shadow=shadow)
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        new_tags = {"driftgate_decision": "promoted", "driftgate_promoted_at": stamp,
+                    "driftgate_replaced_version": compared or "none",
+                    "driftgate_shadow_run_id": shadow.run_id or "", "driftgate_train_run_id": info.run_id or "",
+                    **{f"driftgate_{k}": f"{v:.4f}" for k, v in shadow.metrics.items()
+                       if k.startswith(("challenger_", "delta_")) and isinstance(v, (int, float)) and v == v}}
+        old_tags = {"driftgate_decision": "replaced", "driftgate_replaced_by": version,
+                    "driftgate_replaced_at": stamp, "driftgate_shadow_run_id": shadow.run_id or ""}
+        steps = []
+        if compared is not None:
+            steps.append(lambda: reg.set_alias(name, PREVIOUS, compared))
+        steps.append(lambda: reg.set_alias(name, CHAMPION, version))
+        steps.append(lambda: reg.delete_alias(name, CHALLENGER))
+        steps.append(lambda: _verify(ws, CHAMPION, version))
+        steps += [lambda k=k, v=v: reg.set_tag(name, version, k, v) for k, v in new_tags.items()]
+        if compared is not None:
+            steps += [lambda k=k, v=v: reg.set_tag(name, compared, k, v) for k, v in old_tags.items()]
+        try:
+            _apply(ws, steps, now, f"promoting v{version}", version)
+        except PromotionRefused:
+            with contextlib.suppress(Exception):
+                reg.set_tag(name, version, "driftgate_decision", "promotion_failed")
+            raise
+    reason = (f"v{version} promoted to champion over v{compared}" if compared
+              else f"v{version} became the first champion (passed the absolute floors)")
+    record_event(ws, "promotion", subject=f"{name}@{version}", status="promoted", details={
+        "champion": version, "previous_champion": compared, "shadow_run_id": shadow.run_id,
+        "train_run_id": info.run_id, "metrics": shadow.metrics, "reason": reason})
+    notify.send(ws, "promotion", reason, {"version": version, "previous": compared})
+    _tag_shadow_run(ws, shadow, "promoted")
+    return PromotionResult(True, version, reason, "promoted", previous_champion=compared,
+                           challenger_version=version, model_name=name)
+
+
+def _verify(ws, alias: str, version: str) -> None:
+    name = ws.settings.project.model_name
+    got = ws.registry.alias_version(name, alias)
+    if got != version:
+        raise RegistryError(f"{name}: alias {alias!r} reads {got} right after being set to {version}",
+                            model=name, version=version)
+
+
+def rollback(ws, *, reason: str) -> PromotionResult:
+    """Restore ``previous_champion`` as ``champion``, with a recorded reason.
+
+    The rolled-back version is tagged with the reason; ``previous_champion`` is
+    cleared so a second rollback cannot flip back to the version just rejected.
+
+    Args:
+        ws: the open workspace.
+        reason: why (recorded in the audit trail and as a version tag); required.
+
+    Returns:
+        A :class:`PromotionResult` (``status`` rolled_back, refused or dry_run).
+
+    Raises:
+        PromotionRefused: a registry step failed; every alias was restored.
+    """
+    cfg = ws.settings.promotion
+    name, reg = ws.settings.project.model_name, ws.registry
+    if not reason or not reason.strip():
+        raise PromotionRefused("rollback: --reason is required and must say why", model=name)
+    with _exclusive(ws):
+        now = aliases(ws)
+        target, current = now[PREVIOUS], now[CHAMPION]
+        if target is None:
+            return _refused(ws, f"{name}: no previous_champion to roll back to", version=None, champion=current)
+        try:
+            reg.get_version(name, target)
+        except RegistryError as exc:
+            return _refused(ws, f"{name}: previous champion v{target} no longer exists: {exc}", version=target,
+                            champion=current)
+        if target == current:
+            return _refused(ws, f"{name}: v{target} is already champion", version=target, champion=current)
+        if cfg.dry_run:
+            _dry_run(ws, f"would roll {name} back from v{current} to v{target}")
+            return _refused(ws, f"DRY RUN: would roll back to v{target}", version=target, champion=current,
+                            status="dry_run")
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        steps = [lambda: reg.set_alias(name, CHAMPION, target), lambda: reg.delete_alias(name, PREVIOUS),
+                 lambda: _verify(ws, CHAMPION, target),
+                 lambda: reg.set_tag(name, target, "driftgate_decision", "restored"),
+                 lambda: reg.set_tag(name, target, "driftgate_restored_at", stamp)]
+        if current is not None:
+            steps += [lambda: reg.set_tag(name, current, "driftgate_decision", "rolled_back"),
+                      lambda: reg.set_tag(name, current, "driftgate_rollback_reason", reason[:5000])]
+        _apply(ws, steps, now, f"rolling back to v{target}", target)
+    message = f"rolled back {name} from v{current} to v{target}: {reason}"
+    record_event(ws, "rollback", subject=f"{name}@{target}", status="rolled_back",
+                 details={"from": current, "to": target, "reason": reason})
+    notify.send(ws, "rollback", message, {"from": current, "to": target})
+    return PromotionResult(True, target, message, "rolled_back", previous_champion=current, model_name=name)

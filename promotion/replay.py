@@ -1,0 +1,336 @@
+"""Shadow evaluation: replay the traffic the champion served through both models.
+
+I/O lives here (inference table, model loading, the shadow table, MLflow, the audit
+trail); every judgement is made by :func:`promotion.policy.decide`.
+"""
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from driftgate.audit import record_event
+from driftgate.errors import PromotionRefused, RegistryError, TableError
+from promotion import policy
+from promotion.results import ShadowResult
+
+__all__ = ["set_challenger", "shadow", "shadow_table_name", "load_scorer", "model_inputs"]
+
+CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
+
+
+def shadow_table_name(ws) -> str:
+    """``<inference_table><shadow_table_suffix>``: same schema, the challenger's version as model id."""
+    return f"{ws.settings.project.inference_table}{ws.settings.promotion.shadow_table_suffix}"
+
+
+def set_challenger(ws, version: str) -> None:
+    """Point the ``challenger`` alias at ``version`` (a registered candidate).
+
+    Raises:
+        PromotionRefused: the version does not exist or already is the champion.
+    """
+    name = ws.settings.project.model_name
+    version = str(version)
+    try:
+        ws.registry.get_version(name, version)
+    except RegistryError as exc:
+        _refuse(ws, version, f"cannot make {name} version {version} the challenger: it does not exist ({exc})")
+    if ws.registry.alias_version(name, CHAMPION) == version:
+        _refuse(ws, version, f"{name} version {version} is the champion already; it cannot also be the challenger")
+    before = ws.registry.alias_version(name, CHALLENGER)
+    ws.registry.set_alias(name, CHALLENGER, version)
+    record_event(ws, "promotion", subject=f"{name}@{version}", status="challenger_set",
+                 details={"version": version, "replaced_challenger": before})
+
+
+def _refuse(ws, version: str | None, message: str) -> None:
+    name = ws.settings.project.model_name
+    record_event(ws, "refusal", subject=f"{name}@{version}", status="refused", details={"reason": message})
+    from promotion import notify
+
+    notify.send(ws, "refusal", message, {"model": name, "version": version})
+    raise PromotionRefused(message, model=name, version=version)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def model_inputs(uri: str) -> list[tuple[str, str]] | None:
+    """``[(column, type)]`` of the model's input signature, or None without a signature."""
+    import mlflow
+
+    info = mlflow.models.get_model_info(uri)
+    sig = info.signature
+    if sig is None or sig.inputs is None:
+        return None
+    out = []
+    for spec in sig.inputs.to_dict():
+        out.append((str(spec.get("name")), str(spec.get("type"))))
+    return out
+
+
+class _Scorer:
+    """Probability of class 1 from a registered model, whatever flavour it was logged with."""
+
+    def __init__(self, uri: str, columns: list[str]):
+        import mlflow
+
+        self.uri, self.columns = uri, columns
+        info = mlflow.models.get_model_info(uri)
+        if "sklearn" in (info.flavors or {}):
+            self.model = mlflow.sklearn.load_model(uri)
+            self.kind = "sklearn"
+        else:
+            self.model = mlflow.pyfunc.load_model(uri)
+            self.kind = "pyfunc"
+
+    def probability(self, frame: pd.DataFrame) -> np.ndarray:
+        x = frame[self.columns]
+        if self.kind == "sklearn" and hasattr(self.model, "predict_proba"):
+            return np.asarray(self.model.predict_proba(x)[:, 1], dtype=float)
+        out = self.model.predict(x)
+        if isinstance(out, pd.DataFrame):
+            out = out["probability"] if "probability" in out else out.iloc[:, -1]
+        arr = np.asarray(out, dtype=float)
+        if arr.ndim == 2:
+            arr = arr[:, -1]
+        return arr
+
+
+def load_scorer(uri: str, columns: list[str]) -> _Scorer:
+    return _Scorer(uri, columns)
+
+
+# --------------------------------------------------------------------------- the window
+
+
+def _window(ws, champion: str | None) -> tuple[pd.DataFrame, Any, Any, pa.Schema]:
+    """Rows the champion served in the last ``shadow_days`` days of its traffic, and the table schema."""
+    table = ws.settings.project.inference_table
+    if not ws.tables.exists(table):
+        raise TableError(f"{table}: the inference table does not exist; nothing to replay", table=table)
+    filters = [("model_id", "=", champion)] if champion is not None else None
+    arrow = ws.tables.read(table, filters=filters)
+    frame = arrow.to_pandas()
+    if frame.empty:
+        return frame, None, None, arrow.schema
+    end = frame["timestamp"].max()
+    start = end - timedelta(days=ws.settings.promotion.shadow_days)
+    frame = frame[frame["timestamp"] > start].reset_index(drop=True)
+    return frame, start, end, arrow.schema
+
+
+def _write_shadow_rows(ws, frame: pd.DataFrame, version: str, proba: np.ndarray, schema: pa.Schema) -> None:
+    """Replace this challenger's rows for these requests in one Delta commit."""
+    name = shadow_table_name(ws)
+    out = frame.copy()
+    out["model_id"] = version
+    out["probability"] = proba
+    out["prediction"] = (proba >= ws.settings.promotion.decision_threshold).astype("int64")
+    new = pa.Table.from_pandas(out[[f.name for f in schema]], schema=schema, preserve_index=False)
+    if not ws.tables.exists(name):
+        ws.tables.write(name, new, mode="append")
+        return
+    old = ws.tables.read(name, filters=[("model_id", "=", version)])
+    if old.num_rows:
+        keep = ~pd.Series(old.column("request_id").to_pylist()).isin(set(out["request_id"])).to_numpy()
+        old = old.filter(pa.array(keep)).cast(new.schema) if keep.any() else old.slice(0, 0).cast(new.schema)
+        new = pa.concat_tables([old, new])
+    ws.tables.write(name, new, replace_where=f"model_id = '{version}'")
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def shadow(ws, *, challenger_version: str | None = None) -> ShadowResult:
+    """Shadow-evaluate the challenger against the champion on the champion's recent traffic.
+
+    Replays the last ``promotion.shadow_days`` days of rows the champion served
+    (``model_id`` = champion version) through both models, writes the challenger's
+    predictions to the shadow table, judges them with :func:`promotion.policy.decide`,
+    logs the report to MLflow and records a ``shadow`` event.
+
+    Args:
+        ws: the open workspace.
+        challenger_version: the version to evaluate (default: the ``challenger`` alias).
+
+    Returns:
+        A :class:`ShadowResult`; only PASS lets :func:`promotion.promote` move aliases.
+
+    Raises:
+        PromotionRefused: there is no challenger, or its version no longer exists (recorded).
+        TableError: the inference table is missing.
+    """
+    import mlflow
+
+    cfg = ws.settings.promotion
+    name = ws.settings.project.model_name
+    registry = ws.registry
+    challenger = str(challenger_version) if challenger_version else registry.alias_version(name, CHALLENGER)
+    if challenger is None:
+        _refuse(ws, None, f"{name}: no challenger to evaluate; set one with promotion.set_challenger or "
+                          "pass challenger_version")
+    try:
+        registry.get_version(name, challenger)
+    except RegistryError as exc:
+        _refuse(ws, challenger, f"{name} version {challenger}: cannot shadow-test a version that does not exist ({exc})")
+    champion = registry.alias_version(name, CHAMPION)
+    ws.activate_mlflow()
+
+    problems: list[str] = []
+    if champion == challenger:
+        problems.append(f"version {challenger} is the champion already; nothing to compare")
+    frame, start, end, schema = _window(ws, champion)
+
+    chal_uri = f"models:/{name}/{challenger}"
+    champ_uri = f"models:/{name}/{champion}" if champion else None
+    chal_inputs = model_inputs(chal_uri)
+    champ_inputs = model_inputs(champ_uri) if champ_uri else None
+    if chal_inputs is not None and champ_inputs is not None and chal_inputs != champ_inputs:
+        problems.append(_signature_diff(champion, challenger, champ_inputs, chal_inputs))
+    columns = [c for c, _ in (chal_inputs or champ_inputs or [])] or list(cfg.feature_columns)
+    missing = [c for c in columns if c not in frame.columns] if not frame.empty else []
+    if missing:
+        problems.append(f"the inference table lacks the model inputs {missing}")
+
+    proba_a = proba_c = np.zeros(0)
+    if not frame.empty and not problems:
+        try:
+            proba_c = load_scorer(chal_uri, columns).probability(frame)
+            if champ_uri:
+                proba_a = load_scorer(champ_uri, [c for c, _ in (champ_inputs or [])] or columns).probability(frame)
+        except Exception as exc:  # a model that cannot score the served rows must not be promoted
+            problems.append(f"scoring the shadow window failed: {type(exc).__name__}: {exc}")
+
+    evidence, extra = _evidence(cfg, frame, champion, proba_a, proba_c, problems)
+    verdict = policy.decide(cfg, evidence)
+    if not frame.empty and not problems:
+        _write_shadow_rows(ws, frame, challenger, proba_c, schema)
+
+    result = ShadowResult(
+        status=verdict.status, model_name=name, champion_version=champion, challenger_version=challenger,
+        metrics=extra["metrics"], reasons=verdict.reasons, checks=verdict.checks, interval=evidence.interval,
+        mcnemar_p=evidence.mcnemar_p, fairness=tuple(extra["fairness"]), gaps=extra["gaps"],
+        n_rows=evidence.n_rows, n_labelled=evidence.n_labelled,
+        window_start=str(start) if start is not None else None, window_end=str(end) if end is not None else None,
+        shadow_table=shadow_table_name(ws) if not frame.empty and not problems else None,
+        shadow_id=uuid.uuid4().hex[:12],
+    )
+    from promotion import report
+
+    run_id = report.log_shadow_report(result, cfg, ws=ws)
+    result = _with(result, run_id=run_id)
+    record_event(ws, "shadow", subject=f"{name}@{challenger}", status=result.status, details={
+        "champion": champion, "challenger": challenger, "run_id": run_id, "reasons": list(result.reasons),
+        "n_rows": result.n_rows, "n_labelled": result.n_labelled, "shadow_id": result.shadow_id,
+        **{k: v for k, v in result.metrics.items() if not (isinstance(v, float) and math.isnan(v))},
+    })
+    try:
+        for key, value in _shadow_tags(result).items():
+            registry.set_tag(name, challenger, key, value)
+    except RegistryError:
+        pass  # tags annotate; the decision is in the audit trail and the MLflow run
+    return result
+
+
+def _with(result: ShadowResult, **changes) -> ShadowResult:
+    import dataclasses
+
+    return dataclasses.replace(result, **changes)
+
+
+def _shadow_tags(result: ShadowResult) -> dict[str, str]:
+    tags = {"driftgate_shadow_status": result.status, "driftgate_shadow_run_id": result.run_id or "",
+            "driftgate_shadow_champion": result.champion_version or "none"}
+    for key in ("challenger_roc_auc", "challenger_accuracy_score", "delta_roc_auc"):
+        if key in result.metrics and not math.isnan(result.metrics[key]):
+            tags[f"driftgate_{key}"] = f"{result.metrics[key]:.4f}"
+    return tags
+
+
+def _signature_diff(champion, challenger, champ_inputs, chal_inputs) -> str:
+    a, c = dict(champ_inputs), dict(chal_inputs)
+    missing = sorted(set(a) - set(c))
+    extra = sorted(set(c) - set(a))
+    changed = sorted(k for k in set(a) & set(c) if a[k] != c[k])
+    parts = []
+    if missing:
+        parts.append(f"missing inputs {missing}")
+    if extra:
+        parts.append(f"unexpected inputs {extra}")
+    if changed:
+        parts.append("changed types " + ", ".join(f"{k}: {a[k]} -> {c[k]}" for k in changed))
+    if not parts:
+        parts.append("input order differs")
+    return (f"challenger v{challenger}'s input signature does not match champion v{champion}'s: "
+            + "; ".join(parts))
+
+
+def _evidence(cfg, frame: pd.DataFrame, champion: str | None, proba_a: np.ndarray, proba_c: np.ndarray,
+              problems: list[str]) -> tuple[policy.ShadowEvidence, dict[str, Any]]:
+    thr = cfg.decision_threshold
+    n_rows = len(frame)
+    extra: dict[str, Any] = {"metrics": {}, "fairness": [], "gaps": {}}
+    if problems or n_rows == 0:
+        return policy.ShadowEvidence(n_rows, 0, {}, problems=tuple(problems)), extra
+    pred_c = (proba_c >= thr).astype(np.int64)
+    pred_a = (proba_a >= thr).astype(np.int64) if champion else None
+    metrics: dict[str, float] = {}
+    if champion:
+        metrics.update(policy.agreement((pred_a, proba_a), (pred_c, proba_c)))
+    labelled = frame["label"].notna().to_numpy()
+    n_lab = int(labelled.sum())
+    if n_lab == 0:
+        extra["metrics"] = metrics
+        return policy.ShadowEvidence(n_rows, 0, {}), extra
+    y = frame.loc[labelled, "label"].astype("int64").to_numpy()
+    pc, qc = pred_c[labelled], proba_c[labelled]
+    chal_m = policy.classification_metrics(y, pc, qc, cfg.metrics)
+    champ_m = None
+    interval = p = counts = None
+    gaps: dict[str, dict[str, float]] = {"challenger": {}, "champion": {}}
+    models = [("challenger", pc)]
+    if champion:
+        pa_, qa = pred_a[labelled], proba_a[labelled]
+        champ_m = policy.classification_metrics(y, pa_, qa, cfg.metrics)
+        models.append(("champion", pa_))
+        if n_lab >= cfg.min_labelled_rows:
+            interval = policy.paired_bootstrap(y, (pa_, qa), (pc, qc), metric=cfg.primary_metric,
+                                               n_resamples=cfg.guard.n_resamples,
+                                               confidence=cfg.guard.confidence, seed=cfg.guard.seed)
+        p, counts = policy.mcnemar(y, pa_, pc)
+    fair = cfg.fairness
+    for column in fair.protected_columns:
+        if column not in frame.columns:
+            problems.append(f"protected column {column!r} (promotion.fairness.protected_columns) "
+                            "is not in the inference table")
+            continue
+        groups = frame.loc[labelled, column].to_numpy(dtype=object)
+        for role, pred in models:
+            rows = policy.slice_rates(y, pred, groups, fair.metrics)
+            for r in rows:
+                extra["fairness"].append({"column": column, "model": role, **r})
+            for metric, gap in policy.fairness_gaps(rows, fair.metrics, fair.min_slice_rows).items():
+                gaps[role][f"{column}/{metric}"] = gap
+    for m, v in chal_m.items():
+        metrics[f"challenger_{m}"] = v
+        if champ_m is not None:
+            metrics[f"champion_{m}"] = champ_m[m]
+            metrics[f"delta_{m}"] = v - champ_m[m]
+    if interval is not None:
+        metrics.update({f"ci_low_{interval.metric}": interval.low, f"ci_high_{interval.metric}": interval.high})
+    if p is not None:
+        metrics["mcnemar_p"] = p
+    extra.update(metrics=metrics, gaps=gaps if champion else {"challenger": gaps["challenger"]})
+    ev = policy.ShadowEvidence(
+        n_rows=n_rows, n_labelled=n_lab, challenger_metrics=chal_m, champion_metrics=champ_m, interval=interval,
+        mcnemar_p=p, mcnemar_counts=counts, challenger_gaps=gaps["challenger"], champion_gaps=gaps["champion"],
+        problems=tuple(problems),
+    )
+    return ev, extra

@@ -1,0 +1,201 @@
+"""gating.evaluate against real local Delta tables and MLflow; config-load validation; the CLI."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from mlflow import MlflowClient
+
+from driftgate.config import load_settings
+from driftgate.errors import ConfigError
+from gating import evaluate, read_decisions
+from gating.testing import day, drift_rows, profile_rows
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FEATURES = ["tenure_months", "monthly_charges", "usage_gb", "age", "plan", "region"]
+NOW = day(12) + timedelta(hours=3)
+
+
+@pytest.fixture(scope="module")
+def base_ws(tmp_path_factory):
+    """One local workspace (one MLflow store) for the module: creating the store is the slow part."""
+    from workspace import open_workspace
+
+    root = tmp_path_factory.mktemp("gate") / ".driftgate"
+    return open_workspace(load_settings(REPO_ROOT / "conf", "local", (f"workspace.root={root}",)))
+
+
+@pytest.fixture
+def ws(base_ws, request):
+    """A workspace of its own per test: own schema for every table, own task values, shared MLflow."""
+    import dataclasses
+    import re
+
+    from workspace.task_values import LocalTaskValues
+
+    schema = "main.t_" + re.sub(r"\W", "_", request.node.name)[:40]
+    settings = load_settings(REPO_ROOT / "conf", "local", (
+        f"workspace.root={base_ws.root}", f"project.audit_schema={schema}", f"monitor.output_schema_name={schema}"))
+    return dataclasses.replace(base_ws, settings=settings,
+                               task_values=LocalTaskValues(base_ws.root, request.node.name[:40], "driftgate"))
+
+
+def write_metrics(ws, drifted_from: int | None, days: int = 12):
+    mon = ws.settings.monitor
+
+    def psi(d, c):
+        return 0.6 if drifted_from is not None and d >= drifted_from and c in FEATURES[:3] else 0.03
+
+    ws.tables.write(mon.drift_metrics_table, drift_rows(days, FEATURES + ["prediction"], psi), mode="overwrite")
+    ws.tables.write(mon.profile_metrics_table, profile_rows(days, f1=0.8), mode="overwrite")
+
+
+def test_evaluate_records_and_publishes(ws):
+    write_metrics(ws, drifted_from=8)
+    d = evaluate(ws, ws.settings.gate, now=NOW, trigger="table_update", run_key="delta:x@v3")
+    assert d.status == "EXCEEDED" and d.drift_exceeded
+    psi = next(r for r in d.reasons if r.name == "feature_drift_psi")
+    assert psi.status == "EXCEEDED" and psi.fired_columns == ["monthly_charges", "tenure_months", "usage_gb"]
+    # task values: what the condition task and the local runner read
+    assert ws.task_values.get(ws.task_values.task_key, "drift_exceeded") is True
+    published = ws.task_values.get(ws.task_values.task_key, "decision")
+    assert published["decision_id"] == d.decision_id and published["status"] == "EXCEEDED"
+    # decisions table
+    rows = read_decisions(ws)
+    assert len(rows) == 1 and rows[0]["status"] == "EXCEEDED" and rows[0]["run_key"] == "delta:x@v3"
+    assert rows[0]["rules_exceeded"] == "feature_drift_psi"
+    assert rows[0]["decision"]["decision_id"] == d.decision_id
+    # MLflow run with tags and the decision artifact
+    client = MlflowClient(ws.tracking_uri)
+    run = client.get_run(rows[0]["mlflow_run_id"])
+    assert run.data.tags["driftgate.gate.status"] == "EXCEEDED"
+    assert run.data.tags["driftgate.gate.drift_exceeded"] == "true"
+    assert run.data.tags["driftgate.trigger"] == "table_update"
+    path = client.download_artifacts(run.info.run_id, "gate/decision.json")
+    assert json.loads(open(path).read())["decision_id"] == d.decision_id
+    # audit event
+    from driftgate.audit import read_events
+
+    ev = read_events(ws, ["gate_decision"])
+    assert ev and ev[0]["status"] == "EXCEEDED" and ev[0]["details"]["decision_id"] == d.decision_id
+
+
+def test_evaluate_ok_and_no_publish(ws):
+    write_metrics(ws, drifted_from=None)
+    d = evaluate(ws, ws.settings.gate, now=NOW, publish=False)
+    assert d.status == "OK" and not d.drift_exceeded
+    assert ws.task_values.get(ws.task_values.task_key, "drift_exceeded") is None
+    assert read_decisions(ws)[0]["status"] == "OK"
+
+
+def test_missing_tables_are_insufficient_not_ok(ws):
+    d = evaluate(ws, ws.settings.gate, now=NOW)
+    assert d.status == "INSUFFICIENT_DATA"
+    assert all("does not exist yet" in r.reason for r in d.reasons)
+    assert ws.task_values.get(ws.task_values.task_key, "drift_exceeded") is False
+
+
+def test_stale_metrics(ws):
+    write_metrics(ws, drifted_from=8)
+    d = evaluate(ws, ws.settings.gate, now=day(30))
+    assert d.status == "STALE" and not d.drift_exceeded
+
+
+def test_pushdown_reads_only_needed_rows(ws):
+    """Rows of other models, drift types and old windows are not read; the verdict is the same."""
+    from gating.evaluate import read_metrics
+
+    import pyarrow as pa
+
+    mon = ws.settings.monitor
+    noise = pa.concat_tables([
+        drift_rows(12, FEATURES, lambda d, c: 0.9, model_id="7"),
+        drift_rows(12, FEATURES, lambda d, c: 0.9, drift_type="CONSECUTIVE"),
+        drift_rows(12, FEATURES, lambda d, c: 0.9, slice_key="senior", slice_value="true"),
+        drift_rows(12, FEATURES, lambda d, c: 0.03),
+    ])
+    ws.tables.write(mon.drift_metrics_table, noise, mode="overwrite")
+    ws.tables.write(mon.profile_metrics_table, profile_rows(12), mode="overwrite")
+    frames = read_metrics(ws, ws.settings.gate, now=NOW)
+    drift = frames["drift"]
+    assert drift.num_rows > 0
+    assert set(drift["drift_type"].to_pylist()) == {"BASELINE"}
+    assert set(drift["model_id"].to_pylist()) == {"*"}
+    assert all(w["start"] >= day(12) - timedelta(days=6) for w in drift["window"].to_pylist())
+    assert "js_distance" not in drift.column_names
+    assert evaluate(ws, ws.settings.gate, now=NOW).status == "OK"
+
+
+def test_rule_naming_an_unknown_metric_fails_at_load(tmp_path):
+    conf = tmp_path / "conf"
+    (conf / "base").mkdir(parents=True)
+    (conf / "base" / "driftgate.yml").write_text(
+        "gate:\n  rules:\n    - name: ok\n      metric: js_distance\n"
+        "    - name: typo\n      metric: population_stabilty_index\n"
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_settings(conf, "local")
+    msg = str(exc.value)
+    assert "driftgate.yml: gate.rules[1].metric:" in msg and "population_stabilty_index" in msg
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize(("yaml_rule", "expected"), [
+    ("metric: f1_score\n      table: profile", "f1_score.macro"),
+    ("metric: ks_test.pvalue\n      op: '>'", "p-value rule must use"),
+    ("aggregate: {how: share}", "at_least must be set"),
+    ("persistence: {windows: 2, violations: 3}", "violations must be <= windows"),
+    ("max_staleness: soon", "must be a duration"),
+    ("filters: {log_type: INPUT}", "log_type applies to the profile table only"),
+])
+def test_bad_rules_fail_at_load_with_the_rule_path(tmp_path, yaml_rule, expected):
+    conf = tmp_path / "conf"
+    (conf / "base").mkdir(parents=True)
+    (conf / "base" / "driftgate.yml").write_text(f"gate:\n  rules:\n    - name: r\n      {yaml_rule}\n")
+    with pytest.raises(ConfigError, match="gate.rules\\[0\\]") as exc:
+        load_settings(conf, "local")
+    assert expected in str(exc.value)
+
+
+def test_cli_gate_prints_decision(ws):
+    from typer.testing import CliRunner
+
+    from driftgate.cli import app
+
+    write_metrics(ws, drifted_from=8)
+    root = ws.settings.workspace.root
+    schema = ws.settings.project.audit_schema
+    sets = ["--set", f"workspace.root={root}", "--set", f"project.audit_schema={schema}",
+            "--set", f"monitor.output_schema_name={schema}"]
+    res = CliRunner().invoke(app, ["gate", *sets, "--now", NOW.isoformat()])
+    assert res.exit_code == 0, res.output
+    assert "EXCEEDED" in res.output and "drift_exceeded=true" in res.output
+    res = CliRunner().invoke(app, ["gate", *sets, "--now", NOW.isoformat(), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["status"] == "EXCEEDED" and out["reasons"][0]["name"] == "feature_drift_psi"
+    res = CliRunner().invoke(app, ["gate", *sets, "--now", "yesterday"])
+    assert res.exit_code == 1 and "--now: must be an ISO 8601 time" in res.output
+
+
+def test_readme_rule_examples_load_and_decide(tmp_path):
+    """The rule language documented in the README is valid configuration."""
+    import re
+
+    from gating import decide
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("<!-- section: gate -->")[1].split("<!-- section:")[0]
+    block = re.search(r"```yaml\n(gate:.*?)```", section, re.S)[1]
+    conf = tmp_path / "conf"
+    (conf / "base").mkdir(parents=True)
+    (conf / "base" / "driftgate.yml").write_text(block)
+    settings = load_settings(conf, "local")
+    names = [r.name for r in settings.gate.rules]
+    assert names == ["feature_drift_psi", "plan_region_js", "ks_any", "f1_drop", "senior_parity"]
+    d = decide({"drift": drift_rows(12, FEATURES, lambda d, c: 0.03), "profile": profile_rows(12)},
+               settings.gate, now=NOW)
+    assert d.status in ("OK", "INSUFFICIENT_DATA") and len(d.reasons) == 5

@@ -1,0 +1,118 @@
+"""The serverless handlers: realistic events through each platform's own request types."""
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from triggers.webhook import serverless
+from triggers.webhook.auth import Credentials
+from triggers.webhook.service import open_webhook
+from workspace.jobs import FakeJobLauncher
+from tests.webhook_support import PASSWORD, USER, basic, template_body, webhook_settings
+
+AUTH = basic()["Authorization"]
+
+
+@pytest.fixture
+def launcher(tmp_path, monkeypatch):
+    """The handlers' cached instance, built as in production but with a fake Jobs API."""
+    launcher = FakeJobLauncher()
+    wh = open_webhook(webhook_settings(tmp_path, "webhook.gate=job"), credentials=Credentials(USER, PASSWORD),
+                      launcher=launcher, state_dir=tmp_path / "state")
+    monkeypatch.setattr(serverless, "_instance", wh)
+    yield launcher
+    serverless.reset()
+
+
+def lambda_event_v2(body: bytes, *, b64: bool = False, method: str = "POST") -> dict:
+    """An API Gateway HTTP API / function URL event (payload format 2.0)."""
+    return {
+        "version": "2.0", "routeKey": "$default", "rawPath": "/v1/alerts/databricks-sql", "rawQueryString": "",
+        "headers": {"authorization": AUTH, "content-type": "application/json", "content-length": str(len(body)),
+                    "host": "abc123.lambda-url.eu-west-1.on.aws", "user-agent": "Databricks-Webhook/1.0",
+                    "x-amzn-trace-id": "Root=1-6500-abc", "x-forwarded-proto": "https"},
+        "requestContext": {"accountId": "anonymous", "apiId": "abc123", "domainName": "abc123.lambda-url.eu-west-1.on.aws",
+                           "http": {"method": method, "path": "/v1/alerts/databricks-sql", "protocol": "HTTP/1.1",
+                                    "sourceIp": "52.1.2.3", "userAgent": "Databricks-Webhook/1.0"},
+                           "requestId": "c0ffee", "routeKey": "$default", "stage": "$default",
+                           "time": "01/Aug/2026:09:00:04 +0000", "timeEpoch": 1785574804000},
+        "body": base64.b64encode(body).decode() if b64 else body.decode(),
+        "isBase64Encoded": b64,
+    }
+
+
+def test_lambda_function_url_event_launches_once(launcher):
+    from triggers.webhook.aws_lambda import handler
+
+    answer = handler(lambda_event_v2(template_body(alert_id="lam")), None)
+    assert answer["statusCode"] == 202 and answer["headers"]["content-type"] == "application/json"
+    body = json.loads(answer["body"])
+    assert body["run_key"] == "alert:lam:20260801T090000Z" and body["worked"] == ["launched"]
+    again = handler(lambda_event_v2(template_body(alert_id="lam"), b64=True), None)
+    assert json.loads(again["body"])["status"] == "duplicate"
+    assert launcher.launches == 1 and launcher.requests[0].run_key == "alert:lam:20260801T090000Z"
+
+
+def test_lambda_rest_api_event_and_refusals(launcher):
+    from triggers.webhook.aws_lambda import handler
+
+    rest = {"resource": "/v1/alerts/databricks-sql", "path": "/v1/alerts/databricks-sql", "httpMethod": "POST",
+            "headers": {"Authorization": "Basic " + base64.b64encode(b"x:y").decode(),
+                        "Content-Type": "application/json"},
+            "multiValueHeaders": {}, "queryStringParameters": None, "requestContext": {"stage": "prod"},
+            "body": template_body().decode(), "isBase64Encoded": False}
+    assert handler(rest, None)["statusCode"] == 401
+    assert handler(lambda_event_v2(b"{}", method="GET"), None)["statusCode"] == 405
+    assert handler({**lambda_event_v2(b"x"), "body": "%%%", "isBase64Encoded": True}, None)["statusCode"] == 400
+    assert launcher.launches == 0
+
+
+def test_azure_http_trigger(launcher):
+    import azure.functions as func
+
+    from triggers.webhook.azure_function import app, handle_request
+
+    body = template_body(alert_id="az")
+    req = func.HttpRequest(method="POST", url="https://driftgate.azurewebsites.net/api/v1/alerts/databricks-sql",
+                           headers={"Authorization": AUTH, "Content-Type": "application/json"}, body=body)
+    (function,) = app.get_functions()
+    assert function.get_function_name() == "databricks_sql_alert"
+    response = function.get_user_function()(req)
+    assert response.status_code == 202 and response.mimetype == "application/json"
+    assert json.loads(response.get_body())["worked"] == ["launched"]
+    bad = handle_request(func.HttpRequest(method="POST", url="https://x/api/v1/alerts/databricks-sql",
+                                          headers={"Authorization": AUTH, "Content-Type": "text/plain"}, body=body))
+    assert bad.status_code == 415
+    assert launcher.launches == 1
+
+
+def test_google_cloud_function(launcher):
+    from functions_framework import create_app
+
+    from tests.webhook_support import REPO
+
+    app = create_app(target="databricks_sql_alert", source=str(REPO / "triggers" / "webhook" / "gcp_function.py"))
+    client = app.test_client()
+    answer = client.post("/", data=template_body(alert_id="gcf"), headers=basic())
+    assert answer.status_code == 202 and answer.get_json()["run_key"] == "alert:gcf:20260801T090000Z"
+    assert client.post("/", data=b"{", headers=basic()).status_code == 400
+    assert client.get("/").status_code == 405
+    assert launcher.launches == 1
+
+
+def test_instance_is_built_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRIFTGATE_ENV", "local")
+    monkeypatch.setenv("DRIFTGATE_STATE_DIR", str(tmp_path / "fn"))
+    monkeypatch.setenv("DRIFTGATE_SET", f"workspace.root={tmp_path};webhook.launch.mode=run_now;"
+                                        "webhook.launch.job_id=42")
+    monkeypatch.setenv("DRIFTGATE_WEBHOOK_TOKEN", "t")
+    serverless.reset()
+    try:
+        wh = serverless.webhook_from_env()
+        assert wh.worker.gate is None and wh.worker.launcher.job_id == 42
+        assert wh.state_dir == tmp_path / "fn" and wh.receiver.credentials.methods == ("bearer",)
+        assert serverless.webhook_from_env() is wh
+    finally:
+        serverless.reset()

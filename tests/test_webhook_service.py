@@ -1,0 +1,134 @@
+"""``driftgate serve`` over real HTTP on loopback: uvicorn in a thread, and the CLI itself."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from triggers.webhook.auth import Credentials
+from triggers.webhook.service import ALERT_PATH, create_app, is_loopback, open_webhook, serving
+from workspace.jobs import FakeJobLauncher
+from tests.webhook_support import FakeGate, PASSWORD, USER, basic, template_body, webhook_settings
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve")
+    launcher = FakeJobLauncher()
+    wh = open_webhook(webhook_settings(tmp, "webhook.poll_seconds=0.05"), credentials=Credentials(USER, PASSWORD),
+                      launcher=launcher, gate=FakeGate("EXCEEDED"), audit=lambda *a, **k: None,
+                      state_dir=tmp / "state")
+    with serving(create_app(wh)) as url, httpx.Client(base_url=url, timeout=10) as client:
+        yield client, launcher
+
+
+def test_alert_is_acknowledged_then_launched_by_the_worker(service):
+    client, launcher = service
+    body = template_body(alert_id="svc-1")
+    first = client.post(ALERT_PATH, content=body, headers=basic())
+    assert first.status_code == 202 and first.json()["run_key"] == "alert:svc-1:20260801T090000Z"
+    assert client.post(ALERT_PATH, content=body, headers=basic()).json()["status"] == "duplicate"
+    deadline = time.monotonic() + 10
+    while not any(r.run_key == "alert:svc-1:20260801T090000Z" for r in launcher.requests):
+        assert time.monotonic() < deadline, "the worker did not launch"
+        time.sleep(0.05)
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["worker"] == "running" and health["queue"]["done"] >= 1
+
+
+def test_http_errors(service):
+    client, _ = service
+    refused = client.post(ALERT_PATH, content=template_body(), headers=basic(password="nope"))
+    assert refused.status_code == 401 and refused.json() == {"error": "unauthorized"}
+    assert refused.headers["www-authenticate"].startswith("Basic")
+    big = client.post(ALERT_PATH, content=b"x" * 70000, headers=basic())
+    assert big.status_code == 413
+    assert client.post(ALERT_PATH, content=b"state=TRIGGERED",
+                       headers={**basic(), "Content-Type": "application/x-www-form-urlencoded"}).status_code == 415
+    bad = client.post(ALERT_PATH, content=b'{"state": "TRIGGERED"}', headers=basic())
+    assert bad.status_code == 400 and bad.json()["error"].startswith("body: needs alert_id")
+    assert client.get(ALERT_PATH).status_code == 405
+
+
+def test_openapi_document_describes_the_alert_route(service):
+    client, _ = service
+    doc = client.get("/openapi.json").json()
+    route = doc["paths"][ALERT_PATH]["post"]
+    schema = route["requestBody"]["content"]["application/json"]["schema"]
+    assert {s["title"] for s in schema["oneOf"]} == {"driftgate alert template", "alert-shaped default body"}
+    assert {"202", "400", "401", "413", "415"} <= set(route["responses"])
+    assert "/healthz" in doc["paths"]
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=300) | st.dictionaries(
+           st.sampled_from(["state", "alert_id", "evaluated_at", "alert", "value"]),
+           st.none() | st.integers() | st.text(max_size=20) | st.sampled_from(["TRIGGERED", "ok"]),
+       ).map(lambda d: json.dumps(d).encode()),
+       content_type=st.sampled_from(["application/json", "text/plain", "application/json; charset=latin-1"]),
+       auth=st.booleans())
+def test_fuzzed_requests_over_http_never_get_a_5xx(service, body, content_type, auth):
+    client, _ = service
+    headers = {**(basic() if auth else {}), "Content-Type": content_type}
+    answer = client.post(ALERT_PATH, content=body, headers=headers)
+    assert answer.status_code < 500, answer.text
+    assert isinstance(answer.json(), dict)
+
+
+def test_loopback_detection():
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.5") and not is_loopback("example.com")
+
+
+def _cli(tmp_path, *args, env_extra=None, **kw):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTGATE_WEBHOOK_")}
+    env.update({"MLFLOW_DISABLE_TELEMETRY": "true", **(env_extra or {})})
+    cmd = [sys.executable, "-m", "driftgate.cli", "serve", "--set", f"workspace.root={tmp_path / '.driftgate'}",
+           *args]
+    return cmd, env
+
+
+def test_serve_refuses_to_start_without_credentials(tmp_path):
+    from tests.webhook_support import REPO
+
+    cases = [((), "refuses to run without credentials"),
+             (("--insecure", "--host", "0.0.0.0"), "--insecure: only allowed with a loopback")]
+    for args, expected in cases:
+        cmd, env = _cli(tmp_path, *args)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+        assert proc.returncode == 1, proc.stderr
+        assert expected in proc.stderr
+
+
+def test_serve_runs_insecure_on_loopback_and_answers(tmp_path):
+    from tests.webhook_support import REPO
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd, env = _cli(tmp_path, "--insecure", "--port", str(port), "--no-access-log")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read().decode()
+                assert time.monotonic() < deadline, "driftgate serve did not start"
+                time.sleep(0.2)
+        assert health.json()["status"] == "ok"
+        answer = httpx.post(f"http://127.0.0.1:{port}{ALERT_PATH}", content=template_body(state="OK"),
+                            headers={"Content-Type": "application/json"})
+        assert answer.status_code == 200 and answer.json()["launched"] is False
+    finally:
+        proc.terminate()
+        proc.wait(20)

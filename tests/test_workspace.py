@@ -1,0 +1,136 @@
+"""The workspace adapters: Delta tables, task values, the registry contract, the audit trail."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from driftgate.audit import read_events, record_event
+from driftgate.errors import DriftgateError, RegistryError, TableError
+from workspace import FakeRegistry, LocalTaskValues, MlflowRegistry
+
+T = "main.test_schema.events"
+
+
+def _rows(start: int, n: int) -> pa.Table:
+    return pa.table({"id": list(range(start, start + n)), "day": [i % 3 for i in range(start, start + n)]})
+
+
+def test_delta_table_write_append_version(ws):
+    tables = ws.tables
+    assert not tables.exists(T)
+    assert tables.write(T, _rows(0, 5), mode="overwrite") == 0
+    assert tables.write(T, _rows(5, 3)) == 1
+    assert tables.exists(T) and tables.version(T) == 1
+    assert sorted(tables.read(T)["id"].to_pylist()) == list(range(8))
+    # Time travel and the UC-style folder layout.
+    assert tables.read(T, version=0).num_rows == 5
+    assert (ws.root / "lakehouse" / "main" / "test_schema" / "events" / "_delta_log").is_dir()
+
+
+def test_delta_read_since_returns_only_appended_rows(ws):
+    tables = ws.tables
+    tables.write(T, _rows(0, 5), mode="overwrite")
+    v = tables.version(T)
+    tables.write(T, _rows(5, 2))
+    tables.write(T, _rows(7, 1))
+    assert sorted(tables.read_since(T, v)["id"].to_pylist()) == [5, 6, 7]
+    assert tables.read_since(T, tables.version(T)).num_rows == 0
+
+
+def test_replace_where_rewrites_only_the_predicate(ws):
+    tables = ws.tables
+    tables.write(T, _rows(0, 9), mode="overwrite")
+    tables.write(T, pa.table({"id": [100], "day": [1]}), replace_where="day = 1")
+    rows = tables.read(T).to_pylist()
+    assert sorted(r["id"] for r in rows if r["day"] == 1) == [100]
+    assert len([r for r in rows if r["day"] != 1]) == 6
+
+
+def test_filters_are_pushed_into_the_read(ws):
+    ws.tables.write(T, _rows(0, 9), mode="overwrite")
+    got = ws.tables.read(T, columns=["id"], filters=[("day", "=", 2)])
+    assert got.column_names == ["id"] and sorted(got["id"].to_pylist()) == [2, 5, 8]
+
+
+def test_failed_write_leaves_table_intact(ws):
+    ws.tables.write(T, _rows(0, 4), mode="overwrite")
+    with pytest.raises(TableError, match=T):
+        ws.tables.write(T, pa.table({"id": ["not", "ints"], "day": [1, 2]}))
+    assert ws.tables.version(T) == 0 and ws.tables.read(T).num_rows == 4
+
+
+def test_missing_table_is_a_table_error(ws):
+    with pytest.raises(TableError, match="main.nope.missing: table does not exist"):
+        ws.tables.version("main.nope.missing")
+
+
+def test_bad_table_name_is_refused(ws):
+    with pytest.raises(ValueError, match="catalog.schema.name"):
+        ws.tables.path("just_a_table")
+
+
+def test_local_task_values_round_trip_and_size_limit(tmp_path):
+    values = LocalTaskValues(tmp_path, "run-1", "evaluate_drift")
+    values.set("drift_exceeded", True)
+    values.set("decision", {"status": "EXCEEDED"})
+    reader = LocalTaskValues(tmp_path, "run-1", "train")
+    assert reader.get("evaluate_drift", "drift_exceeded") is True
+    assert reader.get("evaluate_drift", "decision") == {"status": "EXCEEDED"}
+    assert reader.get("evaluate_drift", "missing", default=7) == 7
+    assert LocalTaskValues(tmp_path, "run-2", "x").get("evaluate_drift", "drift_exceeded") is None
+    with pytest.raises(DriftgateError, match="at most 48 KiB"):
+        values.set("big", "x" * 50_000)
+
+
+@pytest.fixture(params=["fake", "mlflow"])
+def registry_and_uri(request, ws):
+    """Both registry implementations pass the same contract."""
+    if request.param == "fake":
+        return FakeRegistry(), "runs:/abc/model"
+    import mlflow
+    from sklearn.dummy import DummyClassifier
+
+    ws.activate_mlflow()
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), name="model")
+    return ws.registry, f"runs:/{run.info.run_id}/model"
+
+
+def test_registry_contract(registry_and_uri):
+    registry, uri = registry_and_uri
+    name = "main.test_schema.model"
+    v1 = registry.register(uri, name, tags={"why": "test"})
+    v2 = registry.register(uri, name)
+    assert (v1.version, v2.version) == ("1", "2")
+    assert registry.alias_version(name, "champion") is None
+    registry.set_alias(name, "champion", v1.version)
+    assert registry.alias_version(name, "champion") == "1"
+    registry.set_alias(name, "champion", v2.version)
+    assert registry.alias_version(name, "champion") == "2"
+    assert "champion" in registry.get_version(name, "2").aliases
+    registry.set_tag(name, "2", "approved", "true")
+    assert registry.get_version(name, "2").tags["approved"] == "true"
+    registry.delete_alias(name, "champion")
+    assert registry.alias_version(name, "champion") is None
+    with pytest.raises(RegistryError, match="version 99"):
+        registry.get_version(name, "99")
+    with pytest.raises(RegistryError):
+        registry.set_alias(name, "champion", "99")
+
+
+def test_mlflow_registry_maps_mlflow_errors(ws):
+    with pytest.raises(RegistryError) as err:
+        ws.registry.get_version("main.test_schema.absent", "1")
+    assert err.value.model == "main.test_schema.absent"
+    assert isinstance(err.value.__cause__, Exception)
+    assert isinstance(ws.registry, MlflowRegistry)
+
+
+def test_audit_trail_is_appended_and_read_newest_first(ws):
+    record_event(ws, "train", subject="m@1", status="registered", details={"auc": 0.8})
+    record_event(ws, "launch", run_key="delta:t@v3", status="launched")
+    events = read_events(ws)
+    assert [e["kind"] for e in events] == ["launch", "train"]
+    assert read_events(ws, ["train"])[0]["details"] == {"auc": 0.8}
+    with pytest.raises(ValueError, match="audit kind"):
+        record_event(ws, "bogus")

@@ -1,0 +1,337 @@
+"""Durable trigger state: cursors and run keys in one SQLite file (``<root>/state.db``).
+
+Every trigger path (the table-update watcher, the schedule, the webhook receiver)
+shares this store so that a replay, a retry or a restart cannot launch twice:
+
+* a **run key** is claimed with one ``INSERT`` before anything is launched; SQLite's
+  primary key makes the claim atomic across threads and processes, so exactly one
+  caller gets ``True`` for a key;
+* a **cursor** is an opaque string per trigger, saved by the runner after a tick;
+* ``last_fired(source)`` answers cooldown questions (``min_time_between_triggers_seconds``).
+
+Each method opens its own short connection, so one :class:`StateStore` may be shared
+by threads (the webhook's workers) and by processes (watcher and receiver side by side).
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from driftgate.errors import TriggerError
+
+__all__ = ["StateStore", "RunKeyRecord", "RUN_STATUSES", "state_store_for", "reseed_from_events"]
+
+RUN_STATUSES = ("claimed", "running", "succeeded", "failed", "skipped", "queued")
+"""``claimed`` is the status a key gets from :meth:`StateStore.claim`; the others come from ``finish``."""
+
+# Statuses that do not count as "the trigger fired" for cooldowns: a skipped request
+# never started anything.
+_NOT_FIRED = ("skipped",)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cursors (
+    name        TEXT PRIMARY KEY,
+    cursor      TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_keys (
+    run_key     TEXT PRIMARY KEY,
+    source      TEXT NOT NULL,
+    details     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    run_id      TEXT,
+    reason      TEXT,
+    claimed_at  TEXT NOT NULL,
+    finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS run_keys_source ON run_keys (source, claimed_at);
+"""
+
+
+@dataclass(frozen=True)
+class RunKeyRecord:
+    """One claimed run key and what became of it."""
+
+    run_key: str
+    source: str
+    status: str
+    claimed_at: datetime
+    details: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    reason: str | None = None
+    finished_at: datetime | None = None
+
+
+def _utc(at: datetime | None) -> datetime:
+    if at is None:
+        return datetime.now(timezone.utc)
+    if at.tzinfo is None:
+        raise ValueError(f"timestamps must be timezone-aware (UTC), got naive {at.isoformat()}")
+    return at.astimezone(timezone.utc)
+
+
+def _iso(at: datetime | None) -> str:
+    # Fixed-width ISO text sorts like the instant it names, so MAX() in SQL is correct.
+    return _utc(at).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+class StateStore:
+    """Cursors and run keys of every trigger, in one SQLite file.
+
+    Args:
+        path: the database file (``<root>/state.db``); a directory means ``<dir>/state.db``.
+
+    Raises:
+        TriggerError: the file exists but is not a readable state database (the
+            message names the file and how to start fresh).
+    """
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        if path.is_dir():
+            path = path / "state.db"
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._connect() as conn:
+                conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise TriggerError(
+                f"{self.path}: not a readable driftgate state database ({exc}); move it aside to start "
+                "fresh (claimed run keys and cursors are then forgotten)"
+            ) from exc
+
+    @classmethod
+    def open_or_quarantine(cls, path: str | Path, *, at: datetime | None = None) -> tuple["StateStore", Path | None]:
+        """Open the store; if the file is corrupt, move it aside and start a fresh one.
+
+        Returns:
+            ``(store, moved_to)``; ``moved_to`` is None when the file was fine. After a move,
+            reseed the fresh store (:func:`reseed_from_events`) so fired keys stay fired.
+        """
+        try:
+            return cls(path), None
+        except TriggerError:
+            path = Path(path)
+            path = path / "state.db" if path.is_dir() else path
+            moved = path.with_name(f"{path.name}.corrupt-{_utc(at).strftime('%Y%m%dT%H%M%S')}")
+            path.rename(moved)
+            for suffix in ("-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
+            return cls(path), moved
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        # Autocommit connection; every write is one statement, which SQLite applies atomically.
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            yield conn
+        finally:
+            conn.close()
+
+    # -- cursors ---------------------------------------------------------------------------
+
+    def get_cursor(self, trigger_name: str) -> str | None:
+        """The cursor saved for ``trigger_name``, or None if it never ticked."""
+        with self._connect() as conn, closing(conn.execute(
+            "SELECT cursor FROM cursors WHERE name = ?", (trigger_name,)
+        )) as cur:
+            row = cur.fetchone()
+        return row[0] if row else None
+
+    def set_cursor(self, trigger_name: str, cursor: str, *, at: datetime | None = None) -> None:
+        """Save ``cursor`` for ``trigger_name`` (replacing the previous one)."""
+        if not isinstance(cursor, str):
+            raise TypeError(f"cursor for {trigger_name!r} must be a string, got {type(cursor).__name__}")
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO cursors (name, cursor, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                (trigger_name, cursor, _iso(at)),
+            )
+
+    def delete_cursor(self, trigger_name: str) -> None:
+        with self._connect() as conn:
+            conn.execute("DELETE FROM cursors WHERE name = ?", (trigger_name,))
+
+    # -- run keys --------------------------------------------------------------------------
+
+    def claim(
+        self,
+        run_key: str,
+        *,
+        source: str,
+        details: dict[str, Any] | None = None,
+        status: str = "claimed",
+        at: datetime | None = None,
+    ) -> bool:
+        """Claim ``run_key`` for ``source``; True only for the first claimant.
+
+        Args:
+            run_key: deterministic key of the fact that triggered (``delta:{table}@v{version}``).
+            source: the trigger that claims it (``table_update``, ``webhook``, ``schedule``...).
+            details: JSON-serialisable context kept with the key.
+            status: initial status (``claimed``; ``queued`` for work a worker picks up later).
+            at: claim time (default now, UTC); tests pass a controlled clock.
+
+        Returns:
+            True if this call inserted the key, False if it was already claimed.
+        """
+        if not run_key:
+            raise ValueError("run_key must be a non-empty string")
+        if status not in RUN_STATUSES:
+            raise ValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
+        with self._connect() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO run_keys (run_key, source, details, status, claimed_at) VALUES (?, ?, ?, ?, ?)",
+                (run_key, source, json.dumps(details or {}, default=str, sort_keys=True), status, _iso(at)),
+            )
+            return cur.rowcount == 1
+
+    def finish(
+        self,
+        run_key: str,
+        status: str,
+        run_id: str | None = None,
+        reason: str | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        """Record what became of a claimed key (``succeeded``, ``failed``, ``skipped``, ``running``...).
+
+        Raises:
+            KeyError: ``run_key`` was never claimed.
+        """
+        if status not in RUN_STATUSES:
+            raise ValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
+        with self._connect() as conn:
+            cur = conn.execute(
+                "UPDATE run_keys SET status = ?, run_id = COALESCE(?, run_id), reason = COALESCE(?, reason), "
+                "finished_at = ? WHERE run_key = ?",
+                (status, run_id, reason, _iso(at), run_key),
+            )
+            if cur.rowcount == 0:
+                raise KeyError(f"run key {run_key!r} was never claimed")
+
+    def take(self, run_key: str, *, at: datetime | None = None) -> bool:
+        """Atomically move a ``claimed`` or ``queued`` key to ``running``; True for exactly one caller.
+
+        The launch guard: whoever claimed a key, only the caller that takes it launches.
+        """
+        with self._connect() as conn:
+            cur = conn.execute(
+                "UPDATE run_keys SET status = 'running', finished_at = NULL, claimed_at = claimed_at "
+                "WHERE run_key = ? AND status IN ('claimed', 'queued')",
+                (run_key,),
+            )
+            return cur.rowcount == 1
+
+    def set_status(self, run_key: str, status: str, *, reason: str | None = None) -> None:
+        """Change a key's status without finishing it (e.g. ``queued`` behind a running job)."""
+        if status not in RUN_STATUSES:
+            raise ValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
+        with self._connect() as conn:
+            cur = conn.execute("UPDATE run_keys SET status = ?, reason = COALESCE(?, reason) WHERE run_key = ?",
+                               (status, reason, run_key))
+            if cur.rowcount == 0:
+                raise KeyError(f"run key {run_key!r} was never claimed")
+
+    def release(self, run_key: str) -> None:
+        """Forget a claim whose launch never started, so a retry may claim it again."""
+        with self._connect() as conn:
+            conn.execute("DELETE FROM run_keys WHERE run_key = ?", (run_key,))
+
+    def get(self, run_key: str) -> RunKeyRecord | None:
+        """The record of ``run_key``, or None if it was never claimed."""
+        with self._connect() as conn, closing(conn.execute(
+            "SELECT run_key, source, details, status, run_id, reason, claimed_at, finished_at "
+            "FROM run_keys WHERE run_key = ?",
+            (run_key,),
+        )) as cur:
+            row = cur.fetchone()
+        return _record(row) if row else None
+
+    def pending(self, source: str, statuses: tuple[str, ...] = ("claimed", "queued")) -> list[RunKeyRecord]:
+        """Keys of ``source`` claimed or queued but not yet started or finished, oldest first."""
+        marks = ",".join("?" for _ in statuses)
+        with self._connect() as conn, closing(conn.execute(
+            "SELECT run_key, source, details, status, run_id, reason, claimed_at, finished_at FROM run_keys "
+            f"WHERE source = ? AND status IN ({marks}) ORDER BY claimed_at, run_key",
+            (source, *statuses),
+        )) as cur:
+            rows = cur.fetchall()
+        return [_record(r) for r in rows]
+
+    def history(self, source: str | None = None, limit: int = 50) -> list[RunKeyRecord]:
+        """Most recent claims first, optionally of one ``source``."""
+        sql = "SELECT run_key, source, details, status, run_id, reason, claimed_at, finished_at FROM run_keys"
+        args: tuple = ()
+        if source is not None:
+            sql += " WHERE source = ?"
+            args = (source,)
+        sql += " ORDER BY claimed_at DESC LIMIT ?"
+        with self._connect() as conn, closing(conn.execute(sql, (*args, int(limit)))) as cur:
+            rows = cur.fetchall()
+        return [_record(r) for r in rows]
+
+    def last_fired(self, source: str) -> datetime | None:
+        """When ``source`` last claimed a key that was not skipped (for cooldowns), or None."""
+        marks = ",".join("?" for _ in _NOT_FIRED)
+        with self._connect() as conn, closing(conn.execute(
+            f"SELECT MAX(claimed_at) FROM run_keys WHERE source = ? AND status NOT IN ({marks})",
+            (source, *_NOT_FIRED),
+        )) as cur:
+            row = cur.fetchone()
+        return _parse(row[0]) if row and row[0] else None
+
+
+def _record(row) -> RunKeyRecord:
+    run_key, source, details, status, run_id, reason, claimed_at, finished_at = row
+    return RunKeyRecord(
+        run_key=run_key,
+        source=source,
+        status=status,
+        claimed_at=_parse(claimed_at),
+        details=json.loads(details or "{}"),
+        run_id=run_id,
+        reason=reason,
+        finished_at=_parse(finished_at),
+    )
+
+
+def state_store_for(ws) -> StateStore:
+    """The workspace's state store: ``<root>/state.db`` locally, a temp folder on Databricks."""
+    root = ws.root if ws.root is not None else Path("/tmp/driftgate")
+    return StateStore(Path(root) / "state.db")
+
+
+def reseed_from_events(state: StateStore, events: list[dict[str, Any]]) -> int:
+    """Re-claim, as ``succeeded``, the run keys of ``trigger_fired`` audit events.
+
+    After a corrupt state file was moved aside, this keeps every key that was already fired
+    from firing again, and gives triggers their last fire to resume from. ``events`` are
+    :func:`driftgate.audit.read_events` rows (``run_key``, ``subject`` = trigger name,
+    ``details``, ``at``). Returns how many keys were restored.
+    """
+    restored = 0
+    for ev in sorted(events, key=lambda e: e["at"]):
+        if ev.get("kind", "trigger_fired") != "trigger_fired" or not ev.get("run_key"):
+            continue
+        details = dict(ev.get("details") or {})
+        details.pop("trigger", None)
+        at = ev["at"] if ev["at"].tzinfo else ev["at"].replace(tzinfo=timezone.utc)
+        if state.claim(ev["run_key"], source=ev.get("subject") or "unknown", details=details, at=at):
+            state.finish(ev["run_key"], "succeeded", reason="restored from the audit trail", at=at)
+            restored += 1
+    return restored

@@ -1,0 +1,229 @@
+"""``driftgate serve``: the receiver core behind FastAPI, with the worker in a thread.
+
+Routes: ``POST /v1/alerts/databricks-sql`` (the core's answer, verbatim),
+``GET /healthz`` and the OpenAPI document FastAPI generates (``/openapi.json``, ``/docs``).
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from driftgate.errors import ConfigError
+from triggers.state import StateStore
+from triggers.webhook.auth import Credentials
+from triggers.webhook.payload import STATES
+from triggers.webhook.queue import AlertQueue
+from triggers.webhook.receiver import Receiver
+from triggers.webhook.worker import AuditFn, GateFn, Worker, audit_to_log, audit_to_workspace
+from workspace.jobs import JobLauncher, launcher_for
+
+__all__ = ["Webhook", "open_webhook", "create_app", "serving", "is_loopback", "ALERT_PATH"]
+
+ALERT_PATH = "/v1/alerts/databricks-sql"
+
+
+@dataclass
+class Webhook:
+    """A receiver and the worker that consumes what it queues, sharing one state folder."""
+
+    receiver: Receiver
+    worker: Worker
+    state_dir: Path
+
+
+def _state_dir(settings, ws) -> Path:
+    if ws is not None and ws.root is not None:
+        return Path(ws.root)
+    if env := os.environ.get("DRIFTGATE_STATE_DIR"):
+        return Path(env)
+    if settings.workspace.backend == "local":
+        return Path(settings.workspace.root)
+    return Path("/tmp/driftgate")
+
+
+def open_webhook(settings, *, ws=None, insecure: bool = False, credentials: Credentials | None = None,
+                 launcher: JobLauncher | None = None, gate: GateFn | None = None, audit: AuditFn | None = None,
+                 state_dir: str | Path | None = None, clock=None) -> Webhook:
+    """Build the receiver and worker for ``settings``.
+
+    Args:
+        settings: the validated settings (``settings.webhook`` is used).
+        ws: the open workspace; needed for the worker's gate, local launches and the audit table.
+        insecure: allow no credentials (callers check the bind address).
+        credentials: default: from the environment.
+        launcher: default: :func:`workspace.jobs.launcher_for` ``settings``.
+        gate: default with ``webhook.gate: worker``:
+            ``gating.evaluate(ws, ws.settings.gate, trigger="webhook", run_key=<the alert's run key>)``.
+        audit: default: the workspace's audit table, or log lines without a workspace.
+        state_dir: where ``state.db`` and ``webhook_queue.db`` live (default: the workspace root,
+            ``$DRIFTGATE_STATE_DIR``, or ``/tmp/driftgate``).
+        clock: unix-seconds clock for both (tests).
+    """
+    import time
+
+    cfg = settings.webhook
+    folder = Path(state_dir) if state_dir is not None else _state_dir(settings, ws)
+    store = StateStore(folder / "state.db")
+    queue = AlertQueue(folder / "webhook_queue.db", synchronous="FULL" if cfg.fsync_acks else "NORMAL",
+                       checkpoints=False)
+    clock = clock or time.time
+    receiver = Receiver(cfg, queue=queue, credentials=credentials, insecure=insecure, clock=clock)
+    if gate is None and cfg.gate == "worker":
+        if ws is None:
+            raise ConfigError("webhook.gate: 'worker' needs the metric tables; use 'job' where no workspace is "
+                              "open (the job's evaluate_drift task then runs the gate)", key="webhook.gate")
+        gate = _shared_gate(ws)
+    worker = Worker(cfg, queue=AlertQueue(queue.path, synchronous="NORMAL"), store=store, launcher=launcher or launcher_for(settings, ws),
+                    gate=gate if cfg.gate == "worker" else None,
+                    audit=audit if audit is not None else (audit_to_workspace(ws) if ws is not None else audit_to_log),
+                    clock=clock)
+    return Webhook(receiver, worker, folder)
+
+
+def _shared_gate(ws) -> GateFn:
+    def evaluate(*, run_key: str | None = None):
+        import gating  # imported when first used: it pulls in MLflow
+
+        return gating.evaluate(ws, ws.settings.gate, trigger="webhook", run_key=run_key)
+
+    return evaluate
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (``127.0.0.0/8``, ``::1``, ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_REQUEST_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {
+            "title": "driftgate alert template",
+            "type": "object",
+            "required": ["state"],
+            "properties": {
+                "state": {"type": "string", "enum": list(STATES)},
+                "alert_id": {"type": "string"},
+                "alert_name": {"type": "string"},
+                "alert_url": {"type": "string"},
+                "evaluated_at": {"type": "string", "format": "date-time"},
+                "value": {"type": ["string", "number"]},
+                "threshold": {"type": ["string", "number"]},
+                "column": {"type": "string"},
+            },
+        },
+        {
+            "title": "alert-shaped default body",
+            "type": "object",
+            "required": ["alert"],
+            "properties": {
+                "event": {"type": "string"},
+                "alert": {
+                    "type": "object",
+                    "required": ["id", "state"],
+                    "properties": {
+                        "id": {"type": ["string", "integer"]},
+                        "name": {"type": "string"},
+                        "state": {"type": "string"},
+                        "last_triggered_at": {"type": "string"},
+                        "options": {"type": "object"},
+                    },
+                },
+            },
+        },
+    ]
+}
+_ANSWER = {"content": {"application/json": {"schema": {"type": "object"}}}}
+
+
+def create_app(webhook: Webhook, *, run_worker: bool = True) -> FastAPI:
+    """The FastAPI app; the worker runs while the app does (``run_worker``)."""
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        if run_worker:
+            webhook.worker.start()
+        try:
+            yield
+        finally:
+            if run_worker:
+                webhook.worker.stop()
+
+    app = FastAPI(title="driftgate webhook", version="1", lifespan=lifespan,
+                  description="Receives Databricks SQL alerts; the shared gate decides whether to retrain.")
+    limit = webhook.receiver.config.max_body_bytes
+
+    @app.post(
+        ALERT_PATH,
+        summary="Receive a Databricks SQL alert notification",
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _REQUEST_SCHEMA}}}},
+        responses={code: {"description": text, **_ANSWER} for code, text in (
+            (200, "duplicate delivery, or a state other than TRIGGERED (acknowledged, not launched)"),
+            (202, "queued: the worker will run the gate"), (400, "the body is not a valid alert"),
+            (401, "missing or wrong credentials"), (413, "body too large"), (415, "not application/json"),
+            (503, "the queue could not be written; retry"))},
+    )
+    async def receive_alert(request: Request) -> JSONResponse:
+        declared = request.headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
+            return JSONResponse({"error": f"body: must be at most {limit} bytes"}, status_code=413)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:  # stop reading early; the core would refuse it anyway
+                return JSONResponse({"error": f"body: must be at most {limit} bytes"}, status_code=413)
+        status, answer = await run_in_threadpool(webhook.receiver.handle, request.headers.items(), bytes(body))
+        headers = {"WWW-Authenticate": 'Basic realm="driftgate"'} if status == 401 else None
+        return JSONResponse(answer, status_code=status, headers=headers)
+
+    @app.get("/healthz", summary="Liveness, worker state and queue depth")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "worker": "running" if webhook.worker.alive else "stopped",
+                "queue": webhook.receiver.queue.counts()}
+
+    return app
+
+
+@contextmanager
+def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 0, **uvicorn_options: Any) -> Iterator[str]:
+    """Run ``app`` under uvicorn in a background thread; yields its base URL (tests, benchmarks).
+
+    ``port=0`` picks a free port.
+    """
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", access_log=False, **uvicorn_options)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"uvicorn did not start on {host}:{port}")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
