@@ -1,6 +1,8 @@
 """The ``driftgate`` console script. Each command lives beside the stage it runs."""
 from __future__ import annotations
 
+import warnings
+
 import typer
 
 from gating import commands as gating_cmds
@@ -18,6 +20,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+# MLflow repeats this hint for every logged model with integer inputs; it is advice
+# for authors of signatures, not something an operator can act on.
+warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
 
 app.command("init")(pipeline_commands.init)
 app.command("demo")(pipeline_commands.demo)

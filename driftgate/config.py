@@ -63,7 +63,7 @@ class DemoConfig(StrictModel):
     served_days: int = Field(21, ge=4, description="days the champion serves before the gate runs")
     rows_per_day: int = Field(600, ge=50)
     """Mean requests per day (Poisson)."""
-    drift_onset_day: int = Field(10, ge=1, description="served day on which covariate + concept drift begins")
+    drift_onset_day: int = Field(6, ge=1, description="served day on which covariate + concept drift begins")
     drift_strength: float = Field(1.0, ge=0.0, le=3.0)
     """Scale of the covariate shift and the change in P(y|x); 0 means no drift at all."""
     start_date: str | None = None

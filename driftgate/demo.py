@@ -111,14 +111,14 @@ def simulate_events(cfg, *, first_day: int, days: int, drift_onset: int | None,
         senior = age >= 65
         region = pop.region[idx]
         logit = (
-            -1.2
-            - 0.035 * tenure
-            + (0.02 + 0.05 * d) * (charges - 60.0)
-            + (0.35 - 0.2 * d) * calls
-            - 0.012 * usage
-            + 0.45 * (plan == "basic")
+            0.6
+            - 0.06 * tenure
+            + (0.045 + 0.06 * d) * (charges - 60.0)
+            + (0.7 - 0.45 * d) * calls
+            - 0.03 * usage
+            + 0.8 * (plan == "basic")
             + 0.15 * senior
-            + 1.1 * d * (region == "south")
+            + 1.6 * d * (region == "south")
         )
         label = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
         seconds = np.sort(rng.integers(0, 86400, size=n))
@@ -167,16 +167,22 @@ def build_world(ws, *, today: datetime | None = None) -> WorldInfo:
     )
 
 
-def score(model, frame: pd.DataFrame) -> np.ndarray:
-    """P(label = 1) from a logged scikit-learn model (or anything with predict_proba)."""
+def score(model, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(prediction, P(label = 1)) from a logged scikit-learn classifier.
+
+    The prediction is the model's own ``predict`` so that a decision threshold
+    chosen at training time is the one that serves.
+    """
     cols = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
-    return np.asarray(model.predict_proba(frame[cols])[:, 1], dtype=float)
+    x = frame[cols]
+    return np.asarray(model.predict(x), dtype=np.int64), np.asarray(model.predict_proba(x)[:, 1], dtype=float)
 
 
-def served_frame(events: pd.DataFrame, proba: np.ndarray, model_id: str, threshold: float = 0.5) -> pd.DataFrame:
+def served_frame(events: pd.DataFrame, scored: tuple[np.ndarray, np.ndarray], model_id: str) -> pd.DataFrame:
+    prediction, proba = scored
     out = events.copy()
     out.insert(3, "model_id", model_id)
-    out.insert(4, "prediction", (proba >= threshold).astype(np.int64))
+    out.insert(4, "prediction", prediction)
     out.insert(5, "probability", proba)
     return out
 

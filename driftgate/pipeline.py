@@ -113,8 +113,7 @@ def run_retraining_job(ws, *, trigger: str, run_key: str | None = None, now: dat
         result.branch = "retrain"
         reason = {"trigger": trigger, "decision_id": str(getattr(decision, "decision_id", "")),
                   "run_key": run_key or "", "job_run_id": job_run_id}
-        best = bool(getattr(ws.settings.training, "use_best_params", False))
-        result.train = training.train(ws, reason=reason, use_best_params=best)
+        result.train = training.train(ws, reason=reason)
         if not result.train.registered:
             result.notes.append(f"candidate not registered: {result.train.refused_reason}")
         else:

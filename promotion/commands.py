@@ -169,7 +169,10 @@ def collect_status(ws, *, limit: int = 5) -> dict[str, Any]:
             try:
                 info = ws.registry.get_version(name, version)
                 row["run_id"] = info.run_id
-                row["decision"] = info.tags.get("driftgate_decision") or info.tags.get("driftgate_shadow_status")
+                # A challenger's standing is its shadow verdict; others carry their last promotion decision.
+                keys = ("driftgate_shadow_status", "driftgate_decision") if alias == "challenger" else (
+                    "driftgate_decision", "driftgate_shadow_status")
+                row["decision"] = next((info.tags[k] for k in keys if info.tags.get(k)), None)
                 row["metrics"] = _key_metrics(ws, info)
             except RegistryError as exc:
                 row["decision"] = f"unreadable: {exc}"

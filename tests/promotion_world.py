@@ -120,7 +120,7 @@ def build(ws) -> World:
     v2 = register(ws, m2, x)
     v3 = register(ws, m1, x)
     v4 = register(ws, m4, x4)
-    ws.tables.write(ws.settings.project.inference_table, served(m1, v1, days=8, per_day=150, seed=11),
+    ws.tables.write(ws.settings.project.inference_table, served(m1, v1, days=7, per_day=150, seed=11),
                     mode="overwrite")
     return World(ws, v1, v2, v3, v4)
 

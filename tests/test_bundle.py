@@ -239,3 +239,16 @@ def test_evaluate_notebook_publishes_task_values_through_dbutils(tmp_path):
     decision = fake.values[("evaluate_drift", "decision")]
     assert decision["status"] == "EXCEEDED" and decision["trigger"] == "table_update"
     assert gating.read_decisions(ws)[0]["run_key"] == "job-run:42"
+
+
+def test_shadow_result_survives_the_task_value_round_trip():
+    """The promote task rebuilds what the shadow task published (JSON in between)."""
+    from promotion import ShadowResult
+    from promotion.policy import Check, Interval
+    from triggers.jobtask import as_value, shadow_from_value
+
+    shadow = ShadowResult(status="PASS", model_name="main.s.m", champion_version="1", challenger_version="2",
+                          metrics={"delta_f1": 0.04}, reasons=("better",), checks=(Check("f1", True, "ok"),),
+                          interval=Interval("f1", 0.04, 0.01, 0.07, 0.95, 200), n_rows=900)
+    value = json.loads(json.dumps(as_value(shadow)))
+    assert shadow_from_value(value) == shadow

@@ -303,3 +303,17 @@ def test_against_a_real_delta_table(tmp_path):
     clock.at(2)
     runner.tick()
     assert launch.calls == [f"delta:{table}@v0", f"delta:{table}@v1"]
+
+
+def test_webhook_trigger_leaves_keys_claimed_by_another_worker_alone(tmp_path):
+    from triggers.queued import WebhookTrigger
+
+    state = StateStore(tmp_path / "state.db")
+    state.claim("alert:a1:2026-07-01T12:00:00Z", source="webhook", details={}, at=T0)  # the receiver's worker owns it
+    request_run(state, source="webhook", run_key="alert:a2:2026-07-01T12:05:00Z", at=T0)  # queue-only receiver
+    launch = Launcher()
+    runner = TriggerRunner([WebhookTrigger()], state, launch, clock=Clock(), background=False)
+    runner.recover()
+    runner.tick()
+    assert launch.calls == ["alert:a2:2026-07-01T12:05:00Z"]
+    assert state.get("alert:a1:2026-07-01T12:00:00Z").status == "claimed"

@@ -51,7 +51,7 @@ def _launcher(client, **kw):
 
 
 def _request():
-    return LaunchRequest(KEY, "webhook", {"trigger": "webhook", "run_key": KEY})
+    return LaunchRequest(KEY, "webhook", {"trigger": "webhook"})
 
 
 def test_run_now_sends_the_documented_body(httpserver, client):
@@ -62,7 +62,7 @@ def test_run_now_sends_the_documented_body(httpserver, client):
     assert request.headers["Authorization"] == "Bearer dapi-test"
     assert json.loads(request.data) == {
         "job_id": 11223344,
-        "job_parameters": {"env": "prod", "trigger": "webhook", "run_key": KEY},
+        "job_parameters": {"env": "prod", "trigger": "webhook"},
         "idempotency_token": KEY,
         "queue": {"enabled": True},
     }

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from driftgate.errors import ConfigError
-from triggers.state import StateStore
 from triggers.webhook.auth import Credentials, sign
 from triggers.webhook.payload import parse_alert
 from triggers.webhook.queue import AlertQueue
@@ -29,8 +28,7 @@ def clock():
 @pytest.fixture
 def receiver(tmp_path, clock):
     cfg = webhook_settings(tmp_path).webhook
-    return Receiver(cfg, queue=AlertQueue(tmp_path / "q.db"), store=StateStore(tmp_path / "state.db"),
-                    credentials=CREDS, clock=clock)
+    return Receiver(cfg, queue=AlertQueue(tmp_path / "q.db"), credentials=CREDS, clock=clock)
 
 
 def test_triggered_alert_is_queued_once_and_duplicates_are_acknowledged(receiver):
@@ -42,10 +40,8 @@ def test_triggered_alert_is_queued_once_and_duplicates_are_acknowledged(receiver
     for _ in range(3):
         assert receiver.handle(basic(), template_body()) == (
             200, {"status": "duplicate", "run_key": key, "run_status": "queued"})
-    record = receiver.store.get(key)
-    assert record.source == "webhook" and record.status == "queued" and record.details["state"] == "TRIGGERED"
     row = receiver.queue.get(key)
-    assert row["deliveries"] == 4 and row["action"] == "launch"
+    assert row["deliveries"] == 4 and row["action"] == "launch" and json.loads(row["alert"])["state"] == "TRIGGERED"
 
 
 @pytest.mark.parametrize("state", ["OK", "ok", "UNKNOWN", "ERROR"])
@@ -54,7 +50,6 @@ def test_other_states_are_acknowledged_recorded_and_never_queued_for_launch(rece
     assert status == 200 and answer["launched"] is False and answer["state"] == state.upper()
     assert receiver.queue.waiting(action="launch") == []
     assert len(receiver.queue.waiting(action="record")) == 1
-    assert receiver.store.history("webhook") == []
 
 
 def test_redash_shaped_default_body_with_unknown_fields(receiver):
@@ -146,9 +141,8 @@ def test_bad_input_answers(receiver):
 def test_receiver_refuses_to_exist_without_credentials(tmp_path):
     cfg = webhook_settings(tmp_path).webhook
     with pytest.raises(ConfigError, match="DRIFTGATE_WEBHOOK_USER"):
-        Receiver(cfg, queue=AlertQueue(tmp_path), store=StateStore(tmp_path), credentials=Credentials())
-    open_one = Receiver(cfg, queue=AlertQueue(tmp_path), store=StateStore(tmp_path), credentials=Credentials(),
-                        insecure=True)
+        Receiver(cfg, queue=AlertQueue(tmp_path), credentials=Credentials())
+    open_one = Receiver(cfg, queue=AlertQueue(tmp_path), credentials=Credentials(), insecure=True)
     assert open_one.handle({"Content-Type": "application/json"}, template_body())[0] == 202
 
 

@@ -31,7 +31,7 @@ def test_exceeded_launches_once_and_everything_is_audited(tmp_path):
     assert wh.worker.drain() == ["launched"]
     assert launcher.launches == 1
     request = launcher.requests[0]
-    assert request.run_key == key and request.trigger == "webhook" and request.parameters["run_key"] == key
+    assert request.run_key == key and request.trigger == "webhook" and request.parameters == {"trigger": "webhook"}
     assert audit.kinds() == ["alert_received", "trigger_fired", "launch"]
     assert audit[0]["details"]["deliveries"] == 2
     assert audit[2]["details"]["run_id"] == "fake-1" and audit[2]["status"] == "launched"
@@ -77,13 +77,14 @@ def test_cooldown_holds_later_alerts_until_it_ends(tmp_path):
     assert wh.worker.drain() == ["launched"]
     clock.advance(60)
     deliver(wh, template_body(alert_id="b"))
-    assert wh.worker.drain() == ["deferred"]
-    assert wh.worker.drain() == []  # not due yet
-    clock.advance(540)
+    deliver(wh, redash_body(state="ok"))
+    assert wh.worker.drain() == ["recorded"]  # other states are still recorded; the launch waits
+    clock.advance(539)
+    assert wh.worker.drain() == []
+    clock.advance(1)
     assert wh.worker.drain() == ["launched"]
-    assert [r.parameters["alert_id"] for r in launcher.requests] == ["a", "b"]
-    skipped = [e for e in audit if e["kind"] == "trigger_skipped"]
-    assert len(skipped) == 1 and skipped[0]["status"] == "cooldown"
+    assert [r.run_key.split(":")[1] for r in launcher.requests] == ["a", "b"]
+    assert not [e for e in audit if e["kind"] == "trigger_skipped"]
 
 
 def test_alerts_waiting_while_a_run_launches_are_covered_by_it(tmp_path):
@@ -92,8 +93,9 @@ def test_alerts_waiting_while_a_run_launches_are_covered_by_it(tmp_path):
     assert wh.worker.drain() == ["launched"]
     assert launcher.launches == 1
     for key in keys[1:]:
-        record = wh.worker.store.get(key)
-        assert record.status == "skipped" and record.reason == f"covered by run fake-1 ({keys[0]})"
+        row = wh.worker.queue.get(key)
+        assert row["outcome"] == "skipped" and row["note"] == f"covered by run fake-1 ({keys[0]})"
+    assert [e["status"] for e in audit if e["kind"] == "trigger_skipped"] == ["covered", "covered"]
 
 
 def test_transient_failures_back_off_then_launch(tmp_path):
@@ -146,6 +148,7 @@ def test_queue_survives_a_restart(tmp_path):
 def _crash_mid_launch(wh, clock):
     """A worker took the request, took the key and died while launching."""
     item = wh.worker.queue.take(now=clock(), lease_seconds=60)
+    wh.worker.store.claim(item.run_key, source="webhook")
     assert wh.worker.store.take(item.run_key)
     wh.worker.queue.mark(item.run_key, "launching")
     clock.advance(61)
@@ -173,7 +176,8 @@ def test_a_jobs_api_launch_interrupted_by_a_crash_is_retried_with_the_same_token
 def test_a_key_taken_by_the_watch_runner_is_not_launched_again(tmp_path):
     wh, launcher, _, _ = make(tmp_path)
     key = deliver(wh)[1]["run_key"]
-    assert wh.worker.store.take(key)  # ``driftgate watch``'s webhook trigger got there first
+    wh.worker.store.claim(key, source="webhook")  # claimed and taken by ``driftgate watch`` first
+    assert wh.worker.store.take(key)
     assert wh.worker.drain() == ["duplicate"]
     assert launcher.launches == 0
 

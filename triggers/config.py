@@ -71,7 +71,8 @@ class TriggersConfig(StrictModel):
     table_update: TableUpdateConfig = TableUpdateConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     manual: QueuedTriggerConfig = QueuedTriggerConfig()
-    webhook: QueuedTriggerConfig = QueuedTriggerConfig()
+    webhook: QueuedTriggerConfig = QueuedTriggerConfig(enabled=False)
+    """Launch alert requests queued by a queue-only receiver; ``driftgate serve`` has its own worker."""
     plugins: list[PluginTriggerConfig] = Field(default_factory=list)
     queue: bool = True
     """While a run is active, queue new requests (True) or skip them (False): Jobs ``queue.enabled``."""

@@ -117,11 +117,15 @@ def as_value(record: Any) -> Any:
 
 
 def shadow_from_value(value: Mapping[str, Any]):
-    """Rebuild ``promotion.ShadowResult`` from the shadow task's task value."""
+    """Rebuild ``promotion.ShadowResult`` from the shadow task's task value (its ``as_dict()``)."""
     from promotion import ShadowResult
+    from promotion.policy import Check, Interval
 
-    for method in ("from_dict", "model_validate"):
-        if callable(getattr(ShadowResult, method, None)):
-            return getattr(ShadowResult, method)(dict(value))
-    names = {f.name for f in dataclasses.fields(ShadowResult)} if dataclasses.is_dataclass(ShadowResult) else None
-    return ShadowResult(**{k: v for k, v in value.items() if names is None or k in names})
+    names = {f.name for f in dataclasses.fields(ShadowResult)}
+    data = {k: v for k, v in dict(value).items() if k in names}
+    data["reasons"] = tuple(data.get("reasons") or ())
+    data["checks"] = tuple(Check(**c) if isinstance(c, dict) else c for c in data.get("checks") or ())
+    data["fairness"] = tuple(data.get("fairness") or ())
+    if isinstance(data.get("interval"), dict):
+        data["interval"] = Interval(**data["interval"])
+    return ShadowResult(**data)

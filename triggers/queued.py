@@ -24,7 +24,8 @@ class QueuedTrigger(Trigger):
     def tick(self, context: TickContext) -> TickResult:
         if context.state is None:
             raise ValueError(f"{self.describe()}: needs the state store in the tick context")
-        queued = context.state.pending(self.name)
+        # Only "queued": a key another worker merely "claimed" is that worker's to take.
+        queued = context.state.pending(self.name, statuses=("queued",))
         if not queued:
             return TickResult.skipped(f"no queued {self.name} requests")
         return TickResult.fire(*[
@@ -42,9 +43,13 @@ class ManualTrigger(QueuedTrigger):
 
 
 class WebhookTrigger(QueuedTrigger):
-    """Runs asked for by SQL alerts: the webhook receiver (``triggers.webhook``) validates and
-    dedupes each delivery, then queues its run key (``alert:{alert_id}:{evaluated_at}``) under
-    source ``webhook`` with status ``queued``; this trigger hands them to the runner."""
+    """Runs asked for by SQL alerts, for a receiver that only queues.
+
+    ``driftgate serve`` runs its own worker (gate check, Jobs API launch) and needs no watcher;
+    this trigger is for deployments where the receiver validates and dedupes each delivery and
+    queues its run key (``alert:{alert_id}:{evaluated_at}``) under source ``webhook`` with status
+    ``queued``, and ``driftgate watch`` launches it. Off by default (``triggers.webhook.enabled``).
+    """
 
     kind = "webhook"
 

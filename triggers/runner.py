@@ -228,8 +228,13 @@ class TriggerRunner:
     def recover(self) -> list[str]:
         """Requeue keys of these triggers that were claimed or queued but never started."""
         requeued = []
+        from triggers.queued import QueuedTrigger
+
         for trigger in self.triggers:
-            for record in self.state.pending(trigger.name):
+            # A queued trigger's source may be shared with another worker (the webhook's), whose
+            # "claimed" keys are its own; only "queued" ones are meant for this runner.
+            statuses = ("queued",) if isinstance(trigger, QueuedTrigger) else ("claimed", "queued")
+            for record in self.state.pending(trigger.name, statuses=statuses):
                 with self._lock:
                     if record.run_key in self._inflight:
                         continue

@@ -243,12 +243,13 @@ class StateStore:
             row = cur.fetchone()
         return _record(row) if row else None
 
-    def pending(self, source: str) -> list[RunKeyRecord]:
+    def pending(self, source: str, statuses: tuple[str, ...] = ("claimed", "queued")) -> list[RunKeyRecord]:
         """Keys of ``source`` claimed or queued but not yet started or finished, oldest first."""
+        marks = ",".join("?" for _ in statuses)
         with self._connect() as conn, closing(conn.execute(
             "SELECT run_key, source, details, status, run_id, reason, claimed_at, finished_at FROM run_keys "
-            "WHERE source = ? AND status IN ('claimed', 'queued') ORDER BY claimed_at, run_key",
-            (source,),
+            f"WHERE source = ? AND status IN ({marks}) ORDER BY claimed_at, run_key",
+            (source, *statuses),
         )) as cur:
             rows = cur.fetchall()
         return [_record(r) for r in rows]

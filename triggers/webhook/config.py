@@ -25,7 +25,7 @@ class LaunchConfig(StrictModel):
     job_id: int | None = Field(None, ge=1)
     """The retraining job's id, required by ``run_now``."""
     job_parameters: dict[str, str] = Field(default_factory=dict)
-    """Extra job parameters; the worker adds ``trigger``, ``run_key``, ``alert_id`` and ``evaluated_at``."""
+    """Extra job parameters (each must be defined on the job); the worker adds ``trigger: webhook``."""
     queue: bool = True
     """Send ``queue: {enabled: true}`` so a busy job queues the run instead of skipping it."""
     submit_run: dict[str, Any] | None = None
@@ -61,6 +61,9 @@ class WebhookConfig(StrictModel):
     gate: Literal["worker", "job"] = "worker"
     """``worker`` runs the shared gate before launching; ``job`` leaves it to the job's own
     ``evaluate_drift`` + condition tasks (serverless handlers cannot read the metric tables)."""
+    fsync_acks: bool = True
+    """Sync each queued alert to disk before acknowledging it (SQLite ``synchronous=FULL``); false still
+    survives a crash of the process but not a power loss, for lower latency on slow disks."""
     poll_seconds: float = Field(0.5, gt=0)
     """How often the worker looks for queued requests."""
     lease_seconds: int = Field(600, ge=10)

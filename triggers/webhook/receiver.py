@@ -2,9 +2,11 @@
 
 Every adapter (the FastAPI service, the AWS Lambda, Azure Functions and Google Cloud
 Functions handlers) calls :meth:`Receiver.handle` and nothing else. It checks size,
-credentials, media type and body, derives the run key, claims it in the shared
-:class:`~triggers.state.StateStore`, queues the request and answers at once:
-acknowledging never waits for the gate or the Jobs API.
+credentials, media type and body, derives the run key and queues the request under
+it in the durable queue (the run key is its primary key, so duplicate deliveries only
+count), and answers at once: acknowledging never waits for the gate, the Jobs API or
+the shared state store. The worker claims the key in the
+:class:`~triggers.state.StateStore` before it launches.
 
 Answers: 202 queued; 200 duplicate (already claimed) or acknowledged (a state other
 than TRIGGERED, recorded but never launched); 400 naming the bad part of the body;
@@ -20,7 +22,6 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 from driftgate.errors import ConfigError, WebhookError
-from triggers.state import StateStore
 from triggers.webhook.auth import Credentials, authenticate
 from triggers.webhook.config import WebhookConfig
 from triggers.webhook.payload import AlertNotification, parse_alert
@@ -73,7 +74,6 @@ class Receiver:
     Args:
         config: the ``webhook`` settings.
         queue: the durable queue the worker consumes.
-        store: the shared trigger state, where run keys are claimed.
         credentials: what requests must prove (default: from the environment).
         insecure: accept unauthenticated requests when no credentials are configured
             (the service allows this only on a loopback address).
@@ -83,12 +83,11 @@ class Receiver:
         ConfigError: no credentials are configured and ``insecure`` is false.
     """
 
-    def __init__(self, config: WebhookConfig, *, queue: AlertQueue, store: StateStore,
+    def __init__(self, config: WebhookConfig, *, queue: AlertQueue,
                  credentials: Credentials | None = None, insecure: bool = False,
                  clock: Callable[[], float] = time.time):
         self.config = config
         self.queue = queue
-        self.store = store
         self.credentials = credentials if credentials is not None else Credentials.from_env()
         if not self.credentials.configured and not insecure:
             raise ConfigError(
@@ -139,15 +138,10 @@ class Receiver:
             log.info("webhook: alert %s is %s: acknowledged, not launched", alert.alert_id, alert.state)
             return 200, {"status": "acknowledged", "state": alert.state, "launched": False,
                          "reason": f"alert state {alert.state}: only TRIGGERED alerts launch"}
-        claimed = self.store.claim(key, source=SOURCE, details=record, status="queued",
-                                   at=datetime.fromtimestamp(now, timezone.utc))
-        # Queue even when the key was claimed before: if a crash came between claim and
-        # queue, this redelivery repairs it; the worker ignores keys already finished.
-        self.queue.put(key, "launch", record, now=now)
-        if not claimed:
+        if not self.queue.put(key, "launch", record, now=now):
+            row = self.queue.get(key) or {}
             log.info("webhook: duplicate delivery of %s", key)
-            existing = self.store.get(key)
             return 200, {"status": "duplicate", "run_key": key,
-                         "run_status": existing.status if existing else None}
+                         "run_status": row.get("outcome") or row.get("status")}
         log.info("webhook: alert %s TRIGGERED: queued as %s", alert.alert_id, key)
         return 202, {"status": "queued", "run_key": key}

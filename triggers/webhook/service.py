@@ -71,15 +71,16 @@ def open_webhook(settings, *, ws=None, insecure: bool = False, credentials: Cred
     cfg = settings.webhook
     folder = Path(state_dir) if state_dir is not None else _state_dir(settings, ws)
     store = StateStore(folder / "state.db")
-    queue = AlertQueue(folder / "webhook_queue.db")
+    queue = AlertQueue(folder / "webhook_queue.db", synchronous="FULL" if cfg.fsync_acks else "NORMAL",
+                       checkpoints=False)
     clock = clock or time.time
-    receiver = Receiver(cfg, queue=queue, store=store, credentials=credentials, insecure=insecure, clock=clock)
+    receiver = Receiver(cfg, queue=queue, credentials=credentials, insecure=insecure, clock=clock)
     if gate is None and cfg.gate == "worker":
         if ws is None:
             raise ConfigError("webhook.gate: 'worker' needs the metric tables; use 'job' where no workspace is "
                               "open (the job's evaluate_drift task then runs the gate)", key="webhook.gate")
         gate = _shared_gate(ws)
-    worker = Worker(cfg, queue=queue, store=store, launcher=launcher or launcher_for(settings, ws),
+    worker = Worker(cfg, queue=AlertQueue(queue.path, synchronous="NORMAL"), store=store, launcher=launcher or launcher_for(settings, ws),
                     gate=gate if cfg.gate == "worker" else None,
                     audit=audit if audit is not None else (audit_to_workspace(ws) if ws is not None else audit_to_log),
                     clock=clock)

@@ -18,6 +18,7 @@ Every step appends to the audit trail (``alert_received``, ``trigger_fired`` /
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from datetime import datetime, timezone
@@ -94,6 +95,10 @@ class Worker:
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # The state store opens a connection per call; while this one stays open, closing
+        # those does not checkpoint and delete the WAL each time (fewer fsyncs, ~6x faster).
+        self._keep_open = sqlite3.connect(store.path, check_same_thread=False)
+        self._keep_open.execute("SELECT 1 FROM run_keys LIMIT 1").fetchall()
 
     # -- running ---------------------------------------------------------------------------
 
@@ -122,6 +127,7 @@ class Worker:
                 log.exception("webhook worker: unexpected error")
                 worked = None
             if worked is None:
+                self._checkpoint()
                 self._stop.wait(self.config.poll_seconds)
 
     def drain(self, max_items: int = 1000) -> list[str]:
@@ -132,11 +138,24 @@ class Worker:
             if outcome is None:
                 break
             outcomes.append(outcome)
+        self._checkpoint()
         return outcomes
+
+    def _checkpoint(self) -> None:
+        # The receiver does not checkpoint (it would stall an acknowledgement); the worker does.
+        try:
+            self.queue.checkpoint()
+        except Exception:  # noqa: BLE001 - a busy log is checkpointed next time
+            log.debug("webhook worker: checkpoint skipped", exc_info=True)
 
     def run_once(self) -> str | None:
         """Process one due request; returns its outcome, or None if nothing was due."""
-        item = self.queue.take(now=self.clock(), lease_seconds=self.config.lease_seconds)
+        now = self.clock()
+        last = self.queue.last_launch()
+        # During a cooldown, launch requests are not even taken: they wait, untouched, and the
+        # first one due afterwards launches and covers the rest (no write per waiting alert).
+        cooling = last is not None and now < last + self.config.min_time_between_triggers_seconds
+        item = self.queue.take(now=now, lease_seconds=self.config.lease_seconds, launches=not cooling)
         if item is None:
             return None
         if item.action == "record":
@@ -162,15 +181,17 @@ class Worker:
                 reason: str | None = None, launched: bool = False) -> str:
         now = self._now()
         self.queue.finish(item.run_key, outcome, now=now, run_id=run_id, note=reason, launched=launched)
-        if self.store.get(item.run_key) is not None:
-            self.store.finish(item.run_key, store_status, run_id=run_id, reason=reason, at=self._at(now))
+        self._claim(item)
+        self.store.finish(item.run_key, store_status, run_id=run_id, reason=reason, at=self._at(now))
         return outcome
 
     def _launch(self, item: QueueItem) -> str:
         alert, key = item.alert, item.run_key
         record = self.store.get(key)
-        crashed_mid_launch = item.note == "launching"
-        if record is not None and (record.status in _DONE or (record.status == "running" and not crashed_mid_launch)):
+        # "launching": this worker took the key and stopped mid-launch; "retry": it holds the key
+        # between attempts. Either way the key is already ours (status running).
+        owned = item.note in ("launching", "retry")
+        if record is not None and (record.status in _DONE or (record.status == "running" and not owned)):
             # Finished earlier, or taken by another runner (``driftgate watch`` consumes the same keys).
             self.queue.finish(key, "duplicate", now=self._now(), note=f"run key already {record.status}")
             return "duplicate"
@@ -204,20 +225,18 @@ class Worker:
             self.audit("trigger_fired", run_key=key, subject=alert.get("alert_id"), status=decision["status"],
                        details={"decision": decision, "alert": alert})
 
-        request = LaunchRequest(run_key=key, trigger=SOURCE, parameters={
-            "trigger": SOURCE, "run_key": key, "alert_id": str(alert.get("alert_id")),
-            "evaluated_at": str(alert.get("evaluated_at") or ""),
-        })
-        if crashed_mid_launch:
-            if not self.launcher.idempotent:
+        # Only ``trigger``: the Jobs API takes parameters the job defines (resources/retraining_job.yml);
+        # the run key travels as the idempotency token.
+        request = LaunchRequest(run_key=key, trigger=SOURCE, parameters={"trigger": SOURCE})
+        if owned:
+            if item.note == "launching" and not self.launcher.idempotent:
                 reason = "the worker stopped while launching this key in-process; not started again (check the run)"
                 self.audit("launch", run_key=key, subject=alert.get("alert_id"), status="failed",
                            details={"reason": reason})
                 return self._finish(item, "failed", "failed", reason=reason)
             # The Jobs API idempotency token turns a repeated launch into the same run.
         else:
-            if record is None:  # the state file was reset under a queued request
-                self.store.claim(key, source=SOURCE, details=alert, status="queued")
+            self._claim(item)
             if not self.store.take(key, at=self._at(self._now())):
                 self.queue.finish(key, "duplicate", now=self._now(), note="taken by another runner")
                 return "duplicate"
@@ -239,6 +258,13 @@ class Worker:
         self._cover_waiting(key, result.run_id, self._now())
         log.info("webhook: launched run %s for %s", result.run_id, key)
         return outcome
+
+    def _claim(self, item: QueueItem) -> None:
+        # Claimed only once the worker acts on the key (skip or launch), so requests held by
+        # the cooldown stay invisible to ``driftgate watch``'s webhook trigger. A False answer
+        # means an earlier attempt claimed it; ``take`` still decides who launches.
+        self.store.claim(item.run_key, source=SOURCE, details=item.alert, status="claimed",
+                         at=self._at(item.received_at))
 
     def _evaluate(self, item: QueueItem) -> dict[str, Any] | None:
         if self.gate is None:
@@ -264,18 +290,15 @@ class Worker:
         backoff = min(launch.max_backoff_seconds, launch.backoff_seconds * 2 ** (attempts - 1))
         self.audit("launch", run_key=key, subject=item.alert.get("alert_id"), status="retrying",
                    details={"error": error, "attempts": attempts, "retry_in_seconds": backoff})
-        # Nothing started; hand the key back so whoever retries may take it.
-        self.store.set_status(key, "queued")
+        # The key stays taken (running) between attempts, so no other runner launches it meanwhile.
         self.queue.defer(key, not_before=self._now() + backoff, attempts=attempts, decision=decision, note="retry")
         return "retrying"
 
     def _cover_waiting(self, launched_key: str, run_id: str, gate_time: float) -> None:
         """Requests that waited while this run launched are answered by it: its gate saw their data."""
-        for key in self.queue.waiting(received_before=gate_time):
-            if key == launched_key:
-                continue
-            reason = f"covered by run {run_id} ({launched_key})"
-            self.queue.finish(key, "skipped", now=self._now(), note=reason)
-            if self.store.get(key) is not None:
+        reason = f"covered by run {run_id} ({launched_key})"
+        for key, alert in self.queue.cover(received_before=gate_time, note=reason, now=self._now()):
+            if self.store.get(key) is not None:  # held between launch attempts
                 self.store.finish(key, "skipped", reason=reason, at=self._at(self._now()))
-            self.audit("trigger_skipped", run_key=key, status="covered", details={"reason": reason})
+            self.audit("trigger_skipped", run_key=key, subject=alert.get("alert_id"), status="covered",
+                       details={"reason": reason, "alert": alert})

@@ -1,0 +1,217 @@
+"""The promotion stage end to end on a tiny registered world: shadow → promote → rollback → status.
+
+One module-scoped workspace holds four registered sklearn models (see promotion_world);
+each test sets the aliases it needs first.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import promotion
+from driftgate.audit import read_events
+from driftgate.errors import PromotionRefused
+from promotion_world import build, reset_aliases, served, fit, with_settings
+
+NAME = "main.driftgate_demo.churn_model"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from driftgate.config import load_settings
+    from workspace import open_workspace
+    from tests.conftest import REPO
+
+    root = tmp_path_factory.mktemp("promotion") / ".driftgate"
+    ws = open_workspace(load_settings(REPO / "conf", "local", (f"workspace.root={root}",)))
+    return build(ws)
+
+
+def test_shadow_passes_a_better_challenger_and_writes_the_shadow_table(world):
+    ws = world.ws
+    reset_aliases(ws, champion=world.v1)
+    promotion.set_challenger(ws, world.v2)
+    result = promotion.shadow(ws)
+    assert result.status == "PASS", result.reasons
+    assert (result.champion_version, result.challenger_version) == (world.v1, world.v2)
+    assert result.n_rows == 7 * 150 and result.n_labelled == 6 * 150
+    assert result.metrics["delta_roc_auc"] > 0.1 and result.interval.low > 0
+    assert {"accuracy_score", "f1_score", "precision_score", "recall_score", "roc_auc", "log_loss"} == {
+        k.removeprefix("challenger_") for k in result.metrics if k.startswith("challenger_")}
+    slices = {(r["model"], r["slice"]) for r in result.fairness}
+    assert slices == {(m, s) for m in ("champion", "challenger") for s in ("False", "True")}
+
+    shadow_rows = ws.tables.read(promotion.shadow_table_name(ws)).to_pandas()
+    assert set(shadow_rows["model_id"]) == {world.v2} and len(shadow_rows) == result.n_rows
+    assert list(shadow_rows.columns) == ws.tables.read(ws.settings.project.inference_table).column_names
+    # Replaying the same window again replaces the challenger's rows, never duplicates them.
+    promotion.shadow(ws)
+    assert ws.tables.read(promotion.shadow_table_name(ws)).num_rows == result.n_rows
+
+
+def test_shadow_report_is_logged_to_mlflow_with_the_decision(world):
+    from mlflow import MlflowClient
+
+    ws = world.ws
+    reset_aliases(ws, champion=world.v1, challenger=world.v2)
+    result = promotion.shadow(ws)
+    client = MlflowClient(ws.tracking_uri)
+    run = client.get_run(result.run_id)
+    assert run.data.tags["driftgate.decision"] == "PASS"
+    assert run.data.metrics["challenger_roc_auc"] == pytest.approx(result.metrics["challenger_roc_auc"])
+    files = {f.path for f in client.list_artifacts(result.run_id, "shadow")}
+    assert {"shadow/chart.png", "shadow/report.md", "shadow/decision.json", "shadow/metrics.json",
+            "shadow/fairness.json"} <= files
+    decision = json.loads(open(client.download_artifacts(result.run_id, "shadow/decision.json")).read())
+    assert decision["status"] == "PASS" and decision["interval"]["metric"] == "roc_auc"
+    assert ws.registry.get_version(NAME, world.v2).tags["driftgate_shadow_status"] == "PASS"
+
+
+def test_promote_then_rollback(world):
+    ws = world.ws
+    reset_aliases(ws, champion=world.v1, challenger=world.v2)
+    shadow = promotion.shadow(ws)
+    result = promotion.promote(ws, shadow)
+    assert result.promoted and result.champion_version == world.v2
+    assert promotion.aliases(ws) == {"champion": world.v2, "previous_champion": world.v1, "challenger": None}
+    tags = ws.registry.get_version(NAME, world.v2).tags
+    assert tags["driftgate_decision"] == "promoted" and tags["driftgate_shadow_run_id"] == shadow.run_id
+    assert tags["driftgate_train_run_id"] == ws.registry.get_version(NAME, world.v2).run_id
+    assert read_events(ws, ["promotion"], 1)[0]["status"] == "promoted"
+
+    back = promotion.rollback(ws, reason="latency regression in serving")
+    assert back.promoted and back.champion_version == world.v1
+    assert promotion.aliases(ws) == {"champion": world.v1, "previous_champion": None, "challenger": None}
+    assert read_events(ws, ["rollback"], 1)[0]["details"]["reason"] == "latency regression in serving"
+
+
+def test_a_challenger_no_better_than_the_champion_is_refused(world):
+    ws = world.ws
+    reset_aliases(ws, champion=world.v1, challenger=world.v3)
+    result = promotion.shadow(ws)
+    assert result.status == "FAIL"
+    assert any("minimum absolute change" in r for r in result.reasons)
+    assert any("not beyond noise" in r for r in result.reasons)
+    outcome = promotion.promote(ws, result)
+    assert not outcome.promoted and promotion.aliases(ws)["champion"] == world.v1
+    assert read_events(ws, ["refusal"], 1)[0]["subject"] == f"{NAME}@{world.v3}"
+
+
+def test_signature_mismatch_is_a_recorded_refusal(world):
+    ws = world.ws
+    reset_aliases(ws, champion=world.v1, challenger=world.v4)
+    result = promotion.shadow(ws)
+    assert result.status == "FAIL" and "missing inputs ['usage_gb']" in result.reasons[0]
+    assert not promotion.promote(ws, result).promoted
+    assert promotion.aliases(ws)["champion"] == world.v1
+    assert "signature" in read_events(ws, ["refusal"], 1)[0]["details"]["reason"]
+
+
+def test_no_labels_reports_agreement_and_waits(world):
+    ws = with_settings(world.ws, project={"inference_table": "main.driftgate_demo.unlabelled_log"})
+    m1, _ = fit("old", 1)
+    ws.tables.write("main.driftgate_demo.unlabelled_log",
+                    served(m1, world.v1, days=2, per_day=100, seed=5, unlabelled_days=2), mode="overwrite")
+    reset_aliases(ws, champion=world.v1, challenger=world.v2)
+    result = promotion.shadow(ws)
+    assert result.status == "NO_LABELS" and result.n_labelled == 0 and result.n_rows == 200
+    assert 0 <= result.metrics["agreement_rate"] < 1 and result.metrics["probability_js_distance"] > 0
+    assert not promotion.promote(ws, result).promoted
+
+
+def test_too_few_labels_is_insufficient_data(world):
+    ws = with_settings(world.ws, promotion={"min_labelled_rows": 5000})
+    reset_aliases(ws, champion=world.v1, challenger=world.v2)
+    result = promotion.shadow(ws)
+    assert result.status == "INSUFFICIENT_DATA" and "need at least 5000" in result.reasons[0]
+
+
+def test_without_a_champion_a_challenger_passing_the_floors_becomes_champion(world):
+    ws = world.ws
+    reset_aliases(ws, challenger=world.v2)
+    result = promotion.shadow(ws)
+    assert result.status == "PASS" and result.champion_version is None
+    assert "absolute floors" in result.reasons[0]
+    outcome = promotion.promote(ws, result)
+    assert outcome.promoted and promotion.aliases(ws) == {"champion": world.v2, "previous_champion": None,
+                                                          "challenger": None}
+
+
+def test_a_deleted_challenger_version_is_refused(world):
+    ws = world.ws
+    reset_aliases(ws, champion=world.v1)
+    with pytest.raises(PromotionRefused, match="does not exist"):
+        promotion.shadow(ws, challenger_version="99")
+    with pytest.raises(PromotionRefused, match="does not exist"):
+        promotion.set_challenger(ws, "99")
+    assert read_events(ws, ["refusal"], 1)[0]["subject"] == f"{NAME}@99"
+
+
+def test_an_alias_set_by_hand_meanwhile_refuses_the_promotion(world):
+    ws = world.ws
+    reset_aliases(ws, champion=world.v1, challenger=world.v2)
+    result = promotion.shadow(ws)
+    ws.registry.set_alias(NAME, "champion", world.v3)  # someone moves it by hand
+    outcome = promotion.promote(ws, result)
+    assert not outcome.promoted and f"champion is now {world.v3}" in outcome.reason
+    assert promotion.aliases(ws)["champion"] == world.v3
+
+
+def test_approval_mode_waits_for_the_approved_tag(world):
+    ws = with_settings(world.ws, promotion={"require_approval": True})
+    reset_aliases(ws, champion=world.v1, challenger=world.v2)
+    ws.registry.set_tag(NAME, world.v2, "Approval_Check", "pending")
+    result = promotion.shadow(ws)
+    waiting = promotion.promote(ws, result)
+    assert not waiting.promoted and waiting.status == "awaiting_approval"
+    assert "Approval_Check=approved" in waiting.reason and promotion.aliases(ws)["champion"] == world.v1
+    ws.registry.set_tag(NAME, world.v2, "Approval_Check", "approved")
+    assert promotion.promote(ws, result).promoted
+
+
+def test_dry_run_is_opt_in_loud_and_moves_nothing(world, capsys):
+    ws = with_settings(world.ws, promotion={"dry_run": True})
+    reset_aliases(ws, champion=world.v1, challenger=world.v2)
+    outcome = promotion.promote(ws, promotion.shadow(ws))
+    assert not outcome.promoted and outcome.status == "dry_run"
+    assert "DRY RUN" in capsys.readouterr().err
+    assert promotion.aliases(ws) == {"champion": world.v1, "previous_champion": None, "challenger": world.v2}
+    assert world.ws.settings.promotion.dry_run is False  # off unless asked for
+
+
+def test_status_shows_aliases_metrics_and_the_audit_trail(world):
+    from driftgate.audit import record_event
+    from promotion.commands import collect_status
+
+    ws = world.ws
+    reset_aliases(ws, champion=world.v1, challenger=world.v2)
+    promotion.shadow(ws)
+    record_event(ws, "gate_decision", subject="drift", status="EXCEEDED", details={"summary": "psi on usage_gb"})
+    record_event(ws, "trigger_fired", subject="table_update", status="fired", details={"run_key": "delta:t@v3"})
+    data = collect_status(ws)
+    rows = {r["alias"]: r for r in data["aliases"]}
+    assert rows["champion"]["version"] == world.v1 and rows["challenger"]["version"] == world.v2
+    assert rows["challenger"]["decision"] == "PASS" and "roc_auc" in rows["challenger"]["metrics"]
+    assert data["gate"][0]["status"] == "EXCEEDED" and data["runs"][0]["kind"] == "trigger_fired"
+    assert data["promotion"][0]["kind"] == "shadow"
+
+
+def test_cli_status_and_rollback(world, monkeypatch):
+    from typer.testing import CliRunner
+
+    from driftgate.cli import app
+    from tests.conftest import REPO
+
+    ws = world.ws
+    reset_aliases(ws, champion=world.v2, previous=world.v1)
+    sets = ["--conf", str(REPO / "conf"), "--set", f"workspace.root={ws.root}"]
+    runner = CliRunner()
+    out = runner.invoke(app, ["status", *sets], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert "champion" in out.output and "previous_champion" in out.output and "last gate decisions" in out.output
+    out = runner.invoke(app, ["rollback", *sets, "--reason", "cli test"])
+    assert out.exit_code == 0, out.output
+    assert "rolled_back" in out.output and promotion.aliases(ws)["champion"] == world.v1
+    out = runner.invoke(app, ["rollback", *sets, "--reason", "again"])
+    assert out.exit_code == 1 and "no previous_champion" in out.output
