@@ -156,11 +156,10 @@ def _pushdown(kind, mine: list[Rule], scope: list[Rule], model_id_col: str, avai
     models = {r.filters.model_id for r in scope}
     if None not in models and model_id_col in available:
         filters.append((model_id_col, "in", sorted(models)))
-    if all(r.columns != "all" for r in mine):
-        cols = {c for r in mine for c in r.columns}
-        if kind == "profile":
-            cols.add(":table")
-        filters.append(("column_name", "in", sorted(cols)))
+    # The profile table also answers row counts, from ":table" or (if a monitor has no such
+    # row) the largest column count, so its column names are not narrowed.
+    if kind == "drift" and all(r.columns != "all" for r in mine):
+        filters.append(("column_name", "in", sorted({c for r in mine for c in r.columns})))
     return filters
 
 

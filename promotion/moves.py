@@ -50,8 +50,22 @@ def _exclusive(ws) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _tag_shadow_run(ws, shadow: ShadowResult | None, outcome: str) -> None:
+    """Note the promotion outcome on the shadow evaluation's MLflow run (best effort: it annotates)."""
+    if shadow is None or not shadow.run_id or not ws.tracking_uri:
+        return
+    try:
+        from mlflow import MlflowClient
+
+        MlflowClient(ws.tracking_uri).set_tag(shadow.run_id, "driftgate.promotion", outcome)
+    except Exception:  # noqa: BLE001 - the audit trail already holds the outcome
+        _log.debug("could not tag shadow run %s", shadow.run_id, exc_info=True)
+
+
 def _refused(ws, message: str, *, version: str | None, champion: str | None,
-             status: str = "refused", details: dict | None = None) -> PromotionResult:
+             status: str = "refused", details: dict | None = None, shadow: ShadowResult | None = None
+             ) -> PromotionResult:
+    _tag_shadow_run(ws, shadow, status)
     name = ws.settings.project.model_name
     record_event(ws, "refusal" if status == "refused" else "promotion", subject=f"{name}@{version}",
                  status=status, details={"reason": message, "champion": champion, **(details or {})})
@@ -109,13 +123,16 @@ def _approved(ws, version: str) -> bool:
     cfg = ws.settings.promotion
     name = ws.settings.project.model_name
     deadline = time.monotonic() + cfg.approval_timeout_seconds
+    pause = 0.2
     while True:
         tags = ws.registry.get_version(name, version).tags
         if str(tags.get(cfg.approval_tag, "")).strip().lower() == "approved":
             return True
-        if time.monotonic() >= deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             return False
-        time.sleep(min(5.0, max(0.05, deadline - time.monotonic())))
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 15.0)  # back off: approvals take minutes, not milliseconds
 
 
 def _dry_run(ws, what: str) -> None:
@@ -155,40 +172,41 @@ def promote(ws, shadow: ShadowResult) -> PromotionResult:
     version, compared = shadow.challenger_version, shadow.champion_version
     if shadow.model_name != name:
         return _refused(ws, f"the shadow result is for {shadow.model_name}, not {name}",
-                        version=version, champion=compared)
+                        version=version, champion=compared, shadow=shadow)
     if shadow.status != "PASS":
         why = "; ".join(shadow.reasons) or "no reason recorded"
         return _refused(ws, f"challenger v{version} not promoted: shadow evaluation {shadow.status}: {why}",
-                        version=version, champion=compared, details={"shadow_run_id": shadow.run_id})
+                        version=version, champion=compared, details={"shadow_run_id": shadow.run_id}, shadow=shadow)
     with _exclusive(ws):
         try:
             info = reg.get_version(name, version)
         except RegistryError as exc:
             return _refused(ws, f"challenger v{version} no longer exists in {name}: {exc}",
-                            version=version, champion=compared)
+                            version=version, champion=compared, shadow=shadow)
         now = aliases(ws)
         if now[CHALLENGER] != version:
             return _refused(ws, f"the challenger alias points at {now[CHALLENGER] or 'nothing'}, not the evaluated "
                                 f"v{version}: it was set by hand or by another run meanwhile", version=version,
-                            champion=now[CHAMPION])
+                            champion=now[CHAMPION], shadow=shadow)
         if now[CHAMPION] != compared:
             return _refused(ws, f"champion is now {now[CHAMPION] or 'unset'}, not v{compared or 'none'} that "
                                 f"v{version} was compared against: another promotion or a manual change won; "
-                                "shadow-test again", version=version, champion=now[CHAMPION])
+                                "shadow-test again", version=version, champion=now[CHAMPION],
+                            shadow=shadow)
         if cfg.require_approval and not _approved(ws, version):
             return _refused(ws, f"challenger v{version} passed and awaits approval: set tag "
                                 f"{cfg.approval_tag}=approved on {name} version {version}, then run promote again",
-                            version=version, champion=compared, status="awaiting_approval")
+                            version=version, champion=compared, status="awaiting_approval", shadow=shadow)
         if cfg.dry_run:
             _dry_run(ws, f"would promote {name} v{version} over v{compared or 'none'}")
             return _refused(ws, f"DRY RUN: v{version} passed and would have become champion",
-                            version=version, champion=compared, status="dry_run")
+                            version=version, champion=compared, status="dry_run", shadow=shadow)
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
         new_tags = {"driftgate_decision": "promoted", "driftgate_promoted_at": stamp,
                     "driftgate_replaced_version": compared or "none",
                     "driftgate_shadow_run_id": shadow.run_id or "", "driftgate_train_run_id": info.run_id or "",
                     **{f"driftgate_{k}": f"{v:.4f}" for k, v in shadow.metrics.items()
-                       if k.startswith(("challenger_", "delta_")) and v == v}}
+                       if k.startswith(("challenger_", "delta_")) and isinstance(v, (int, float)) and v == v}}
         old_tags = {"driftgate_decision": "replaced", "driftgate_replaced_by": version,
                     "driftgate_replaced_at": stamp, "driftgate_shadow_run_id": shadow.run_id or ""}
         steps = []
@@ -212,6 +230,7 @@ def promote(ws, shadow: ShadowResult) -> PromotionResult:
         "champion": version, "previous_champion": compared, "shadow_run_id": shadow.run_id,
         "train_run_id": info.run_id, "metrics": shadow.metrics, "reason": reason})
     notify.send(ws, "promotion", reason, {"version": version, "previous": compared})
+    _tag_shadow_run(ws, shadow, "promoted")
     return PromotionResult(True, version, reason, "promoted", previous_champion=compared,
                            challenger_version=version, model_name=name)
 

@@ -8,6 +8,7 @@ so their semantics are exactly MLflow's; the guard and the fairness rule are our
 """
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -290,11 +291,17 @@ def _mlflow_check(cfg: PromotionConfig, ev: ShadowEvidence) -> Check:
         return Check("criteria", True, "no criteria configured")
     candidate = EvaluationResult(metrics=dict(ev.challenger_metrics), artifacts={})
     baseline = EvaluationResult(metrics=dict(ev.champion_metrics), artifacts={}) if with_baseline else None
+    # MLflow logs "validating..." at INFO on every call; the verdict is ours to report.
+    logger = logging.getLogger("mlflow.models.evaluation.validation")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
     try:
         mlflow.validate_evaluation_results(thresholds, candidate, baseline)
     except ModelValidationFailedException as exc:
         lines = [line.strip() for line in str(exc.message).splitlines() if line.strip()]
         return Check("criteria", False, " ".join(lines))
+    finally:
+        logger.setLevel(level)
     what = "floors and changes against the champion" if with_baseline else "absolute floors (no champion yet)"
     return Check("criteria", True, f"{', '.join(thresholds)} met the {what}")
 

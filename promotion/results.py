@@ -65,6 +65,20 @@ class ShadowResult:
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), default=str, sort_keys=True)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ShadowResult":
+        """Rebuild a result from :meth:`as_dict` (e.g. a task value handed from the shadow task to promote)."""
+        names = set(cls.__dataclass_fields__)
+        d = {k: v for k, v in data.items() if k in names}
+        d["reasons"] = tuple(d.get("reasons") or ())
+        d["checks"] = tuple(Check(**c) if isinstance(c, dict) else c for c in d.get("checks") or ())
+        d["fairness"] = tuple(d.get("fairness") or ())
+        d["metrics"] = {k: (math.nan if v is None else float(v)) for k, v in (d.get("metrics") or {}).items()}
+        if isinstance(d.get("interval"), dict):
+            iv = {k: (math.nan if v is None else v) for k, v in d["interval"].items()}
+            d["interval"] = Interval(**iv)
+        return cls(**d)
+
 
 @dataclass(frozen=True)
 class PromotionResult:

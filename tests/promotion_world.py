@@ -51,7 +51,7 @@ def fit(concept: str, seed: int, columns=FEATURES):
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     rng = np.random.default_rng(seed)
-    x = features(3000, rng)
+    x = features(1500, rng)
     y = labels(x, concept, rng)
     num = [c for c in columns if c in NUMERIC]
     cat = [c for c in columns if c in CATEGORICAL]

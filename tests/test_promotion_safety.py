@@ -247,35 +247,63 @@ def test_rollback_fault_at_every_step_leaves_aliases_as_before(ws, step):
     assert inner.aliases[NAME] == before
 
 
-def test_mlflow_registry_fault_restores_real_aliases(ws, tmp_path):
-    """The same guarantee against MLflow's own registry (SQLite), not only the fake."""
-    from mlflow.exceptions import MlflowException
+def test_a_shadow_result_survives_the_task_value_round_trip(ws):
+    import json
+    import math
 
-    from workspace import MlflowRegistry
+    inner = _fake()
+    inner.set_alias(NAME, "champion", "1")
+    inner.set_alias(NAME, "challenger", "2")
+    shadow = dataclasses.replace(_passed("1", "2"), metrics={"challenger_roc_auc": 0.8, "delta_f1_score": math.nan})
+    value = json.loads(shadow.to_json())  # what a Databricks task value carries: JSON, NaN as null
+    assert value["metrics"]["delta_f1_score"] is None
+    again = ShadowResult.from_dict(value)
+    assert again.status == "PASS" and math.isnan(again.metrics["delta_f1_score"])
+    assert promote(_ws(ws, inner), again).promoted
+    assert "driftgate_delta_f1_score" not in inner.versions[NAME]["2"].tags
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    ws = _ws(ws, MlflowRegistry(uri, uri))
-    reg = ws.registry
-    for _ in range(2):
-        reg.register("file:///nonexistent/model", NAME)
-    reg.set_alias(NAME, "champion", "1")
-    reg.set_alias(NAME, "challenger", "2")
-    before = aliases(ws)
 
-    class FlakyClient:
-        def __init__(self, client):
-            self.client = client
+def test_approval_polls_until_the_tag_arrives(ws):
+    from promotion_world import with_settings
 
-        def __getattr__(self, attr):
-            return getattr(self.client, attr)
+    inner = _fake()
+    inner.set_alias(NAME, "champion", "1")
+    inner.set_alias(NAME, "challenger", "2")
+    wsx = with_settings(_ws(ws, inner), promotion={"require_approval": True, "approval_timeout_seconds": 5.0})
+    timer = threading.Timer(0.3, lambda: inner.set_tag(NAME, "2", "Approval_Check", "Approved"))
+    timer.start()
+    try:
+        assert promote(wsx, _passed("1", "2")).promoted
+    finally:
+        timer.cancel()
 
-        def delete_registered_model_alias(self, name, alias):
-            self.__dict__["fail"] = self.__dict__.get("fail", 0) + 1
-            if self.__dict__["fail"] == 1:
-                raise MlflowException("injected: registry unavailable")
-            return self.client.delete_registered_model_alias(name, alias)
 
-    reg.client = FlakyClient(reg.client)
-    with pytest.raises(PromotionRefused, match="aliases restored"):
-        promote(ws, _passed("1", "2"))
-    assert aliases(ws) == before == {"champion": "1", "previous_champion": None, "challenger": "2"}
+def test_approval_mode_waits_for_the_approved_tag(ws):
+    from promotion_world import with_settings
+
+    inner = _fake()
+    inner.set_alias(NAME, "champion", "1")
+    inner.set_alias(NAME, "challenger", "2")
+    inner.set_tag(NAME, "2", "Approval_Check", "pending")
+    wsx = with_settings(_ws(ws, inner), promotion={"require_approval": True})
+    waiting = promote(wsx, _passed("1", "2"))
+    assert not waiting.promoted and waiting.status == "awaiting_approval"
+    assert "Approval_Check=approved" in waiting.reason and inner.aliases[NAME]["champion"] == "1"
+    inner.set_tag(NAME, "2", "Approval_Check", "approved")
+    assert promote(wsx, _passed("1", "2")).promoted
+
+
+def test_dry_run_is_opt_in_loud_and_moves_nothing(ws, capsys):
+    from driftgate.audit import read_events
+    from promotion_world import with_settings
+
+    assert ws.settings.promotion.dry_run is False  # off unless asked for
+    inner = _fake()
+    inner.set_alias(NAME, "champion", "1")
+    inner.set_alias(NAME, "challenger", "2")
+    before = dict(inner.aliases[NAME])
+    outcome = promote(with_settings(_ws(ws, inner), promotion={"dry_run": True}), _passed("1", "2"))
+    assert not outcome.promoted and outcome.status == "dry_run" and "DRY RUN" in outcome.reason
+    assert "DRY RUN" in capsys.readouterr().err
+    assert inner.aliases[NAME] == before
+    assert read_events(ws, ["promotion"], 1)[0]["status"] == "dry_run"

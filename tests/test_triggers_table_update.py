@@ -317,3 +317,37 @@ def test_webhook_trigger_leaves_keys_claimed_by_another_worker_alone(tmp_path):
     runner.tick()
     assert launch.calls == ["alert:a2:2026-07-01T12:05:00Z"]
     assert state.get("alert:a1:2026-07-01T12:00:00Z").status == "claimed"
+
+
+def test_corrupt_state_file_is_moved_aside_and_fired_keys_restored_from_the_audit_trail(ws):
+    """The whole state file is garbage: the watcher starts over without double-firing."""
+    from triggers.commands import _open_state, audit_sink
+
+    v, clock, launch = Versions(A), Clock(), Launcher()
+
+    def runner_for(state):
+        trig = TableUpdateTrigger([A], wait_after_last_change_seconds=0, min_time_between_triggers_seconds=0,
+                                  versions=v)
+        return TriggerRunner([trig], state, launch, clock=clock, background=False, on_event=audit_sink(ws))
+
+    runner = runner_for(_open_state(ws))
+    runner.tick()
+    v.write(A)
+    clock.at(1)
+    runner.tick()
+    assert launch.calls == [f"delta:{A}@v1"]
+    (ws.root / "state.db").write_bytes(b"\x00garbage" * 512)
+    for suffix in ("-wal", "-shm"):
+        (ws.root / f"state.db{suffix}").unlink(missing_ok=True)
+
+    state = _open_state(ws)
+    assert list(ws.root.glob("state.db.corrupt-*"))
+    assert state.get(f"delta:{A}@v1").status == "succeeded"
+    runner = runner_for(state)
+    clock.at(2)
+    out = runner.tick()[0]
+    assert "rebuilt from the last fired run" in out.skip and launch.calls == [f"delta:{A}@v1"]
+    v.write(A)
+    clock.at(3)
+    runner.tick()
+    assert launch.calls == [f"delta:{A}@v1", f"delta:{A}@v2"]

@@ -29,12 +29,11 @@ def watch(
     from triggers.queued import request_run
     from triggers.registry import build_triggers
     from triggers.runner import TriggerRunner
-    from triggers.state import state_store_for
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with cli_errors():
         ws = workspace_from(conf, env, set_)
-        state = state_store_for(ws)
+        state = _open_state(ws)
         if request is not None:
             key, fresh = request_run(state, source="manual", reason=request)
             console.print(f"queued manual run {key}" if fresh else f"{key} was already queued")
@@ -83,6 +82,23 @@ def audit_sink(ws):
 
     def sink(kind: str, fields: dict) -> None:
         audit.record_event(ws, kind, run_key=fields.get("run_key"), subject=fields.get("subject"),
-                           status=fields.get("status"), details=fields.get("details"))
+                           status=fields.get("status"), details=fields.get("details"), at=fields.get("at"))
 
     return sink
+
+
+def _open_state(ws):
+    """The state store; a corrupt file is moved aside and the fired keys restored from the audit trail."""
+    from pathlib import Path
+
+    from driftgate import audit
+    from triggers.state import StateStore, reseed_from_events
+
+    root = ws.root if ws.root is not None else Path("/tmp/driftgate")
+    state, moved = StateStore.open_or_quarantine(Path(root) / "state.db")
+    if moved is not None:
+        events = audit.read_events(ws, ["trigger_fired"], limit=100_000)
+        restored = reseed_from_events(state, events)
+        console.print(f"[yellow]warning:[/] {state.path} was not a readable state database; moved it to {moved} "
+                      f"and restored {restored} fired run key(s) from the audit trail")
+    return state

@@ -291,7 +291,7 @@ class TriggerRunner:
         if self.on_event is None:
             return
         try:
-            self.on_event(kind, {"run_key": key, "subject": trigger.name, "status": status,
+            self.on_event(kind, {"run_key": key, "subject": trigger.name, "status": status, "at": self.clock(),
                                  "details": {"trigger": trigger.kind or trigger.name, **details}})
         except Exception as exc:  # the audit trail must not stop a launch
             log.error("could not record %s for %s: %s", kind, key, exc)

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 from driftgate.errors import TriggerError
 
-__all__ = ["StateStore", "RunKeyRecord", "RUN_STATUSES", "state_store_for"]
+__all__ = ["StateStore", "RunKeyRecord", "RUN_STATUSES", "state_store_for", "reseed_from_events"]
 
 RUN_STATUSES = ("claimed", "running", "succeeded", "failed", "skipped", "queued")
 """``claimed`` is the status a key gets from :meth:`StateStore.claim`; the others come from ``finish``."""
@@ -109,6 +109,25 @@ class StateStore:
                 f"{self.path}: not a readable driftgate state database ({exc}); move it aside to start "
                 "fresh (claimed run keys and cursors are then forgotten)"
             ) from exc
+
+    @classmethod
+    def open_or_quarantine(cls, path: str | Path, *, at: datetime | None = None) -> tuple["StateStore", Path | None]:
+        """Open the store; if the file is corrupt, move it aside and start a fresh one.
+
+        Returns:
+            ``(store, moved_to)``; ``moved_to`` is None when the file was fine. After a move,
+            reseed the fresh store (:func:`reseed_from_events`) so fired keys stay fired.
+        """
+        try:
+            return cls(path), None
+        except TriggerError:
+            path = Path(path)
+            path = path / "state.db" if path.is_dir() else path
+            moved = path.with_name(f"{path.name}.corrupt-{_utc(at).strftime('%Y%m%dT%H%M%S')}")
+            path.rename(moved)
+            for suffix in ("-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
+            return cls(path), moved
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -295,3 +314,24 @@ def state_store_for(ws) -> StateStore:
     """The workspace's state store: ``<root>/state.db`` locally, a temp folder on Databricks."""
     root = ws.root if ws.root is not None else Path("/tmp/driftgate")
     return StateStore(Path(root) / "state.db")
+
+
+def reseed_from_events(state: StateStore, events: list[dict[str, Any]]) -> int:
+    """Re-claim, as ``succeeded``, the run keys of ``trigger_fired`` audit events.
+
+    After a corrupt state file was moved aside, this keeps every key that was already fired
+    from firing again, and gives triggers their last fire to resume from. ``events`` are
+    :func:`driftgate.audit.read_events` rows (``run_key``, ``subject`` = trigger name,
+    ``details``, ``at``). Returns how many keys were restored.
+    """
+    restored = 0
+    for ev in sorted(events, key=lambda e: e["at"]):
+        if ev.get("kind", "trigger_fired") != "trigger_fired" or not ev.get("run_key"):
+            continue
+        details = dict(ev.get("details") or {})
+        details.pop("trigger", None)
+        at = ev["at"] if ev["at"].tzinfo else ev["at"].replace(tzinfo=timezone.utc)
+        if state.claim(ev["run_key"], source=ev.get("subject") or "unknown", details=details, at=at):
+            state.finish(ev["run_key"], "succeeded", reason="restored from the audit trail", at=at)
+            restored += 1
+    return restored

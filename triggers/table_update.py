@@ -167,6 +167,9 @@ class TableUpdateTrigger(Trigger):
 
     def _load(self, context: TickContext, current: dict[str, int]) -> tuple[dict, str | None]:
         if context.cursor is None:
+            if context.state is not None and self._last_fire(context) is not None:
+                # No cursor but fires on record (state file rebuilt): resume from the last fire.
+                return self._recover(context, current, ValueError("no cursor"))
             return self._fresh(current), "baseline"
         try:
             cursor = json.loads(context.cursor)
@@ -188,16 +191,19 @@ class TableUpdateTrigger(Trigger):
                 cursor["seen"][table] = current[table]
         return cursor, None
 
+    def _last_fire(self, context: TickContext):
+        if context.state is None:
+            return None
+        history = [r for r in context.state.history(self.name, limit=20) if "fired" in r.details]
+        return history[0] if history else None
+
     def _fresh(self, current: dict[str, int]) -> dict:
         # A table absent at the baseline counts from -1, so its first version is an update.
         fired = {t: current.get(t, -1) for t in self.table_names}
         return {"fired": fired, "seen": dict(fired), "changed_at": {}, "last_fired": None}
 
     def _recover(self, context: TickContext, current: dict[str, int], exc: Exception) -> tuple[dict, str]:
-        last = None
-        if context.state is not None:
-            history = [r for r in context.state.history(self.name, limit=20) if "fired" in r.details]
-            last = history[0] if history else None
+        last = self._last_fire(context)
         if last is None:
             log.warning("table_update %s: corrupt cursor (%s); no earlier fire recorded, starting from the "
                         "current versions", self.name, exc)
@@ -206,7 +212,8 @@ class TableUpdateTrigger(Trigger):
         log.warning("table_update %s: corrupt cursor (%s); rebuilt from run %s", self.name, exc, last.run_key)
         cursor = {"fired": fired, "seen": dict(fired), "changed_at": {},
                   "last_fired": last.claimed_at.isoformat()}
-        return cursor, f"cursor was corrupt ({exc}); rebuilt from the last fired run {last.run_key}"
+        what = "no cursor" if str(exc) == "no cursor" else f"cursor was corrupt ({exc})"
+        return cursor, f"{what}; rebuilt from the last fired run {last.run_key}"
 
 
 def _dump(cursor: dict) -> str:

@@ -60,7 +60,8 @@ def open_webhook(settings, *, ws=None, insecure: bool = False, credentials: Cred
         insecure: allow no credentials (callers check the bind address).
         credentials: default: from the environment.
         launcher: default: :func:`workspace.jobs.launcher_for` ``settings``.
-        gate: default with ``webhook.gate: worker``: ``gating.evaluate(ws, ws.settings.gate, trigger="webhook")``.
+        gate: default with ``webhook.gate: worker``:
+            ``gating.evaluate(ws, ws.settings.gate, trigger="webhook", run_key=<the alert's run key>)``.
         audit: default: the workspace's audit table, or log lines without a workspace.
         state_dir: where ``state.db`` and ``webhook_queue.db`` live (default: the workspace root,
             ``$DRIFTGATE_STATE_DIR``, or ``/tmp/driftgate``).
@@ -88,10 +89,10 @@ def open_webhook(settings, *, ws=None, insecure: bool = False, credentials: Cred
 
 
 def _shared_gate(ws) -> GateFn:
-    def evaluate():
-        import gating  # the gate engineer's stage; imported when first used
+    def evaluate(*, run_key: str | None = None):
+        import gating  # imported when first used: it pulls in MLflow
 
-        return gating.evaluate(ws, ws.settings.gate, trigger="webhook")
+        return gating.evaluate(ws, ws.settings.gate, trigger="webhook", run_key=run_key)
 
     return evaluate
 

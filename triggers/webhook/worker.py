@@ -35,8 +35,9 @@ __all__ = ["Worker", "AuditFn", "GateFn", "audit_to_workspace", "audit_to_log"]
 
 log = logging.getLogger("driftgate.webhook")
 
-GateFn = Callable[[], Any]
-"""Runs the shared gate and returns its ``Decision`` (``.status``, ``.reasons``, ``.decision_id``)."""
+GateFn = Callable[..., Any]
+"""``gate(run_key=...)`` runs the shared gate and returns its ``Decision`` (``.status``, ``.reasons``,
+``.decision_id``); the run key lets the decision be traced back to the alert."""
 AuditFn = Callable[..., Any]
 """``audit(kind, *, run_key, subject, status, details)``, as :func:`driftgate.audit.record_event` without ``ws``."""
 
@@ -68,7 +69,16 @@ def _decision_record(decision: Any) -> dict[str, Any]:
         return {"status": "DEFERRED_TO_JOB", "reasons": ["the job's evaluate_drift task runs the gate"]}
     reasons = getattr(decision, "reasons", None) or []
     return {"status": _status(decision), "decision_id": getattr(decision, "decision_id", None),
-            "reasons": [str(r) for r in reasons][:20]}
+            "summary": getattr(decision, "summary", "") or "", "reasons": [_reason(r) for r in reasons][:20]}
+
+
+def _reason(result: Any) -> str:
+    """One line per rule (``RuleResult`` has ``name``, ``status`` and ``reason``), or the text given."""
+    name, reason = getattr(result, "name", None), getattr(result, "reason", None)
+    if name is None or reason is None:
+        return str(result)
+    status = _status(getattr(result, "status", ""))
+    return f"{name}: {status} ({reason})" if status else f"{name}: {reason}"
 
 
 class Worker:
@@ -270,7 +280,7 @@ class Worker:
         if self.gate is None:
             return _decision_record(None)
         try:
-            return _decision_record(self.gate())
+            return _decision_record(self.gate(run_key=item.run_key))
         except Exception as exc:  # noqa: BLE001 - a gate that cannot decide must not launch
             reason = f"gate could not evaluate: {type(exc).__name__}: {exc}"
             self.audit("trigger_skipped", run_key=item.run_key, subject=item.alert.get("alert_id"), status="ERROR",
