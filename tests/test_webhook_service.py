@@ -82,6 +82,27 @@ def test_fuzzed_requests_over_http_never_get_a_5xx(service, body, content_type, 
     assert isinstance(answer.json(), dict)
 
 
+def test_schemathesis_finds_no_5xx_from_the_openapi_document(service):
+    """Cases generated from the service's own OpenAPI document, valid and invalid, over HTTP."""
+    import schemathesis
+    from schemathesis import GenerationMode
+
+    client, _ = service
+    url = str(client.base_url).rstrip("/")
+    operation = schemathesis.openapi.from_url(f"{url}/openapi.json")[ALERT_PATH]["POST"]
+    statuses: dict[int, int] = {}
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        @hsettings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy(generation_mode=mode))
+        def call(case):
+            answer = case.call(base_url=url, headers=basic())
+            statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+            assert answer.status_code < 500, (case.body, answer.text)
+
+        call()
+    assert sum(statuses.values()) >= 40 and 400 in statuses
+
+
 def test_loopback_detection():
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.5") and not is_loopback("example.com")
