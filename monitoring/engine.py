@@ -32,6 +32,8 @@ __all__ = [
 
 TABLE = ":table"
 ALL_MODELS = "*"
+SLICE_PREFIX = "__slice_"
+"""Columns named ``__slice_<i>`` carry slicing expression i already evaluated (by Spark SQL)."""
 _TS = pa.timestamp("us", tz="UTC")
 WINDOW = pa.struct([("start", _TS), ("end", _TS)])
 STAT_TEST = pa.struct([("statistic", pa.float64()), ("pvalue", pa.float64())])
@@ -255,8 +257,9 @@ def _template(cfg: MonitorConfig) -> dict[str, str]:
 def slice_masks(plan: Plan, table: pa.Table) -> list[tuple[str | None, str | None, pa.Array | None]]:
     """(slice_key, slice_value, mask) for the whole table and every slice value present."""
     out: list[tuple[str | None, str | None, pa.Array | None]] = [(None, None, None)]
-    for text, expr in plan.slices:
-        values = expr.evaluate(table)
+    for i, (text, expr) in enumerate(plan.slices):
+        given = f"{SLICE_PREFIX}{i}"
+        values = table.column(given) if given in table.column_names else expr.evaluate(table)
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
         if pa.types.is_boolean(values.type):
@@ -406,6 +409,7 @@ def compute(
     now: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
     workers: int = 2,
+    emit_baseline: bool = True,
 ) -> tuple[pa.Table, pa.Table]:
     """Profile and drift rows for the windows present in ``source``.
 
@@ -421,6 +425,7 @@ def compute(
         now: the snapshot time (snapshot analysis only).
         progress: called with (done, total) groups.
         workers: threads for per-group work (NumPy releases the GIL while sorting).
+        emit_baseline: also emit the BASELINE profile rows.
 
     Returns:
         (profile rows, drift rows) as Arrow tables in the documented schemas.
@@ -528,13 +533,27 @@ def compute(
             base_win = _baseline_window(base[0], ts_col)
             drift_rows.extend(_drift_rows(plan, win, base_win, "BASELINE", model, key, value, summary, base[1]))
 
-    if baseline is not None:
+    if baseline is not None and emit_baseline:
         for gran in (cfg.granularities or ["snapshot"]):
             for (key, value), (grp, summary) in base_by_slice.items():
                 bwin = _baseline_window(grp, ts_col)
                 emit_profiles(Window(gran, bwin.start, bwin.end), ALL_MODELS, key, value, grp, summary, "BASELINE")
 
     return _to_table(profile_rows, profile_schema(cfg)), _to_table(drift_rows, drift_schema(cfg))
+
+
+def as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def restrict_granularity(plan: Plan, granularity: str) -> Plan:
+    """The same plan (same monitor_version) computing one granularity only."""
+    from dataclasses import replace
+
+    cfg = plan.cfg
+    key = "inference_log" if cfg.inference_log is not None else "time_series"
+    analysis = getattr(cfg, key).model_copy(update={"granularities": [granularity]})
+    return replace(plan, cfg=cfg.model_copy(update={key: analysis}))
 
 
 def _baseline_window(rows: pa.Table, ts_col: str | None) -> Window:
