@@ -311,14 +311,16 @@ def summarize(plan: Plan, rows: pa.Table) -> GroupSummary:
     for col in plan.columns:
         arr = rows.column(col)
         categorical = col in plan.categorical
-        prof = stats.profile_column(arr, categorical=categorical)
+        if not stats.is_numeric(arr.type):
+            prof, summary.categories[col] = stats.categorical_summary(arr)
+        elif categorical:
+            prof = stats.profile_column(arr, categorical=True)
+            summary.categories[col] = stats.category_counts(arr)
+        else:
+            prof, summary.numeric[col] = stats.numeric_summary(arr)
         summary.profiles[col] = prof
         if prof.count:
             nonnull.append(col)
-        if categorical or not stats.is_numeric(arr.type):
-            summary.categories[col] = stats.category_counts(arr)
-        else:
-            summary.numeric[col] = stats.numeric_values(arr)
     summary.non_null_columns = tuple(nonnull)
     for name, col, expr in plan.aggregates:
         summary.metrics[(name, col)] = _as_float(expr.evaluate(rows) if rows.num_rows else None)
@@ -518,6 +520,7 @@ def compute(
                     row[name] = val
             profile_rows.append(row)
 
+    drift_jobs = []
     for (gran, start, model, key, value), (task, summary) in by_key.items():
         win, grp = task[0], task[-1]
         if profile_windows is None or start in profile_windows.get(gran, set()):
@@ -527,11 +530,15 @@ def compute(
         prev_start = previous_window(start, gran) if ts_col is not None else None
         prev = by_key.get((gran, prev_start, model, key, value)) if prev_start is not None else None
         if prev is not None:
-            drift_rows.extend(_drift_rows(plan, win, prev[0][0], "CONSECUTIVE", model, key, value, summary, prev[1]))
+            drift_jobs.append((win, prev[0][0], "CONSECUTIVE", model, key, value, summary, prev[1]))
         base = base_by_slice.get((key, value))
         if base is not None:
-            base_win = _baseline_window(base[0], ts_col)
-            drift_rows.extend(_drift_rows(plan, win, base_win, "BASELINE", model, key, value, summary, base[1]))
+            drift_jobs.append((win, _baseline_window(base[0], ts_col), "BASELINE", model, key, value, summary,
+                               base[1]))
+    if drift_jobs:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for rows in pool.map(lambda job: list(_drift_rows(plan, *job)), drift_jobs):
+                drift_rows.extend(rows)
 
     if baseline is not None and emit_baseline:
         for gran in (cfg.granularities or ["snapshot"]):
@@ -593,7 +600,7 @@ def _drift_rows(plan: Plan, win: Window, cmp: Window, drift_type: str, model: st
                    percent_zeros_delta=_delta(c["percent_zeros"], r["percent_zeros"]),
                    percent_distinct_delta=_delta(c["percent_distinct"], r["percent_distinct"]))
         if col in cur.numeric:
-            nd = stats.numeric_drift(ref.numeric[col], cur.numeric[col], psi_bins=cfg.psi_bins)
+            nd = stats.numeric_drift(ref.numeric[col], cur.numeric[col], psi_bins=cfg.psi_bins, presorted=True)
             if nd is not None:
                 row.update(ks_test={"statistic": nd.ks_statistic, "pvalue": nd.ks_pvalue},
                            wasserstein_distance=nd.wasserstein, population_stability_index=nd.psi)
