@@ -287,29 +287,27 @@ def _groups(prep: Prepared, rows: np.ndarray, per_model: bool) -> Iterable[Group
             yield Group(mrows[s.mask[mrows]], model, s.key, s.value)
 
 
-def _profile(col: Column, rows: np.ndarray) -> dict[str, Any]:
+def _profile(col: Column, rows: np.ndarray) -> tuple[dict[str, Any], Any]:
     if col.kind == "numeric":
         return stats.numeric_profile(col.values[rows], col.nulls[rows])
     if col.kind == "categorical":
         return stats.categorical_profile(col.codes[rows], col.categories)
     n = int(rows.shape[0])
     nulls = int(col.nulls[rows].sum())
-    return {"count": n, "num_nulls": nulls, "percent_null": 100.0 * nulls / n if n else None}
+    return {"count": n, "num_nulls": nulls, "percent_null": 100.0 * nulls / n if n else None}, None
 
 
-def _drift(col: Column, cur: np.ndarray, cmp_: np.ndarray) -> dict[str, Any]:
+def _drift(col: Column, cur: Any, ref: Any) -> dict[str, Any]:
+    if cur is None or ref is None:
+        return {}
     if col.kind == "numeric":
-        a, b = col.values[cur][~col.nulls[cur]], col.values[cmp_][~col.nulls[cmp_]]
-        return stats.numeric_drift(a, b)
-    if col.kind == "categorical":
-        return stats.categorical_drift(col.codes[cur], col.codes[cmp_], len(col.categories))
-    return {}
+        return stats.numeric_drift(cur, ref)
+    return stats.categorical_drift(cur, ref)
 
 
-def _table_row(prep: Prepared, rows: np.ndarray, cfg: MonitorConfig, fair: Slice | None) -> dict[str, Any]:
+def _table_row(prep: Prepared, rows: np.ndarray, fair: Slice | None) -> dict[str, Any]:
     out: dict[str, Any] = {"count": int(rows.shape[0])}
-    out["non_null_columns"] = [c.name for c in prep.columns
-                               if rows.shape[0] and _has_values(c, rows)]
+    out["non_null_columns"] = [c.name for c in prep.columns if rows.shape[0] and _has_values(c, rows)]
     if prep.label is not None:
         lab = prep.label.codes[rows]
         pred = prep.prediction.codes[rows]
@@ -337,6 +335,26 @@ class Rows:
     drift: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class Summary:
+    """One group's statistics: profile metrics per column (``:table`` too) and drift samples."""
+
+    group: Group
+    metrics: dict[str, dict[str, Any]]
+    samples: dict[str, Any]
+
+
+def _summarize(prep: Prepared, g: Group, fair_slices: dict[str, Slice]) -> Summary:
+    fair = fair_slices.get(g.slice_key) if g.slice_value == "true" else None
+    metrics: dict[str, dict[str, Any]] = {":table": _table_row(prep, g.rows, fair)}
+    samples: dict[str, Any] = {}
+    for col in prep.columns:
+        m, samples[col.name] = _profile(col, g.rows)
+        m["data_type"] = col.data_type
+        metrics[col.name] = m
+    return Summary(g, metrics, samples)
+
+
 def _ts(seconds: int) -> datetime:
     return datetime.fromtimestamp(int(seconds), timezone.utc)
 
@@ -350,128 +368,118 @@ def compute(
     only_windows: dict[str, set[int]] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Rows:
-    """Profile and drift rows for every window (or only ``only_windows[granularity]``)."""
+    """Profile and drift rows for every window (or only ``only_windows[granularity]``, epoch seconds).
+
+    CONSECUTIVE drift compares a window with the window right before it (when that has
+    rows); BASELINE drift compares it with the baseline table's rows of the same slice,
+    over all model ids (the baseline holds the rows the model was validated on, whatever
+    version is serving now). Baseline profile rows (``log_type`` BASELINE, model id ``*``)
+    span the baseline's time range.
+    """
     il = cfg.inference_log
     analysis = il or cfg.time_series
     model_col = il.model_id_col if il is not None else None
     grains = list(analysis.granularities) if analysis is not None else [None]
     out = Rows()
     n_in = prep.n_input
+    nat = np.iinfo(np.int64).min
     input_rows = np.arange(n_in)
-    base_rows = np.arange(n_in, prep.seconds.shape[0]) if cfg.baseline_table_name else None
-    valid = prep.seconds[:n_in] != np.iinfo(np.int64).min
+    valid = prep.seconds[:n_in] != nat
     fair_slices = {s.key: s for s in prep.slices if s.value == "true"}
+    per_model = model_col is not None
 
-    def key_cols(model: str, granularity: str | None, g: Group) -> dict[str, Any]:
+    baseline: dict[tuple, Summary] = {}
+    if cfg.baseline_table_name and prep.seconds.shape[0] > n_in:
+        base_rows = np.arange(n_in, prep.seconds.shape[0])
+        for g in _groups(prep, base_rows, per_model=False):
+            baseline[(g.slice_key, g.slice_value)] = _summarize(prep, g, fair_slices)
+
+    def keys(g: Group, granularity: str | None) -> dict[str, Any]:
         d = {"granularity": granularity or "", "slice_key": g.slice_key, "slice_value": g.slice_value,
              "monitor_version": monitor_version}
         if model_col is not None:
-            d[model_col] = model
+            d[model_col] = g.model
         return d
 
-    def profile_rows(g: Group, window: dict, granularity, log_type: str) -> dict[str, dict[str, Any]]:
-        fair = fair_slices.get(g.slice_key) if g.slice_value == "true" else None
-        by_col: dict[str, dict[str, Any]] = {}
-        table = _table_row(prep, g.rows, cfg, fair)
-        by_col[":table"] = table
-        for col in prep.columns:
-            by_col[col.name] = {**_profile(col, g.rows), "data_type": col.data_type}
-        for name, metrics in by_col.items():
-            out.profile.append({"window": window, "log_type": log_type,
-                                "logging_table_commit_version": commit_version,
-                                **key_cols(g.model, granularity, g), "column_name": name, **metrics})
-        return by_col
+    def emit_profile(summary: Summary, window: dict, granularity, log_type: str) -> None:
+        k = keys(summary.group, granularity)
+        for name, metrics in summary.metrics.items():
+            out.profile.append({"window": window, "log_type": log_type, "logging_table_commit_version": commit_version,
+                                **k, "column_name": name, **metrics})
 
-    def drift_rows(g: Group, cmp_rows: np.ndarray, window, window_cmp, granularity, drift_type,
-                   cur_profile, cmp_profile) -> None:
-        for col in [None, *prep.columns]:
+    def emit_drift(cur: Summary, ref: Summary, window, window_cmp, granularity, drift_type: str) -> None:
+        k = keys(cur.group, granularity)
+        for col in (None, *prep.columns):
             name = ":table" if col is None else col.name
-            cur, ref = cur_profile[name], cmp_profile[name]
-            row = {"window": window, "window_cmp": window_cmp, "drift_type": drift_type,
-                   **key_cols(g.model, granularity, g), "column_name": name,
+            a, b = cur.metrics[name], ref.metrics[name]
+            row = {"window": window, "window_cmp": window_cmp, "drift_type": drift_type, **k, "column_name": name,
                    "data_type": None if col is None else col.data_type,
-                   "count_delta": _delta(cur.get("count"), ref.get("count"))}
+                   "count_delta": _delta(a.get("count"), b.get("count"))}
             if col is None:
-                a, b = set(cur.get("non_null_columns") or []), set(ref.get("non_null_columns") or [])
-                row["non_null_columns_delta"] = {"added": len(a - b), "missing": len(b - a)}
+                x, y = set(a.get("non_null_columns") or []), set(b.get("non_null_columns") or [])
+                row["non_null_columns_delta"] = {"added": len(x - y), "missing": len(y - x)}
             else:
                 for metric in ("avg", "percent_null", "percent_zeros", "percent_distinct"):
-                    row[f"{metric}_delta"] = _delta(cur.get(metric), ref.get(metric))
-                row.update(_drift(col, g.rows, cmp_rows))
+                    row[f"{metric}_delta"] = _delta(a.get(metric), b.get(metric))
+                row.update(_drift(col, cur.samples[name], ref.samples[name]))
             out.drift.append(row)
 
-    total = 0
     plan = []
     for granularity in grains:
+        starts = np.full(n_in, nat)
         if granularity is None:
-            starts = np.zeros(n_in, np.int64)
+            starts[valid] = 0
         else:
-            starts = np.full(n_in, np.iinfo(np.int64).min)
             starts[valid] = window_starts(prep.seconds[:n_in][valid], granularity)
         order = np.argsort(starts, kind="stable")
         uniq, first = np.unique(starts[order], return_index=True)
-        bounds = list(zip(uniq, first, [*first[1:], n_in]))
-        bounds = [b for b in bounds if b[0] != np.iinfo(np.int64).min]
-        plan.append((granularity, order, bounds))
-        total += len(bounds)
-
-    done = 0
-    for granularity, order, bounds in plan:
-        windows = {int(s): input_rows[order[a:b]] for s, a, b in bounds}
+        windows = {int(u): input_rows[order[lo:hi]] for u, lo, hi in zip(uniq, first, [*first[1:], n_in])
+                   if u != nat}
         wanted = only_windows.get(granularity) if only_windows is not None else None
-        # Baseline: one profile per group over the whole baseline table, window = its time span.
-        base_profiles: dict[tuple, tuple[np.ndarray, dict]] = {}
-        if base_rows is not None and base_rows.shape[0]:
-            bsec = prep.seconds[base_rows]
-            bsec = bsec[bsec != np.iinfo(np.int64).min]
-            if granularity is not None and bsec.shape[0]:
-                lo = int(window_starts(bsec.min(keepdims=True), granularity)[0])
-                hi = window_end(int(window_starts(bsec.max(keepdims=True), granularity)[0]), granularity)
-            else:
-                lo = hi = 0
-            bwindow = {"start": _ts(lo), "end": _ts(hi)}
-            for g in _groups(prep, base_rows, per_model=False):
-                base_profiles[(g.slice_key, g.slice_value)] = (
-                    g.rows, profile_rows(g, bwindow, granularity, "BASELINE"), bwindow)
-        cache: dict[int, dict[tuple, tuple[np.ndarray, dict]]] = {}
+        plan.append((granularity, windows, sorted(w for w in windows if wanted is None or w in wanted)))
+    total, done = sum(len(p[2]) for p in plan), 0
 
-        def window_profiles(start: int, rows: np.ndarray, record: bool) -> dict[tuple, tuple[np.ndarray, dict]]:
-            if start in cache:
-                return cache[start]
+    for granularity, windows, todo in plan:
+        cache: dict[int, dict[tuple, Summary]] = {}
+
+        def summaries(start: int) -> dict[tuple, Summary]:
+            if start not in cache:
+                cache[start] = {(g.model, g.slice_key, g.slice_value): _summarize(prep, g, fair_slices)
+                                for g in _groups(prep, windows[start], per_model)}
+            return cache[start]
+
+        for start in todo:
             end = window_end(start, granularity) if granularity is not None else 0
             window = {"start": _ts(start), "end": _ts(end)}
-            res = {}
-            for g in _groups(prep, rows, per_model=model_col is not None):
-                if record:
-                    res[(g.model, g.slice_key, g.slice_value)] = (g.rows, profile_rows(g, window, granularity, "INPUT"))
-                else:  # the comparison window of a refreshed one: statistics only, no rows written
-                    saved = out.profile
-                    out.profile = []
-                    res[(g.model, g.slice_key, g.slice_value)] = (g.rows, profile_rows(g, window, granularity, "INPUT"))
-                    out.profile = saved
-            cache[start] = res
-            return res
-
-        for start, rows in windows.items():
-            done += 1
-            if wanted is not None and start not in wanted:
-                continue
-            end = window_end(start, granularity) if granularity is not None else 0
-            window = {"start": _ts(start), "end": _ts(end)}
-            current = window_profiles(start, rows, True)
+            current = summaries(start)
+            for summary in current.values():
+                emit_profile(summary, window, granularity, "INPUT")
             prev = previous_window(start, granularity) if granularity is not None else None
-            previous = None
-            if prev is not None and prev in windows:
-                previous = window_profiles(prev, windows[prev], False)
-                window_cmp = {"start": _ts(prev), "end": _ts(start)}
-            for (model, skey, sval), (grows, prof) in current.items():
-                g = Group(grows, model, skey, sval)
-                if previous is not None and (model, skey, sval) in previous:
-                    crows, cprof = previous[(model, skey, sval)]
-                    drift_rows(g, crows, window, window_cmp, granularity, "CONSECUTIVE", prof, cprof)
-                if (skey, sval) in base_profiles:
-                    brows, bprof, bwindow = base_profiles[(skey, sval)]
-                    drift_rows(g, brows, window, bwindow, granularity, "BASELINE", prof, bprof)
+            previous = summaries(prev) if prev in windows else {}
+            for key in [k for k in cache if k != start and k != prev]:
+                del cache[key]
+            for key, summary in current.items():
+                if key in previous:
+                    emit_drift(summary, previous[key], window, {"start": _ts(prev), "end": _ts(start)},
+                               granularity, "CONSECUTIVE")
+                base = baseline.get(key[1:])
+                if base is not None:
+                    emit_drift(summary, base, window, _base_window(prep, n_in, granularity), granularity, "BASELINE")
+            done += 1
             if progress is not None:
                 progress(done, total)
+        if baseline and (only_windows is None or todo):
+            for summary in baseline.values():
+                emit_profile(summary, _base_window(prep, n_in, granularity), granularity, "BASELINE")
     return out
+
+
+def _base_window(prep: Prepared, n_in: int, granularity: str | None) -> dict[str, datetime]:
+    """The baseline's time span, widened to whole windows."""
+    sec = prep.seconds[n_in:]
+    sec = sec[sec != np.iinfo(np.int64).min]
+    if granularity is None or not sec.shape[0]:
+        return {"start": _ts(0), "end": _ts(0)}
+    lo = int(window_starts(sec.min(keepdims=True), granularity)[0])
+    hi = window_end(int(window_starts(sec.max(keepdims=True), granularity)[0]), granularity)
+    return {"start": _ts(lo), "end": _ts(hi)}

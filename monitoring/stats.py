@@ -22,7 +22,7 @@ from scipy import special
 from scipy import stats as sps
 
 __all__ = ["PSI_BINS", "PSI_EPSILON", "QUANTILE_LEVELS", "numeric_profile", "categorical_profile",
-           "numeric_drift", "categorical_drift", "psi", "ks_test", "wasserstein", "chi_squared", "classification_quality", "fairness"]
+           "numeric_drift", "categorical_drift", "psi", "ks_pvalue", "chi_squared", "NumericSample", "classification_quality", "fairness"]
 
 PSI_BINS = 10
 """Quantile bins of the comparison sample for PSI (deciles; ties merge bins)."""
@@ -37,44 +37,84 @@ def _pct(part: float, whole: float) -> float | None:
     return 100.0 * part / whole if whole else None
 
 
-def numeric_profile(values: np.ndarray, nulls: np.ndarray) -> dict[str, Any]:
-    """Profile statistics of one numeric column in one window.
+class NumericSample:
+    """The finite values of one numeric column in one group, sorted once and reused by every
+    comparison (a baseline or previous window is compared with many windows)."""
+
+    __slots__ = ("sorted", "_edges", "_counts")
+
+    def __init__(self, values: np.ndarray):
+        finite = values[np.isfinite(values)]
+        self.sorted = np.sort(finite)
+        self._edges: np.ndarray | None = None
+        self._counts: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.sorted.shape[0])
+
+    def quantile(self, levels) -> np.ndarray:
+        """Linear-interpolation quantiles (``numpy.quantile``'s default) of the sorted values."""
+        pos = np.asarray(levels, dtype=float) * (self.n - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, self.n - 1)
+        frac = pos - lo
+        return self.sorted[lo] * (1 - frac) + self.sorted[hi] * frac
+
+    def psi_bins(self) -> tuple[np.ndarray, np.ndarray]:
+        """PSI bin edges (this sample's quantiles, ties merged) and this sample's bin shares."""
+        if self._edges is None:
+            self._edges = np.unique(self.quantile(np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
+            self._counts = self.bin_counts(self._edges) / self.n
+        return self._edges, self._counts
+
+    def bin_counts(self, edges: np.ndarray) -> np.ndarray:
+        """Counts per bin ``[edges[i-1], edges[i])`` (first and last bins open-ended)."""
+        cum = np.searchsorted(self.sorted, edges, side="left")
+        return np.diff(np.concatenate([[0], cum, [self.n]]))
+
+
+def numeric_profile(values: np.ndarray, nulls: np.ndarray) -> tuple[dict[str, Any], NumericSample]:
+    """Profile statistics of one numeric column in one window, and its sample for drift.
 
     ``values`` are floats (anything at null positions); ``nulls`` marks NULLs. NaN is
-    counted in ``num_nan``; avg, stddev, min, max, quantiles use the finite values only.
+    counted in ``num_nan``; avg, stddev, min, max, quantiles use the finite values only
+    (±inf are left out of them and of the drift statistics).
     """
     count = int(values.shape[0])
     present = values[~nulls]
     num_nulls = count - int(present.shape[0])
-    nan = np.isnan(present)
-    num_nan = int(nan.sum())
-    finite = present[np.isfinite(present)]
-    out: dict[str, Any] = {
-        "count": count, "num_nulls": num_nulls, "num_nan": num_nan,
-        "percent_null": _pct(num_nulls, count), "percent_nan": _pct(num_nan, count),
-    }
-    nonnull = present.shape[0]
+    sample = NumericSample(present)
+    num_nan = int(np.isnan(present).sum())
     zeros = int((present == 0).sum())
-    out["num_zeros"] = zeros
-    out["percent_zeros"] = _pct(zeros, count)
-    distinct = int(np.unique(present[~nan]).shape[0]) + (1 if num_nan else 0)
-    out["distinct_count"] = distinct
-    out["percent_distinct"] = _pct(distinct, nonnull)
-    if finite.shape[0]:
-        out["avg"] = float(finite.mean())
-        out["stddev"] = float(finite.std(ddof=1)) if finite.shape[0] > 1 else None
-        q = np.quantile(finite, QUANTILE_LEVELS)
-        out["quantiles"] = [float(x) for x in q]
-        out["min"], out["max"], out["median"] = float(q[0]), float(q[-1]), float(q[5])
-    return out
+    s = sample.sorted
+    distinct = (int(np.count_nonzero(np.diff(s))) + 1 if sample.n else 0) + (1 if num_nan else 0)
+    distinct += int(np.unique(present[np.isinf(present)]).shape[0])
+    nonnull = present.shape[0]
+    out: dict[str, Any] = {
+        "count": count, "num_nulls": num_nulls, "num_nan": num_nan, "num_zeros": zeros,
+        "percent_null": _pct(num_nulls, count), "percent_nan": _pct(num_nan, count),
+        "percent_zeros": _pct(zeros, count), "distinct_count": distinct,
+        "percent_distinct": _pct(distinct, nonnull),
+    }
+    if sample.n:
+        total = float(s.sum())
+        mean = total / sample.n
+        out["avg"] = mean
+        out["stddev"] = float(np.sqrt(np.sum((s - mean) ** 2) / (sample.n - 1))) if sample.n > 1 else None
+        q = sample.quantile(QUANTILE_LEVELS)
+        out["quantiles"] = q.tolist()
+        out["min"], out["max"], out["median"] = float(s[0]), float(s[-1]), float(q[5])
+    return out, sample
 
 
-def categorical_profile(codes: np.ndarray, categories: list[str]) -> dict[str, Any]:
-    """Profile statistics of one categorical column (codes into ``categories``, -1 = NULL)."""
+def categorical_profile(codes: np.ndarray, categories: list[str]) -> tuple[dict[str, Any], np.ndarray]:
+    """Profile statistics of one categorical column (codes into ``categories``, -1 = NULL),
+    and its category counts for drift."""
     count = int(codes.shape[0])
     present = codes[codes >= 0]
     num_nulls = count - int(present.shape[0])
-    counts = np.bincount(present, minlength=len(categories)) if present.shape[0] else np.zeros(len(categories), int)
+    counts = np.bincount(present, minlength=len(categories))
     seen = np.flatnonzero(counts)
     top = seen[np.argsort(-counts[seen], kind="stable")][:FREQUENT_ITEMS]
     out: dict[str, Any] = {
@@ -88,51 +128,46 @@ def categorical_profile(codes: np.ndarray, categories: list[str]) -> dict[str, A
         weights = counts[seen]
         out["min_length"], out["max_length"] = float(lengths.min()), float(lengths.max())
         out["avg_length"] = float((lengths * weights).sum() / weights.sum())
-    return out
+    return out, counts
 
 
-def psi(current: np.ndarray, comparison: np.ndarray, bins: int = PSI_BINS, epsilon: float = PSI_EPSILON) -> float:
-    """PSI over quantile bins of ``comparison`` (finite values only)."""
-    edges = np.unique(np.quantile(comparison, np.linspace(0, 1, bins + 1)[1:-1]))
-    p = np.bincount(np.searchsorted(edges, current, side="right"), minlength=edges.shape[0] + 1) / current.shape[0]
-    q = np.bincount(np.searchsorted(edges, comparison, side="right"), minlength=edges.shape[0] + 1) / comparison.shape[0]
+def psi(current: NumericSample, comparison: NumericSample, epsilon: float = PSI_EPSILON) -> float:
+    """PSI over ``PSI_BINS`` quantile bins of ``comparison``."""
+    edges, q = comparison.psi_bins()
+    p = current.bin_counts(edges) / current.n
     p = np.where(p == 0, epsilon, p)
     q = np.where(q == 0, epsilon, q)
     return float(np.sum((p - q) * np.log(p / q)))
 
 
-def ks_test(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """Two-sample KS on sorted samples: D exactly; the p-value from the Kolmogorov
-    distribution with Stephens' small-sample correction, ``Q((√n + 0.12 + 0.11/√n) D)``
-    with ``n = n_a n_b / (n_a + n_b)`` (within 0.02 of ``scipy.stats.ks_2samp`` from 50 rows,
-    and a closed form, where scipy's finite-n distribution costs milliseconds per call)."""
-    both = np.concatenate([a, b])
-    d = float(np.max(np.abs(np.searchsorted(a, both, side="right") / a.shape[0]
-                            - np.searchsorted(b, both, side="right") / b.shape[0])))
-    en = np.sqrt(a.shape[0] * b.shape[0] / (a.shape[0] + b.shape[0]))
-    pvalue = float(np.clip(special.kolmogorov((en + 0.12 + 0.11 / en) * d), 0.0, 1.0))
-    return {"statistic": d, "pvalue": pvalue}
+def _cdfs(a: NumericSample, b: NumericSample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # Stable sort of two sorted runs is a linear merge (timsort).
+    both = np.sort(np.concatenate([a.sorted, b.sorted]), kind="stable")
+    fa = np.searchsorted(a.sorted, both, side="right") / a.n
+    fb = np.searchsorted(b.sorted, both, side="right") / b.n
+    return both, fa, fb
 
 
-def wasserstein(a: np.ndarray, b: np.ndarray) -> float:
-    """Wasserstein-1 between the empirical distributions of two sorted samples."""
-    both = np.sort(np.concatenate([a, b]))
-    deltas = np.diff(both)
-    fa = np.searchsorted(a, both[:-1], side="right") / a.shape[0]
-    fb = np.searchsorted(b, both[:-1], side="right") / b.shape[0]
-    return float(np.sum(np.abs(fa - fb) * deltas))
+def ks_pvalue(d: float, n_a: int, n_b: int) -> float:
+    """p-value of the two-sample KS statistic ``d``: the Kolmogorov distribution with Stephens'
+    small-sample correction, ``Q((√n + 0.12 + 0.11/√n) d)``, ``n = n_a n_b / (n_a + n_b)``
+    (within 0.02 of ``scipy.stats.ks_2samp`` from 50 rows; a closed form, where scipy's
+    finite-n distribution costs milliseconds per call)."""
+    en = np.sqrt(n_a * n_b / (n_a + n_b))
+    return float(np.clip(special.kolmogorov((en + 0.12 + 0.11 / en) * d), 0.0, 1.0))
 
 
-def numeric_drift(current: np.ndarray, comparison: np.ndarray) -> dict[str, Any]:
-    """KS, Wasserstein-1 and PSI between two samples (finite values are used; NULL if either is empty)."""
-    cur = np.sort(current[np.isfinite(current)])
-    cmp_ = np.sort(comparison[np.isfinite(comparison)])
-    if not cur.shape[0] or not cmp_.shape[0]:
+def numeric_drift(current: NumericSample, comparison: NumericSample) -> dict[str, Any]:
+    """KS, Wasserstein-1 and PSI between two samples (NULL if either is empty)."""
+    if not current.n or not comparison.n:
         return {}
+    both, fa, fb = _cdfs(current, comparison)
+    gap = np.abs(fa - fb)
+    d = float(gap.max())
     return {
-        "ks_test": ks_test(cur, cmp_),
-        "wasserstein_distance": wasserstein(cur, cmp_),
-        "population_stability_index": psi(cur, cmp_),
+        "ks_test": {"statistic": d, "pvalue": ks_pvalue(d, current.n, comparison.n)},
+        "wasserstein_distance": float(np.sum(gap[:-1] * np.diff(both))),
+        "population_stability_index": psi(current, comparison),
     }
 
 
@@ -157,16 +192,12 @@ def _js(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.sqrt(max(0.0, (kp + kq) / 2)))
 
 
-def categorical_drift(current: np.ndarray, comparison: np.ndarray, n_categories: int) -> dict[str, Any]:
-    """Chi-squared (two-sample), JS (base 2), TV and L∞ between two samples of category codes."""
-    cur = current[current >= 0]
-    cmp_ = comparison[comparison >= 0]
-    if not cur.shape[0] or not cmp_.shape[0]:
+def categorical_drift(current: np.ndarray, comparison: np.ndarray) -> dict[str, Any]:
+    """Chi-squared (two-sample), JS (base 2), TV and L∞ between two vectors of category counts."""
+    used = (current + comparison) > 0
+    a, b = current[used], comparison[used]
+    if not a.sum() or not b.sum():
         return {}
-    a = np.bincount(cur, minlength=n_categories)
-    b = np.bincount(cmp_, minlength=n_categories)
-    used = (a + b) > 0
-    a, b = a[used], b[used]
     p, q = a / a.sum(), b / b.sum()
     # One category on both sides: no evidence of any difference.
     chi = chi_squared(a, b) if a.shape[0] > 1 else {"statistic": 0.0, "pvalue": 1.0}
