@@ -145,7 +145,14 @@ def _categorical(name: str, chunks: list[pa.Array]) -> tuple[np.ndarray, list[st
     enc = pc.dictionary_encode(text).combine_chunks() if isinstance(text, pa.ChunkedArray) else pc.dictionary_encode(text)
     codes = enc.indices.to_numpy(zero_copy_only=False)
     codes = np.where(enc.is_null().to_numpy(zero_copy_only=False), -1, codes).astype(np.int32)
-    return codes, [str(x) for x in enc.dictionary.to_pylist()]
+    # Canonical codes (categories in name order): the same rows give the same sums in the same
+    # order, whichever subset of the table was read (incremental refresh, the Spark engine).
+    names = [str(x) for x in enc.dictionary.to_pylist()]
+    order = sorted(range(len(names)), key=names.__getitem__)
+    rank = np.empty(len(names) + 1, np.int32)
+    rank[order] = np.arange(len(names), dtype=np.int32)
+    rank[-1] = -1
+    return rank[codes], [names[i] for i in order]
 
 
 def _column(name: str, arrays: list[pa.Array], categorical: bool) -> Column:
@@ -273,6 +280,8 @@ class Group:
     model: str
     slice_key: str | None
     slice_value: str | None
+    parent: np.ndarray | None = None
+    """For a slice: the rows of the whole table (same model) it is a slice of."""
 
 
 def _groups(prep: Prepared, rows: np.ndarray, per_model: bool) -> Iterable[Group]:
@@ -284,7 +293,7 @@ def _groups(prep: Prepared, rows: np.ndarray, per_model: bool) -> Iterable[Group
     for model, mrows in model_sets:
         yield Group(mrows, model, None, None)
         for s in prep.slices:
-            yield Group(mrows[s.mask[mrows]], model, s.key, s.value)
+            yield Group(mrows[s.mask[mrows]], model, s.key, s.value, mrows)
 
 
 def _profile(col: Column, rows: np.ndarray) -> tuple[dict[str, Any], Any]:
@@ -305,7 +314,7 @@ def _drift(col: Column, cur: Any, ref: Any) -> dict[str, Any]:
     return stats.categorical_drift(cur, ref)
 
 
-def _table_row(prep: Prepared, rows: np.ndarray, fair: Slice | None) -> dict[str, Any]:
+def _table_row(prep: Prepared, rows: np.ndarray, fair: Slice | None, parent: np.ndarray | None) -> dict[str, Any]:
     out: dict[str, Any] = {"count": int(rows.shape[0])}
     out["non_null_columns"] = [c.name for c in prep.columns if rows.shape[0] and _has_values(c, rows)]
     if prep.label is not None:
@@ -314,8 +323,10 @@ def _table_row(prep: Prepared, rows: np.ndarray, fair: Slice | None) -> dict[str
         ok = (lab >= 0) & (pred >= 0)
         proba = prep.proba[rows][ok] if prep.proba is not None else None
         out.update(stats.classification_quality(lab[ok], pred[ok], prep.label.categories, proba, prep.positive))
-        if fair is not None:
-            out.update(stats.fairness(lab, pred, fair.mask[rows], prep.label.categories))
+        if fair is not None and parent is not None:
+            # Protected group (this slice) against the rest of the table it is a slice of.
+            out.update(stats.fairness(prep.label.codes[parent], prep.prediction.codes[parent], fair.mask[parent],
+                                      prep.label.categories))
     return out
 
 
@@ -346,7 +357,7 @@ class Summary:
 
 def _summarize(prep: Prepared, g: Group, fair_slices: dict[str, Slice]) -> Summary:
     fair = fair_slices.get(g.slice_key) if g.slice_value == "true" else None
-    metrics: dict[str, dict[str, Any]] = {":table": _table_row(prep, g.rows, fair)}
+    metrics: dict[str, dict[str, Any]] = {":table": _table_row(prep, g.rows, fair, g.parent)}
     samples: dict[str, Any] = {}
     for col in prep.columns:
         m, samples[col.name] = _profile(col, g.rows)
@@ -468,7 +479,7 @@ def compute(
             done += 1
             if progress is not None:
                 progress(done, total)
-        if baseline and (only_windows is None or todo):
+        if baseline:
             for summary in baseline.values():
                 emit_profile(summary, _base_window(prep, n_in, granularity), granularity, "BASELINE")
     return out

@@ -116,7 +116,8 @@ def categorical_profile(codes: np.ndarray, categories: list[str]) -> tuple[dict[
     num_nulls = count - int(present.shape[0])
     counts = np.bincount(present, minlength=len(categories))
     seen = np.flatnonzero(counts)
-    top = seen[np.argsort(-counts[seen], kind="stable")][:FREQUENT_ITEMS]
+    # Ties by name, so the order does not depend on the order rows were read in.
+    top = sorted(seen.tolist(), key=lambda i: (-counts[i], categories[i]))[:FREQUENT_ITEMS]
     out: dict[str, Any] = {
         "count": count, "num_nulls": num_nulls, "num_nan": 0, "num_zeros": 0,
         "percent_null": _pct(num_nulls, count), "percent_nan": _pct(0, count), "percent_zeros": _pct(0, count),
@@ -288,7 +289,8 @@ def fairness(label: np.ndarray, pred: np.ndarray, protected: np.ndarray, names: 
         key = names[c]
         yhat = pred == c
         y = label == c
-        groups = [protected, ~protected]
+        predicted = pred >= 0
+        groups = [protected & predicted, ~protected & predicted]
         sp = [rate(yhat, g) for g in groups]
         pp = [rate(y, yhat & g & labelled) for g in groups]
         pe = [rate(yhat, ~y & g & labelled) for g in groups]
