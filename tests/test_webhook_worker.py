@@ -230,3 +230,13 @@ def test_fsync_acks_decides_how_the_receiver_writes(tmp_path):
     with synced.receiver.queue._connect() as conn:
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # the worker checkpoints
+
+
+def test_a_failing_audit_trail_does_not_stop_the_launch(tmp_path):
+    def broken_audit(kind, **_):
+        raise OSError("disk full")
+
+    wh, launcher, _, _ = make(tmp_path, audit=broken_audit)
+    key = deliver(wh)[1]["run_key"]
+    assert wh.worker.drain() == ["launched"]
+    assert wh.worker.store.get(key).run_id == "fake-1"
