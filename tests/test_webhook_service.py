@@ -116,16 +116,19 @@ def _cli(tmp_path, *args, env_extra=None, **kw):
     return cmd, env
 
 
-def test_serve_refuses_to_start_without_credentials(tmp_path):
-    from tests.webhook_support import REPO
+def test_serve_refuses_to_start_without_credentials(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
 
+    from driftgate.cli import app
+
+    for name in ("USER", "PASSWORD", "TOKEN", "HMAC_SECRET"):
+        monkeypatch.delenv(f"DRIFTGATE_WEBHOOK_{name}", raising=False)
     cases = [((), "refuses to run without credentials"),
              (("--insecure", "--host", "0.0.0.0"), "--insecure: only allowed with a loopback")]
     for args, expected in cases:
-        cmd, env = _cli(tmp_path, *args)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
-        assert proc.returncode == 1, proc.stderr
-        assert expected in proc.stderr
+        result = CliRunner().invoke(app, ["serve", "--set", f"workspace.root={tmp_path}", *args])
+        assert result.exit_code == 1, result.output
+        assert expected in " ".join(result.output.split())
 
 
 def test_serve_runs_insecure_on_loopback_and_answers(tmp_path):
