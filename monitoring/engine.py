@@ -412,6 +412,8 @@ def compute(
     progress: Callable[[int, int], None] | None = None,
     workers: int = 2,
     emit_baseline: bool = True,
+    reuse: dict[tuple, "GroupSummary"] | None = None,
+    keep: dict[tuple, "GroupSummary"] | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     """Profile and drift rows for the windows present in ``source``.
 
@@ -428,6 +430,9 @@ def compute(
         progress: called with (done, total) groups.
         workers: threads for per-group work (NumPy releases the GIL while sorting).
         emit_baseline: also emit the BASELINE profile rows.
+        reuse: summaries of comparison-only windows computed by an earlier refresh, keyed
+            ``(granularity, start, model, slice_key, slice_value)``; their rows need not be in ``source``.
+        keep: filled with the summaries of the newest window per granularity (for ``reuse`` next time).
 
     Returns:
         (profile rows, drift rows) as Arrow tables in the documented schemas.
@@ -482,6 +487,15 @@ def compute(
                 progress(done, total)
 
     by_key = {(t[0].granularity, t[0].start, t[1], t[2], t[3]): (t, s) for t, s in zip(tasks, summaries)}
+    for key_, summary in (reuse or {}).items():
+        if key_ not in by_key:
+            gran_, start_ = key_[0], key_[1]
+            by_key[key_] = ((Window(gran_, *window_bounds(start_, gran_)), *key_[2:], None), summary)
+    if keep is not None:
+        newest = {}
+        for key_ in by_key:
+            newest[key_[0]] = max(newest.get(key_[0], key_[1]), key_[1])
+        keep.update({k: v[1] for k, v in by_key.items() if newest.get(k[0]) == k[1]})
     base_by_slice = {(k, v): (g, s) for (k, v, g), s in zip(base_tasks, base_summaries)}
     mv = plan.version
     model_col = cfg.model_id_col
@@ -523,6 +537,8 @@ def compute(
     drift_jobs = []
     for (gran, start, model, key, value), (task, summary) in by_key.items():
         win, grp = task[0], task[-1]
+        if grp is None:
+            continue  # reused comparison window: nothing to emit
         if profile_windows is None or start in profile_windows.get(gran, set()):
             emit_profiles(win, model, key, value, grp, summary, "INPUT")
         if drift_windows is not None and start not in drift_windows.get(gran, set()):

@@ -433,6 +433,13 @@ def js_distance(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def _labels_str(values: np.ndarray) -> np.ndarray:
+    """Class labels as strings (booleans as ``true`` / ``false``), vectorised."""
+    if values.dtype == np.bool_:
+        return np.where(values, "true", "false").astype(object)
+    if values.dtype.kind in "iu":
+        return values.astype(str).astype(object)
+    if values.dtype.kind == "f" and np.all(np.mod(values, 1) == 0):
+        return values.astype(np.int64).astype(str).astype(object)
     return np.array([("true" if v else "false") if isinstance(v, (bool, np.bool_)) else str(v) for v in values],
                     dtype=object)
 
@@ -468,9 +475,10 @@ def classification_quality(label: np.ndarray, prediction: np.ndarray,
         return {"one_vs_all": {c: float(v) for c, v in zip(classes, values)}, "macro": macro,
                 "weighted": weighted}
 
-    pairs: dict[tuple[str, str], int] = {}
-    for p_, l_ in zip(yhat, y):
-        pairs[(p_, l_)] = pairs.get((p_, l_), 0) + 1
+    yi = np.searchsorted(np.array(classes, dtype=object), y)
+    pi = np.searchsorted(np.array(classes, dtype=object), yhat)
+    cells = np.bincount(pi * len(classes) + yi, minlength=len(classes) ** 2).reshape(len(classes), len(classes))
+    pairs = {(classes[a], classes[b]): int(cells[a, b]) for a, b in zip(*np.nonzero(cells))}
     out = {
         "accuracy_score": float(np.mean(y == yhat)),
         "precision": block(prec), "recall": block(rec), "f1_score": block(f1),

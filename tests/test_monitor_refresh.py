@@ -223,12 +223,7 @@ def test_nan_inf_all_null_and_unseen_categories_get_rows(ws, mon):
     assert drift["monthly_charges"]["ks_test"]["statistic"] >= 0
 
 
-def test_monitor_command_writes_chart_and_table(ws, mon, tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    from driftgate.cli import app
-    from driftgate.runtime import console
-
+def test_most_drifted_columns_and_chart(ws, mon, tmp_path):
     monitoring.refresh(ws, mon)
     from monitoring.report import drift_chart, most_drifted
 
@@ -238,7 +233,18 @@ def test_monitor_command_writes_chart_and_table(ws, mon, tmp_path, monkeypatch):
     png = drift_chart(drift, mon, tmp_path / "drift.png")
     html = drift_chart(drift, mon, tmp_path / "drift.html")
     assert png.read_bytes()[:4] == b"\x89PNG" and "data:image/png;base64" in html.read_text()
-    empty = tmp_path / "empty"
-    monkeypatch.setattr(console, "width", 200)
-    res = CliRunner().invoke(app, ["monitor", "--quiet", "--set", f"workspace.root={empty}"])
-    assert res.exit_code == 1 and "monitored table does not exist" in res.output
+
+
+def test_next_day_reuses_previous_window_and_equals_full_recompute(ws, mon, tmp_path):
+    monitoring.refresh(ws, mon)
+    ws.tables.write(mon.table_name, inference_log(1, seed=7, start=START + timedelta(days=6), drift_from=0))
+    result = monitoring.refresh(ws, mon)
+    assert result.mode == "incremental" and any("reused" in n for n in result.notes)
+    fresh = SimpleNamespace(tables=DeltaTableStore(tmp_path / "fresh2"))
+    fresh.tables.write(mon.baseline_table_name, ws.tables.read(mon.baseline_table_name))
+    fresh.tables.write(mon.table_name, ws.tables.read(mon.table_name))
+    monitoring.refresh(fresh, mon)
+    drop = lambda t: t.drop_columns(["logging_table_commit_version"]) if "logging_table_commit_version" in \
+        t.column_names else t
+    for table in (mon.drift_metrics_table, mon.profile_metrics_table):
+        assert _sorted(drop(ws.tables.read(table)), mon) == _sorted(drop(fresh.tables.read(table)), mon)
