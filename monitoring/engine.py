@@ -308,14 +308,14 @@ def summarize(plan: Plan, rows: pa.Table) -> GroupSummary:
     for col in plan.columns:
         arr = rows.column(col)
         categorical = col in plan.categorical
-        prof = stats.profile_column(arr, categorical=categorical)
+        if categorical or not stats.is_numeric(arr.type):
+            prof = stats.profile_column(arr, categorical=categorical)
+            summary.categories[col] = stats.category_counts(arr)
+        else:
+            prof, summary.numeric[col] = stats.numeric_profile(arr)  # finite values, sorted
         summary.profiles[col] = prof
         if prof.count:
             nonnull.append(col)
-        if categorical or not stats.is_numeric(arr.type):
-            summary.categories[col] = stats.category_counts(arr)
-        else:
-            summary.numeric[col] = stats.numeric_values(arr)
     summary.non_null_columns = tuple(nonnull)
     for name, col, expr in plan.aggregates:
         summary.metrics[(name, col)] = _as_float(expr.evaluate(rows) if rows.num_rows else None)
@@ -574,7 +574,7 @@ def _drift_rows(plan: Plan, win: Window, cmp: Window, drift_type: str, model: st
                    percent_zeros_delta=_delta(c["percent_zeros"], r["percent_zeros"]),
                    percent_distinct_delta=_delta(c["percent_distinct"], r["percent_distinct"]))
         if col in cur.numeric:
-            nd = stats.numeric_drift(ref.numeric[col], cur.numeric[col], psi_bins=cfg.psi_bins)
+            nd = stats.numeric_drift(ref.numeric[col], cur.numeric[col], psi_bins=cfg.psi_bins, presorted=True)
             if nd is not None:
                 row.update(ks_test={"statistic": nd.ks_statistic, "pvalue": nd.ks_pvalue},
                            wasserstein_distance=nd.wasserstein, population_stability_index=nd.psi)
