@@ -14,10 +14,15 @@ its own process (so peak memory is its own), median of ``--repeats`` runs:
   (needs the ``bench`` extra: ``pip install -e '.[bench]'``; skipped above ``--evidently-max-rows``).
 
 Peak memory is the process's peak RSS above its RSS once the input is loaded, relative to
-the input's in-memory size. Usage::
+the input's in-memory size.
+
+``--incremental`` times the other target instead: ``monitoring.refresh`` of one new day
+appended to ``--days`` days of history (local Delta tables) against a refresh of a table
+holding that one day alone. Usage::
 
     python benchmarks/monitor_bench.py                      # 1,000,000 rows, 3 repeats
     python benchmarks/monitor_bench.py --rows 10000000 --repeats 1
+    python benchmarks/monitor_bench.py --incremental --rows 20000 --days 30
 """
 from __future__ import annotations
 
@@ -192,6 +197,58 @@ def _run(method: str, folder: Path, repeats: int) -> dict | None:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _incremental(rows_per_day: int, days: int, repeats: int) -> None:
+    """One new day into ``days`` days of history vs that day alone, through monitoring.refresh."""
+    sys.path.insert(0, str(REPO))
+    import monitoring
+    from driftgate.config import load_settings
+    from workspace.context import Workspace
+    from workspace.registry import FakeRegistry
+    from workspace.tables import DeltaTableStore
+    from workspace.task_values import LocalTaskValues
+
+    def workspace(root: Path):
+        settings = load_settings(REPO / "conf", "local", (f"workspace.root={root}",))
+        return Workspace(settings=settings, tables=DeltaTableStore(root / "lakehouse"), registry=FakeRegistry(),
+                         task_values=LocalTaskValues(root, "bench", "monitor"), tracking_uri="", registry_uri="",
+                         root=root)
+
+    from monitoring.config import MonitorConfig, TimeSeriesConfig
+
+    cfg = MonitorConfig(table_name="bench.bench.current", output_schema_name="bench.bench",
+                        baseline_table_name="bench.bench.baseline", inference_log=None,
+                        time_series=TimeSeriesConfig(timestamp_col="ts", granularities=["1 day"]),
+                        exclude_columns=[])
+    baseline = _frame(rows_per_day, 1, False, -7)
+    new_day = _frame(rows_per_day, 99, True, days)
+    grown, alone = [], []
+    with tempfile.TemporaryDirectory(prefix="monitor-inc-") as tmp:
+        for r in range(repeats):
+            ws = workspace(Path(tmp) / f"history{r}")
+            ws.tables.write(cfg.baseline_table_name, baseline)
+            for day in range(days):
+                ws.tables.write(cfg.table_name, _frame(rows_per_day, 2 + day, day >= days // 2, day))
+            monitoring.refresh(ws, cfg)
+            ws.tables.write(cfg.table_name, new_day)
+            t0 = time.perf_counter()
+            res = monitoring.refresh(ws, cfg)
+            grown.append(time.perf_counter() - t0)
+            assert len(res.windows) == 1, res.summary()
+            t0 = time.perf_counter()
+            assert monitoring.refresh(ws, cfg).noop
+            noop = time.perf_counter() - t0
+            one = workspace(Path(tmp) / f"alone{r}")
+            one.tables.write(cfg.baseline_table_name, baseline)
+            one.tables.write(cfg.table_name, new_day)
+            t0 = time.perf_counter()
+            monitoring.refresh(one, cfg)
+            alone.append(time.perf_counter() - t0)
+    g, a = statistics.median(grown), statistics.median(alone)
+    print(f"{rows_per_day:,} rows/day, 25 columns: refresh of 1 new day into {days} days of history "
+          f"{g * 1000:.0f} ms vs that day alone {a * 1000:.0f} ms = {g / a:.2f}x (target <= 1.5x); "
+          f"no-op refresh {noop * 1000:.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows per side (baseline and current)")
@@ -199,11 +256,16 @@ def main() -> None:
     parser.add_argument("--evidently-repeats", type=int, default=1)
     parser.add_argument("--evidently-max-rows", type=int, default=1_000_000)
     parser.add_argument("--methods", default="read,driftgate,scipy,evidently")
+    parser.add_argument("--incremental", action="store_true", help="time incremental refresh instead")
+    parser.add_argument("--days", type=int, default=30, help="days of history (--incremental)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         _worker(args.worker, Path(args.dir), args.repeats)
+        return
+    if args.incremental:
+        _incremental(args.rows, args.days, args.repeats)
         return
 
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
