@@ -1,4 +1,4 @@
-"""monitoring.refresh on a synthetic world read by the real gate and the CLI (the maintainers' seed tests)."""
+"""monitoring.refresh on a synthetic world read by the real gate and the CLI: table shape, verdicts, odd input."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -16,10 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _workspace(root: Path):
-    from driftgate.config import load_settings
-    from workspace import open_workspace
-
-    return open_workspace(load_settings(REPO / "conf", "local", (f"workspace.root={root}",)))
+    return mw.light_workspace(root)
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +26,6 @@ def drifted(tmp_path_factory):
     mw.write_world(ws, days=6, drift_from=3, rows_per_day=200)
     result = monitoring.refresh(ws, ws.settings.monitor)
     return ws, result
-
-
-@pytest.fixture(scope="module")
-def steady(tmp_path_factory):
-    ws = _workspace(tmp_path_factory.mktemp("steady") / ".driftgate")
-    mw.write_world(ws, days=6, drift_from=None, rows_per_day=200)
-    return ws, monitoring.refresh(ws, ws.settings.monitor)
 
 
 def _rows(ws, name, **eq):
@@ -113,11 +103,14 @@ def test_drift_rows_compare_with_previous_window_and_baseline(drifted):
     assert all(r["population_stability_index"] is None and r["js_distance"] is not None for r in plan)
 
 
-def test_gate_exceeded_after_drift_and_ok_without(drifted, steady):
+def test_gate_exceeded_after_drift_and_ok_without(ws):
+    """The default gate rules (PSI share on BASELINE drift, f1_score.macro) read these tables as they are."""
     import gating
 
-    for (ws, _), expected in ((drifted, "EXCEEDED"), (steady, "OK")):
-        now = mw.START + timedelta(days=6, hours=1)
+    now = mw.START + timedelta(days=6, hours=1)
+    for drift_from, expected in ((3, "EXCEEDED"), (None, "OK")):
+        mw.write_world(ws, days=6, drift_from=drift_from, rows_per_day=200)
+        monitoring.refresh(ws, ws.settings.monitor)
         decision = gating.evaluate(ws, ws.settings.gate, now=now, publish=False)
         assert decision.status == expected, decision.summary
         assert {r.name: r.status for r in decision.reasons} == {"feature_drift_psi": expected, "f1_drop": expected}
@@ -150,12 +143,76 @@ def test_monitor_command_prints_most_drifted_columns(drifted, monkeypatch):
     from typer.testing import CliRunner
 
     from driftgate.cli import app
+    from monitoring import commands
 
     from driftgate.runtime import console
 
     ws, _ = drifted
     monkeypatch.chdir(REPO)
     monkeypatch.setattr(console, "width", 200)
+    # The command's own workspace would open an MLflow store it does not use: hand it the test's.
+    monkeypatch.setattr(commands, "workspace_from", lambda *a, **k: ws)
     res = CliRunner().invoke(app, ["monitor", "--set", f"workspace.root={ws.root}", "--top", "3"])
     assert res.exit_code == 0, res.output
     assert "most drifted columns" in res.output and "monthly_charges" in res.output
+
+
+def test_fairness_maps_on_the_protected_slice_row(drifted):
+    ws, _ = drifted
+    cfg = ws.settings.monitor
+    rows = _rows(ws, cfg.profile_metrics_table, column_name=":table", model_id="*", log_type="INPUT",
+                 slice_key="senior")
+    protected = [r for r in rows if r["slice_value"] == "true"]
+    assert protected and all("1" in dict(r["statistical_parity"]) for r in protected)
+    assert all(r["predictive_parity"] is None for r in rows if r["slice_value"] == "false")
+    src = ws.tables.read(cfg.table_name).to_pandas()
+    day = src[src.timestamp < mw.START + timedelta(days=1)]
+    senior = day.senior.to_numpy()
+    rate = (day.prediction == 1).to_numpy()
+    expected = rate[senior].mean() - rate[~senior].mean()
+    first = [r for r in protected if r["window"]["start"] == mw.START][0]
+    assert dict(first["statistical_parity"])["1"] == pytest.approx(expected)
+
+
+def test_unparsable_and_odd_inputs(tmp_path):
+    """Unseen categories, all-NULL and NaN/inf columns, an empty slice: rows with counts, NULL statistics."""
+    import numpy as np
+
+    ws = _workspace(tmp_path / ".driftgate")
+    cfg = ws.settings.monitor.model_copy(update={"slicing_exprs": ["senior", "age > 200"]})
+    cur = mw.frame(2, rows_per_day=40)
+    n = cur.num_rows
+    cur = cur.set_column(cur.schema.get_field_index("region"), "region", pa.array(["mars"] * n))
+    cur = cur.set_column(cur.schema.get_field_index("usage_gb"), "usage_gb", pa.array([None] * n, pa.float64()))
+    tenure = np.where(np.arange(n) % 2 == 0, np.nan, np.inf)
+    cur = cur.set_column(cur.schema.get_field_index("tenure_months"), "tenure_months", pa.array(tenure))
+    ws.tables.write(mw.LOG, cur)
+    ws.tables.write(mw.BASELINE, mw.frame(2, rows_per_day=40, seed=5))
+    monitoring.refresh(ws, cfg)
+    drift = {r["column_name"]: r for r in _rows(ws, cfg.drift_metrics_table, slice_key=None, model_id="*",
+                                                drift_type="BASELINE") if r["window"]["start"] == mw.START}
+    assert drift["region"]["tv_distance"] == pytest.approx(1.0) and drift["region"]["js_distance"] == pytest.approx(1.0)
+    assert drift["usage_gb"]["ks_test"] is None and drift["usage_gb"]["percent_null_delta"] == pytest.approx(100.0)
+    assert drift["tenure_months"]["population_stability_index"] is None
+    prof = {r["column_name"]: r for r in _rows(ws, cfg.profile_metrics_table, slice_key=None, model_id="*",
+                                               log_type="INPUT") if r["window"]["start"] == mw.START}
+    assert prof["usage_gb"]["num_nulls"] == 40 and prof["usage_gb"]["avg"] is None
+    assert prof["tenure_months"]["num_nan"] == 20 and prof["tenure_months"]["avg"] is None
+    # "age > 200" holds for no row: its true slice exists with zero rows.
+    empty = _rows(ws, cfg.profile_metrics_table, slice_key="age > 200", slice_value="true", column_name=":table",
+                  model_id="*", log_type="INPUT")
+    assert empty and all(r["count"] == 0 and r["accuracy_score"] is None for r in empty)
+
+
+def test_wrong_types_are_named(tmp_path):
+    ws = _workspace(tmp_path / ".driftgate")
+    cfg = ws.settings.monitor.model_copy(update={"baseline_table_name": None})
+    t = mw.frame(1, rows_per_day=10)
+    bad_ts = t.set_column(t.schema.get_field_index("timestamp"), "timestamp", pa.array(["2026-01-01"] * 10))
+    ws.tables.write(mw.LOG, bad_ts, mode="overwrite")
+    with pytest.raises(MonitorError, match="column 'timestamp' must be a timestamp, got string"):
+        monitoring.refresh(ws, cfg)
+    bad_p = t.set_column(t.schema.get_field_index("probability"), "probability", pa.array(["x"] * 10))
+    ws.tables.write(mw.LOG, bad_p, mode="overwrite")
+    with pytest.raises(MonitorError, match=r"column 'probability' \(prediction_proba_col\) must be numeric, got string"):
+        monitoring.refresh(ws, cfg)
