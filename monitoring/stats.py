@@ -287,10 +287,16 @@ def ks_pvalue(statistic: float, n: int, m: int) -> float:
         except ImportError:  # private helper moved: fall back to the asymptotic formula
             pass
     en = float(n) * float(m) / (n + m)
+    if en > _KS_CLOSED_FORM_N:
+        # scipy's finite-n distribution costs seconds per call here (1.7 s at n = 500,000);
+        # Stephens' corrected Kolmogorov limit is within 4e-4 of it above this size.
+        root = math.sqrt(en)
+        return float(np.clip(special.kolmogorov((root + 0.12 + 0.11 / root) * statistic), 0.0, 1.0))
     return float(np.clip(sps.kstwo.sf(statistic, np.round(en)), 0.0, 1.0))
 
 
 _KS_MAX_EXACT_N = 10_000  # scipy's MAX_AUTO_N
+_KS_CLOSED_FORM_N = 100_000
 
 
 def _merged_cdfs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

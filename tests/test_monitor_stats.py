@@ -167,3 +167,12 @@ def test_expressions_parse_and_evaluate_like_sql():
     for bad in ("age <", "age < 25)", "frobnicate(age)", "{{nope}} > 1"):
         with pytest.raises(ExpressionError):
             parse(bad)
+
+
+def test_ks_pvalue_closed_form_for_large_samples_stays_within_4e_4_of_scipy():
+    from scipy import special
+
+    n = 300_000  # n * m / (n + m) = 150,000: past the closed-form threshold
+    for p in (0.5, 0.05, 1e-3):
+        d = special.kolmogi(p) / np.sqrt(n / 2)
+        assert stats.ks_pvalue(d, n, n) == pytest.approx(sps.kstwo.sf(d, n // 2), abs=4e-4)
