@@ -197,7 +197,9 @@ def incremental(rows_per_day: int, repeats: int) -> dict:
         ws = SimpleNamespace(tables=history)
         monitoring.refresh(ws, cfg)
         noop = median_time(lambda: monitoring.refresh(ws, cfg), max(repeats, 5))
-        from monitoring import refresh as refresh_module
+        import importlib
+
+        refresh_module = importlib.import_module("monitoring.refresh")
 
         into, cold, alone = [], [], []
         for k in range(repeats):
