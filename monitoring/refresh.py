@@ -164,8 +164,8 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
     full = snapshot or done_version is None or done_base != base_version or done_version > version
     notes: list[str] = []
     ts = monitor.timestamp_col
+    time_range = None
     if full:
-        source = tables.read(name)
         profile_windows = drift_windows = None
     else:
         appended = tables.read_since(name, done_version)
@@ -181,10 +181,14 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
         needed = [s for g, starts in touched.items() for s in starts]
         needed += [engine.previous_window(s, g) for g, starts in touched.items() for s in starts]
         ends = [engine.window_bounds(s, g)[1] for g, starts in drift_windows.items() for s in starts]
-        if needed:
-            source = tables.read(name, filters=[(ts, ">=", min(needed)), (ts, "<", max(ends))])
+        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        time_range = (min(needed), max(ends)) if needed else (epoch, epoch)
+    source = None
+    if monitor.engine != "spark":
+        if time_range is None:
+            source = tables.read(name)
         else:
-            source = tables.read(name, filters=[(ts, "<", datetime(1970, 1, 1, tzinfo=timezone.utc))])
+            source = tables.read(name, filters=[(ts, ">=", time_range[0]), (ts, "<", time_range[1])])
 
     bar = _progress_bar() if progress else None
     try:
@@ -198,8 +202,8 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
             from monitoring import spark_engine
 
             profile, drift = spark_engine.compute(
-                ws, plan, source, baseline, profile_windows=profile_windows, drift_windows=drift_windows,
-                commit_version=version, now=now)
+                ws, plan, source_name=name, time_range=time_range, baseline=baseline,
+                profile_windows=profile_windows, drift_windows=drift_windows, commit_version=version, now=now)
         else:
             profile, drift = engine.compute(
                 plan, source, baseline, profile_windows=profile_windows, drift_windows=drift_windows,
