@@ -254,3 +254,12 @@ def test_an_in_process_run_keeps_other_workers_off_its_request(tmp_path):
     deliver(wh)
     assert wh.worker.drain() == ["launched"]
     assert seen["note"] == "launching" and seen["lease_until"] >= clock() + 86400
+
+
+def test_the_queue_row_ends_with_the_run(tmp_path):
+    wh, *_ = make(tmp_path)
+    key = deliver(wh)[1]["run_key"]
+    wh.worker.drain()
+    row = wh.worker.queue.get(key)
+    assert (row["status"], row["outcome"], row["run_id"], row["note"]) == ("done", "launched", "fake-1",
+                                                                            "run fake-1 running")

@@ -198,7 +198,8 @@ class Worker:
     def _finish(self, item: QueueItem, outcome: str, store_status: str, *, run_id: str | None = None,
                 reason: str | None = None, launched: bool = False) -> str:
         now = self._now()
-        self.queue.finish(item.run_key, outcome, now=now, run_id=run_id, note=reason, launched=launched)
+        note = reason or (f"run {run_id} {store_status}" if run_id else None)
+        self.queue.finish(item.run_key, outcome, now=now, run_id=run_id, note=note, launched=launched)
         self._claim(item)
         self.store.finish(item.run_key, store_status, run_id=run_id, reason=reason, at=self._at(now))
         return outcome
