@@ -248,3 +248,25 @@ def test_next_day_reuses_previous_window_and_equals_full_recompute(ws, mon, tmp_
         t.column_names else t
     for table in (mon.drift_metrics_table, mon.profile_metrics_table):
         assert _sorted(drop(ws.tables.read(table)), mon) == _sorted(drop(fresh.tables.read(table)), mon)
+
+
+def test_time_series_and_snapshot_analyses(ws, mon):
+    from monitoring.config import MonitorConfig
+
+    ts = MonitorConfig(table_name=mon.table_name, output_schema_name="main.ts", baseline_table_name=None,
+                       time_series={"timestamp_col": "timestamp", "granularities": ["1 week", "1 day"]})
+    assert ts.inference_log is None
+    result = monitoring.refresh(ws, ts)
+    profile = ws.tables.read(ts.profile_metrics_table)
+    assert "model_id" not in profile.column_names and "accuracy_score" not in profile.column_names
+    assert set(profile["granularity"].to_pylist()) == {"1 week", "1 day"}
+    weeks = {r["window"]["start"].weekday() for r in profile.to_pylist() if r["granularity"] == "1 week"}
+    assert weeks == {0}  # Monday
+    assert result.drift_rows > 0 and monitoring.refresh(ws, ts).mode == "noop"
+    snap = MonitorConfig(table_name=mon.table_name, output_schema_name="main.snap", snapshot={},
+                         baseline_table_name=mon.baseline_table_name)
+    first = monitoring.refresh(ws, snap)
+    rows = ws.tables.read(snap.profile_metrics_table).to_pylist()
+    table_rows = [r for r in rows if r["column_name"] == ":table" and r["log_type"] == "INPUT"]
+    assert first.mode == "full" and [r["count"] for r in table_rows] == [ws.tables.read(mon.table_name).num_rows]
+    assert {r["drift_type"] for r in ws.tables.read(snap.drift_metrics_table).to_pylist()} == {"BASELINE"}
