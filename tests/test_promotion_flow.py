@@ -125,6 +125,16 @@ def test_no_labels_reports_agreement_and_waits(world):
     assert not promotion.promote(ws, result).promoted
 
 
+def test_a_missing_protected_column_is_named(world):
+    ws = with_settings(world.ws, promotion={"fairness": world.ws.settings.promotion.fairness.model_copy(
+        update={"protected_columns": ["senior", "gender"]})})
+    reset_aliases(ws, champion=world.v1, challenger=world.v2)
+    result = promotion.shadow(ws)
+    assert result.status == "FAIL"
+    assert result.reasons == ("protected column 'gender' (promotion.fairness.protected_columns) "
+                              "is not in the inference table",)
+
+
 def test_without_a_champion_a_challenger_passing_the_floors_becomes_champion(world):
     ws = world.ws
     reset_aliases(ws, challenger=world.v2)
