@@ -178,10 +178,10 @@ class _Exit(Exception):
 
 
 class FakeDbutils:
-    """Widgets and task values as a notebook task sees them."""
+    """Widgets and task values as a notebook task sees them (one job run, shared ``values``)."""
 
-    def __init__(self, widgets: dict[str, str]):
-        self.values: dict[tuple[str, str], object] = {}
+    def __init__(self, widgets: dict[str, str], task_key: str = "evaluate_drift", values: dict | None = None):
+        self.values: dict[tuple[str, str], object] = {} if values is None else values
         outer = self
 
         class Widgets:
@@ -193,7 +193,7 @@ class FakeDbutils:
         class TaskValues:
             def set(self, key, value):
                 json.dumps(value)
-                outer.values[("evaluate_drift", key)] = value
+                outer.values[(task_key, key)] = value
 
             def get(self, taskKey, key, default=None, debugValue=None):
                 return outer.values.get((taskKey, key), default)
@@ -252,3 +252,36 @@ def test_shadow_result_survives_the_task_value_round_trip():
                           interval=Interval("f1", 0.04, 0.01, 0.07, 0.95, 200), n_rows=900)
     value = json.loads(json.dumps(as_value(shadow)))
     assert shadow_from_value(value) == shadow
+
+
+def test_retraining_branch_notebooks_hand_results_along(tmp_path, monkeypatch):
+    """train → shadow → promote notebooks, with the stage functions faked: the glue passes the
+    registered version and the shadow result through task values, as on Databricks."""
+    import promotion
+    import training
+    from promotion import PromotionResult, ShadowResult
+    from promotion.policy import Check
+    from training.trainer import TrainResult
+
+    calls = []
+    monkeypatch.setattr(training, "train", lambda ws, **kw: calls.append(("train", kw["reason"]["decision_id"])) or
+                        TrainResult("r1", "runs:/r1/model", {"f1": 0.8}, "7", True, None))
+    monkeypatch.setattr(promotion, "set_challenger", lambda ws, v: calls.append(("set_challenger", v)))
+    shadow = ShadowResult(status="PASS", model_name="m", champion_version="6", challenger_version="7",
+                          metrics={"delta_f1": 0.05}, reasons=("better",), checks=(Check("f1", True, "ok"),))
+    monkeypatch.setattr(promotion, "shadow", lambda ws, challenger_version: calls.append(("shadow", challenger_version))
+                        or shadow)
+
+    def promote(ws, result):
+        calls.append(("promote", result == shadow))
+        return PromotionResult(promoted=True, champion_version="7", reason="passed")
+
+    monkeypatch.setattr(promotion, "promote", promote)
+    values = {("evaluate_drift", "decision"): {"decision_id": "d-1", "status": "EXCEEDED"}}
+    widgets = {"conf_dir": str(REPO / "conf"), "env": "local", "overrides": f"workspace.root={tmp_path}"}
+    for task in ("train", "shadow", "promote"):
+        source = (REPO / "notebooks" / f"{task}.py").read_text()
+        exec(compile(source, f"{task}.py", "exec"), {"dbutils": FakeDbutils(widgets, task, values), "spark": None})
+    assert calls == [("train", "d-1"), ("set_challenger", "7"), ("shadow", "7"), ("promote", True)]
+    assert values[("train", "model_version")] == "7" and values[("shadow", "shadow_status")] == "PASS"
+    assert values[("promote", "promoted")] is True
