@@ -53,6 +53,8 @@ DRIFT_TABLE_COLUMNS: dict[str, Any] = {
     "data_type": "string",
     "window_cmp": ("start", "end"),
     "drift_type": "string",
+    "count": "number",  # rows of the current / comparison window (driftgate's monitor writes both)
+    "count_cmp": "number",
     "count_delta": "number",
     "avg_delta": "number",
     "percent_null_delta": "number",
@@ -96,7 +98,10 @@ PROFILE_TABLE_COLUMNS: dict[str, Any] = {
     "percent_zeros": "number",
     "percent_distinct": "number",
     # InferenceLog classification quality (struct fields observed: macro, weighted).
+    "labeled_count": "number",
     "accuracy_score": "number",
+    "roc_auc_score": "number",
+    "log_loss": "number",
     "precision": ("macro", "weighted"),
     "recall": ("macro", "weighted"),
     "f1_score": ("macro", "weighted"),

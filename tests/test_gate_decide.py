@@ -267,3 +267,29 @@ def test_decide_is_pure():
     a = decide(f, gate(psi_rule()), now=NOW)
     b = decide(f, gate(psi_rule()), now=NOW)
     assert a.model_copy(update={"decision_id": "x"}) == b.model_copy(update={"decision_id": "x"})
+
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(st.lists(st.floats(0, 1), min_size=6, max_size=6), min_size=4, max_size=4),
+    bump=st.floats(0, 0.5),
+    how=st.sampled_from(["any", "all", "share", "count"]),
+)
+def test_more_drift_never_turns_exceeded_into_ok(values, bump, how):
+    """Monotonicity: raising every PSI value cannot make an EXCEEDED rule pass."""
+    at_least = {"share": 0.5, "count": 2}.get(how)
+    rule = psi_rule(aggregate=Aggregation(how=how, at_least=at_least),
+                    persistence=Persistence(windows=3, violations=2))
+
+    def rows(extra):
+        return {"drift": drift_rows(range(6, 10), FEATURES, lambda d, c: values[d - 6][FEATURES.index(c)] + extra),
+                "profile": profile_rows(11)}
+
+    before = decide(rows(0.0), gate(rule), now=NOW).status
+    after = decide(rows(bump), gate(rule), now=NOW).status
+    assert before in ("OK", "EXCEEDED") and after in ("OK", "EXCEEDED")
+    if before == "EXCEEDED":
+        assert after == "EXCEEDED"

@@ -53,7 +53,7 @@ def test_gate_other_than_exceeded_skips_with_its_reason(tmp_path, status):
 
 
 def test_gate_that_raises_never_launches(tmp_path):
-    def broken():
+    def broken(**_):
         raise RuntimeError("metrics table missing")
 
     wh, launcher, audit, _ = make(tmp_path, gate=broken)
@@ -195,10 +195,48 @@ def test_audit_lands_in_the_workspace_events_table(tmp_path, ws):
     from driftgate.audit import read_events
     from triggers.webhook.worker import audit_to_workspace
 
-    wh, launcher, _, _ = make(tmp_path, ws=ws, audit=audit_to_workspace(ws))
+    gate = FakeGate("EXCEEDED")
+    wh, launcher, _, _ = make(tmp_path, ws=ws, audit=audit_to_workspace(ws), gate=gate)
     key = deliver(wh)[1]["run_key"]
     wh.worker.drain()
+    assert gate.run_keys == [key]
     events = read_events(ws, ["alert_received", "trigger_fired", "launch"])
     assert {e["kind"] for e in events} == {"alert_received", "trigger_fired", "launch"}
     assert all(e["run_key"] == key for e in events)
     assert [e for e in events if e["kind"] == "launch"][0]["details"]["run_id"] == "fake-1"
+
+
+def test_the_real_shared_gate_decides(tmp_path, ws):
+    """Default wiring: ``gating.evaluate`` on the workspace; no metric tables yet, so no launch."""
+    from driftgate.audit import read_events
+
+    launcher = FakeJobLauncher()
+    wh = open_webhook(ws.settings, ws=ws, credentials=Credentials("databricks", "s3cret-pass"), launcher=launcher)
+    key = deliver(wh)[1]["run_key"]
+    assert wh.worker.drain() == ["skipped"]
+    assert launcher.launches == 0
+    record = wh.worker.store.get(key)
+    assert record.status == "skipped" and record.reason.startswith("gate said INSUFFICIENT_DATA")
+    assert "does not exist yet" in record.reason
+    decisions = read_events(ws, ["gate_decision"])
+    assert [(d["run_key"], d["details"]["trigger"]) for d in decisions] == [(key, "webhook")]
+
+
+def test_fsync_acks_decides_how_the_receiver_writes(tmp_path):
+    plain, *_ = make(tmp_path / "a")
+    synced, *_ = make(tmp_path / "b", "webhook.fsync_acks=true")
+    assert (plain.receiver.queue.synchronous, synced.receiver.queue.synchronous) == ("NORMAL", "FULL")
+    assert plain.worker.queue.synchronous == synced.worker.queue.synchronous == "NORMAL"
+    with synced.receiver.queue._connect() as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # the worker checkpoints
+
+
+def test_a_failing_audit_trail_does_not_stop_the_launch(tmp_path):
+    def broken_audit(kind, **_):
+        raise OSError("disk full")
+
+    wh, launcher, _, _ = make(tmp_path, audit=broken_audit)
+    key = deliver(wh)[1]["run_key"]
+    assert wh.worker.drain() == ["launched"]
+    assert wh.worker.store.get(key).run_id == "fake-1"

@@ -68,8 +68,10 @@ class FakeGate:
     def __init__(self, *statuses: str):
         self.statuses = list(statuses) or ["EXCEEDED"]
         self.calls = 0
+        self.run_keys: list[str | None] = []
 
-    def __call__(self) -> FakeDecision:
+    def __call__(self, *, run_key: str | None = None) -> FakeDecision:
+        self.run_keys.append(run_key)
         status = self.statuses[min(self.calls, len(self.statuses) - 1)]
         self.calls += 1
         return FakeDecision(status)

@@ -20,10 +20,12 @@ from training.config import TrainingConfig
 __all__ = ["Split", "time_split", "time_folds", "column_kinds", "estimator_params", "build_pipeline",
            "score_metrics", "check_params"]
 
-# Why these differ from scikit-learn's defaults: lbfgs needs more iterations on scaled
-# one-hot data to converge; random forests use every core otherwise (2 shared cores here).
+# Why these differ from scikit-learn's defaults: HistGradientBoosting's early_stopping="auto"
+# switches itself on above 10,000 rows, so the same parameters would mean different models on
+# small and large folds (and max_iter, a tuned parameter, would stop mattering); lbfgs needs
+# more iterations on scaled one-hot data to converge; random forests use every core otherwise.
 _BASE_PARAMS: dict[str, dict[str, Any]] = {
-    "hist_gradient_boosting": {},
+    "hist_gradient_boosting": {"early_stopping": False},
     "logistic_regression": {"max_iter": 1000},
     "random_forest": {"n_jobs": 1},
 }

@@ -94,7 +94,7 @@ def _masked(url: str) -> str:
 
 def _storage(url: str, heartbeat: int):
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     try:
         # Heartbeats let a later worker fail the trials of a killed one, so the study moves on;
@@ -103,7 +103,7 @@ def _storage(url: str, heartbeat: int):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                              failed_trial_callback=RetryFailedTrialCallback(max_retry=1))
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     except (optuna.exceptions.StorageInternalError, ImportError, ValueError) as exc:
         raise ConfigError(f"tuning.storage: cannot open {_masked(url)!r}: {exc}", key="tuning.storage") from exc
     except Exception as exc:  # sqlalchemy's errors (bad dialect, unreachable host)

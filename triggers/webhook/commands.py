@@ -19,6 +19,8 @@ def serve(
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="log each request line")] = True,
 ) -> None:
     """Serve the SQL-alert webhook receiver (FastAPI under uvicorn)."""
+    import logging
+
     import uvicorn
 
     from driftgate.errors import ConfigError
@@ -47,4 +49,10 @@ def serve(
         auth = ", ".join(credentials.methods) or "NONE (insecure, loopback only)"
         console.print(f"driftgate serve: http://{host}:{port}/v1/alerts/databricks-sql  auth: {auth}  "
                       f"state: {webhook.state_dir}", highlight=False)
+    # uvicorn configures only its own loggers; show the receiver's and the worker's too.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    driftgate_log = logging.getLogger("driftgate")
+    driftgate_log.addHandler(handler)
+    driftgate_log.setLevel(logging.INFO)
     uvicorn.run(create_app(webhook), host=host, port=port, access_log=access_log, log_level="info")
