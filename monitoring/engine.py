@@ -32,6 +32,8 @@ __all__ = [
 
 TABLE = ":table"
 ALL_MODELS = "*"
+SLICE_PREFIX = "__slice_"
+"""Columns named ``__slice_<i>`` carry slicing expression i already evaluated (by Spark SQL)."""
 _TS = pa.timestamp("us", tz="UTC")
 WINDOW = pa.struct([("start", _TS), ("end", _TS)])
 STAT_TEST = pa.struct([("statistic", pa.float64()), ("pvalue", pa.float64())])
@@ -255,8 +257,9 @@ def _template(cfg: MonitorConfig) -> dict[str, str]:
 def slice_masks(plan: Plan, table: pa.Table) -> list[tuple[str | None, str | None, pa.Array | None]]:
     """(slice_key, slice_value, mask) for the whole table and every slice value present."""
     out: list[tuple[str | None, str | None, pa.Array | None]] = [(None, None, None)]
-    for text, expr in plan.slices:
-        values = expr.evaluate(table)
+    for i, (text, expr) in enumerate(plan.slices):
+        given = f"{SLICE_PREFIX}{i}"
+        values = table.column(given) if given in table.column_names else expr.evaluate(table)
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
         if pa.types.is_boolean(values.type):
@@ -308,14 +311,16 @@ def summarize(plan: Plan, rows: pa.Table) -> GroupSummary:
     for col in plan.columns:
         arr = rows.column(col)
         categorical = col in plan.categorical
-        prof = stats.profile_column(arr, categorical=categorical)
+        if not stats.is_numeric(arr.type):
+            prof, summary.categories[col] = stats.categorical_summary(arr)
+        elif categorical:
+            prof = stats.profile_column(arr, categorical=True)
+            summary.categories[col] = stats.category_counts(arr)
+        else:
+            prof, summary.numeric[col] = stats.numeric_summary(arr)
         summary.profiles[col] = prof
         if prof.count:
             nonnull.append(col)
-        if categorical or not stats.is_numeric(arr.type):
-            summary.categories[col] = stats.category_counts(arr)
-        else:
-            summary.numeric[col] = stats.numeric_values(arr)
     summary.non_null_columns = tuple(nonnull)
     for name, col, expr in plan.aggregates:
         summary.metrics[(name, col)] = _as_float(expr.evaluate(rows) if rows.num_rows else None)
@@ -406,6 +411,9 @@ def compute(
     now: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
     workers: int = 2,
+    emit_baseline: bool = True,
+    reuse: dict[tuple, "GroupSummary"] | None = None,
+    keep: dict[tuple, "GroupSummary"] | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     """Profile and drift rows for the windows present in ``source``.
 
@@ -421,6 +429,10 @@ def compute(
         now: the snapshot time (snapshot analysis only).
         progress: called with (done, total) groups.
         workers: threads for per-group work (NumPy releases the GIL while sorting).
+        emit_baseline: also emit the BASELINE profile rows.
+        reuse: summaries of comparison-only windows computed by an earlier refresh, keyed
+            ``(granularity, start, model, slice_key, slice_value)``; their rows need not be in ``source``.
+        keep: filled with the summaries of the newest window per granularity (for ``reuse`` next time).
 
     Returns:
         (profile rows, drift rows) as Arrow tables in the documented schemas.
@@ -475,6 +487,15 @@ def compute(
                 progress(done, total)
 
     by_key = {(t[0].granularity, t[0].start, t[1], t[2], t[3]): (t, s) for t, s in zip(tasks, summaries)}
+    for key_, summary in (reuse or {}).items():
+        if key_ not in by_key:
+            gran_, start_ = key_[0], key_[1]
+            by_key[key_] = ((Window(gran_, *window_bounds(start_, gran_)), *key_[2:], None), summary)
+    if keep is not None:
+        newest = {}
+        for key_ in by_key:
+            newest[key_[0]] = max(newest.get(key_[0], key_[1]), key_[1])
+        keep.update({k: v[1] for k, v in by_key.items() if newest.get(k[0]) == k[1]})
     base_by_slice = {(k, v): (g, s) for (k, v, g), s in zip(base_tasks, base_summaries)}
     mv = plan.version
     model_col = cfg.model_id_col
@@ -513,8 +534,11 @@ def compute(
                     row[name] = val
             profile_rows.append(row)
 
+    drift_jobs = []
     for (gran, start, model, key, value), (task, summary) in by_key.items():
         win, grp = task[0], task[-1]
+        if grp is None:
+            continue  # reused comparison window: nothing to emit
         if profile_windows is None or start in profile_windows.get(gran, set()):
             emit_profiles(win, model, key, value, grp, summary, "INPUT")
         if drift_windows is not None and start not in drift_windows.get(gran, set()):
@@ -522,19 +546,37 @@ def compute(
         prev_start = previous_window(start, gran) if ts_col is not None else None
         prev = by_key.get((gran, prev_start, model, key, value)) if prev_start is not None else None
         if prev is not None:
-            drift_rows.extend(_drift_rows(plan, win, prev[0][0], "CONSECUTIVE", model, key, value, summary, prev[1]))
+            drift_jobs.append((win, prev[0][0], "CONSECUTIVE", model, key, value, summary, prev[1]))
         base = base_by_slice.get((key, value))
         if base is not None:
-            base_win = _baseline_window(base[0], ts_col)
-            drift_rows.extend(_drift_rows(plan, win, base_win, "BASELINE", model, key, value, summary, base[1]))
+            drift_jobs.append((win, _baseline_window(base[0], ts_col), "BASELINE", model, key, value, summary,
+                               base[1]))
+    if drift_jobs:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for rows in pool.map(lambda job: list(_drift_rows(plan, *job)), drift_jobs):
+                drift_rows.extend(rows)
 
-    if baseline is not None:
+    if baseline is not None and emit_baseline:
         for gran in (cfg.granularities or ["snapshot"]):
             for (key, value), (grp, summary) in base_by_slice.items():
                 bwin = _baseline_window(grp, ts_col)
                 emit_profiles(Window(gran, bwin.start, bwin.end), ALL_MODELS, key, value, grp, summary, "BASELINE")
 
     return _to_table(profile_rows, profile_schema(cfg)), _to_table(drift_rows, drift_schema(cfg))
+
+
+def as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def restrict_granularity(plan: Plan, granularity: str) -> Plan:
+    """The same plan (same monitor_version) computing one granularity only."""
+    from dataclasses import replace
+
+    cfg = plan.cfg
+    key = "inference_log" if cfg.inference_log is not None else "time_series"
+    analysis = getattr(cfg, key).model_copy(update={"granularities": [granularity]})
+    return replace(plan, cfg=cfg.model_copy(update={key: analysis}))
 
 
 def _baseline_window(rows: pa.Table, ts_col: str | None) -> Window:
@@ -574,7 +616,7 @@ def _drift_rows(plan: Plan, win: Window, cmp: Window, drift_type: str, model: st
                    percent_zeros_delta=_delta(c["percent_zeros"], r["percent_zeros"]),
                    percent_distinct_delta=_delta(c["percent_distinct"], r["percent_distinct"]))
         if col in cur.numeric:
-            nd = stats.numeric_drift(ref.numeric[col], cur.numeric[col], psi_bins=cfg.psi_bins)
+            nd = stats.numeric_drift(ref.numeric[col], cur.numeric[col], psi_bins=cfg.psi_bins, presorted=True)
             if nd is not None:
                 row.update(ks_test={"statistic": nd.ks_statistic, "pvalue": nd.ks_pvalue},
                            wasserstein_distance=nd.wasserstein, population_stability_index=nd.psi)

@@ -35,6 +35,13 @@ from monitoring.config import MonitorConfig
 
 __all__ = ["RefreshResult", "refresh", "processed_versions"]
 
+# Summaries of the newest window per granularity from this process's last refresh of a monitor,
+# keyed (table, monitor_version) -> (source version, baseline version, summaries). The next
+# refresh reuses them as the CONSECUTIVE comparison instead of re-reading and re-profiling that
+# window, but only if the tables still record exactly that source and baseline version (no
+# other process refreshed in between) and the window was not touched since.
+_SUMMARIES: dict[tuple[str, int], tuple[int, int | None, dict]] = {}
+
 
 @dataclass(frozen=True)
 class RefreshResult:
@@ -164,8 +171,10 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
     full = snapshot or done_version is None or done_base != base_version or done_version > version
     notes: list[str] = []
     ts = monitor.timestamp_col
+    time_range = None
+    reuse = None
+    keep: dict = {}
     if full:
-        source = tables.read(name)
         profile_windows = drift_windows = None
     else:
         appended = tables.read_since(name, done_version)
@@ -181,10 +190,24 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
         needed = [s for g, starts in touched.items() for s in starts]
         needed += [engine.previous_window(s, g) for g, starts in touched.items() for s in starts]
         ends = [engine.window_bounds(s, g)[1] for g, starts in drift_windows.items() for s in starts]
-        if needed:
-            source = tables.read(name, filters=[(ts, ">=", min(needed)), (ts, "<", max(ends))])
+        cached = _SUMMARIES.get((name, mv))
+        if cached is not None and cached[0] == done_version and cached[1] == base_version \
+                and monitor.engine != "spark":
+            prevs = {(g, engine.previous_window(s, g)) for g, starts in touched.items() for s in starts}
+            prevs -= {(g, s) for g, starts in touched.items() for s in starts}
+            reuse = {k: v for k, v in cached[2].items() if (k[0], k[1]) in prevs}
+            if prevs and prevs <= {(k[0], k[1]) for k in reuse}:
+                needed = [s for g, starts in touched.items() for s in starts]  # no need to re-read them
+            else:
+                reuse = None
+        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        time_range = (min(needed), max(ends)) if needed else (epoch, epoch)
+    source = None
+    if monitor.engine != "spark":
+        if time_range is None:
+            source = tables.read(name)
         else:
-            source = tables.read(name, filters=[(ts, "<", datetime(1970, 1, 1, tzinfo=timezone.utc))])
+            source = tables.read(name, filters=[(ts, ">=", time_range[0]), (ts, "<", time_range[1])])
 
     bar = _progress_bar() if progress else None
     try:
@@ -198,12 +221,12 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
             from monitoring import spark_engine
 
             profile, drift = spark_engine.compute(
-                ws, plan, source, baseline, profile_windows=profile_windows, drift_windows=drift_windows,
-                commit_version=version, now=now)
+                ws, plan, source_name=name, time_range=time_range, baseline=baseline,
+                profile_windows=profile_windows, drift_windows=drift_windows, commit_version=version, now=now)
         else:
             profile, drift = engine.compute(
                 plan, source, baseline, profile_windows=profile_windows, drift_windows=drift_windows,
-                commit_version=version, now=now, progress=callback)
+                commit_version=version, now=now, progress=callback, reuse=reuse, keep=keep)
     finally:
         if bar is not None:
             bar.stop()
@@ -218,8 +241,13 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
         profile = _marker_rows(ws, monitor, version)
 
     windows = _written_windows(profile, drift)
+    _SUMMARIES.pop((name, mv), None)
     _write_both(ws, monitor, profile, drift, full=full, profile_windows=profile_windows,
                 drift_windows=drift_windows)
+    if keep and ts is not None:
+        _SUMMARIES[(name, mv)] = (version, base_version, keep)
+    if reuse:
+        notes.append(f"reused {len(reuse)} comparison summaries from the previous refresh")
     return RefreshResult(mode="full" if full else "incremental", windows=windows, profile_rows=profile.num_rows,
                          drift_rows=drift.num_rows, seconds=time.perf_counter() - started, notes=tuple(notes),
                          **common)

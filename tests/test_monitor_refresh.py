@@ -163,3 +163,88 @@ def test_failed_write_leaves_tables_as_they_were(ws, mon, monkeypatch):
     assert _sorted(after[0], mon) == _sorted(before[0], mon)
     assert _sorted(after[1], mon) == _sorted(before[1], mon)
     assert monitoring.refresh(ws, mon).mode == "incremental"  # the missed day is still pending
+
+
+def test_custom_metrics_aggregate_derived_and_drift(ws, mon):
+    from monitoring.config import CustomMetric
+
+    cfg = mon.model_copy(update={"custom_metrics": [
+        CustomMetric(name="high_charge_share", definition="avg(CASE WHEN monthly_charges > 100 THEN 1 ELSE 0 END)"),
+        CustomMetric(name="p90ish", definition="max({{input_column}}) - min({{input_column}})",
+                     input_columns=["tenure_months", "age"]),
+        CustomMetric(name="high_charge_pct", type="derived", definition="100 * high_charge_share"),
+        CustomMetric(name="high_charge_change", type="drift",
+                     definition="{{current_df}}.high_charge_share - {{base_df}}.high_charge_share"),
+    ]})
+    monitoring.refresh(ws, cfg)
+    src = ws.tables.read(cfg.table_name)
+    day0 = src.filter(pc.less(src["timestamp"], pa.scalar(START + timedelta(days=1), pa.timestamp("us", tz="UTC"))))
+    rows = [r for r in ws.tables.read(cfg.profile_metrics_table).to_pylist()
+            if r["log_type"] == "INPUT" and r["slice_key"] is None and r["model_id"] == "*"
+            and r["window"]["start"] == START]
+    table = next(r for r in rows if r["column_name"] == ":table")
+    share = float(pc.mean(pc.cast(pc.greater(day0["monthly_charges"], 100), pa.float64())).as_py())
+    assert table["high_charge_share"] == pytest.approx(share) and table["high_charge_pct"] == pytest.approx(100 * share)
+    age = next(r for r in rows if r["column_name"] == "age")
+    assert age["p90ish"] == age["max"] - age["min"] and table["p90ish"] is None
+    drift = [r for r in ws.tables.read(cfg.drift_metrics_table).to_pylist() if r["column_name"] == ":table"
+             and r["slice_key"] is None and r["model_id"] == "*" and r["drift_type"] == "CONSECUTIVE"]
+    assert drift and all(r["high_charge_change"] is not None for r in drift)
+
+
+def test_custom_metric_that_does_not_parse_names_the_metric(ws, mon):
+    from monitoring.config import CustomMetric
+
+    cfg = mon.model_copy(update={"custom_metrics": [CustomMetric(name="broken", definition="avg(monthly_charges")]})
+    with pytest.raises(MonitorError, match="custom_metrics.broken"):
+        monitoring.refresh(ws, cfg)
+
+
+def test_nan_inf_all_null_and_unseen_categories_get_rows(ws, mon):
+    log = inference_log(2, seed=8)
+    n = log.num_rows
+    charges = log["monthly_charges"].to_numpy().copy()
+    charges[:5], charges[5:8] = float("nan"), float("inf")
+    log = log.set_column(log.schema.get_field_index("monthly_charges"), "monthly_charges", pa.array(charges))
+    log = log.set_column(log.schema.get_field_index("usage_gb"), "usage_gb", pa.nulls(n, pa.float64()))
+    log = log.set_column(log.schema.get_field_index("region"), "region", pa.array(["mars"] * n))
+    ws.tables.write(mon.table_name, log, mode="overwrite")
+    monitoring.refresh(ws, mon)
+    prof = {r["column_name"]: r for r in ws.tables.read(mon.profile_metrics_table).to_pylist()
+            if r["log_type"] == "INPUT" and r["slice_key"] is None and r["model_id"] == "*"
+            and r["window"]["start"] == START}
+    assert prof["monthly_charges"]["num_nan"] == 5 and prof["monthly_charges"]["count"] == 200
+    assert prof["usage_gb"]["count"] == 0 and prof["usage_gb"]["percent_null"] == 100 and prof["usage_gb"]["avg"] is None
+    drift = {r["column_name"]: r for r in ws.tables.read(mon.drift_metrics_table).to_pylist()
+             if r["drift_type"] == "BASELINE" and r["slice_key"] is None and r["model_id"] == "*"
+             and r["window"]["start"] == START}
+    assert drift["usage_gb"]["ks_test"] is None and drift["usage_gb"]["count"] == 0
+    assert drift["region"]["tv_distance"] == pytest.approx(1.0) and drift["region"]["chi_squared_test"]["pvalue"] < 1e-6
+    assert drift["monthly_charges"]["ks_test"]["statistic"] >= 0
+
+
+def test_most_drifted_columns_and_chart(ws, mon, tmp_path):
+    monitoring.refresh(ws, mon)
+    from monitoring.report import drift_chart, most_drifted
+
+    drift = ws.tables.read(mon.drift_metrics_table)
+    top = most_drifted(drift, mon, limit=3)
+    assert len(top) == 3 and top[0].value >= top[-1].value
+    png = drift_chart(drift, mon, tmp_path / "drift.png")
+    html = drift_chart(drift, mon, tmp_path / "drift.html")
+    assert png.read_bytes()[:4] == b"\x89PNG" and "data:image/png;base64" in html.read_text()
+
+
+def test_next_day_reuses_previous_window_and_equals_full_recompute(ws, mon, tmp_path):
+    monitoring.refresh(ws, mon)
+    ws.tables.write(mon.table_name, inference_log(1, seed=7, start=START + timedelta(days=6), drift_from=0))
+    result = monitoring.refresh(ws, mon)
+    assert result.mode == "incremental" and any("reused" in n for n in result.notes)
+    fresh = SimpleNamespace(tables=DeltaTableStore(tmp_path / "fresh2"))
+    fresh.tables.write(mon.baseline_table_name, ws.tables.read(mon.baseline_table_name))
+    fresh.tables.write(mon.table_name, ws.tables.read(mon.table_name))
+    monitoring.refresh(fresh, mon)
+    drop = lambda t: t.drop_columns(["logging_table_commit_version"]) if "logging_table_commit_version" in \
+        t.column_names else t
+    for table in (mon.drift_metrics_table, mon.profile_metrics_table):
+        assert _sorted(drop(ws.tables.read(table)), mon) == _sorted(drop(fresh.tables.read(table)), mon)

@@ -42,6 +42,7 @@ AuditFn = Callable[..., Any]
 """``audit(kind, *, run_key, subject, status, details)``, as :func:`driftgate.audit.record_event` without ``ws``."""
 
 _DONE = ("succeeded", "failed", "skipped")
+_LOCAL_RUN_LEASE_SECONDS = 86400
 
 
 def audit_to_workspace(ws) -> AuditFn:
@@ -197,7 +198,8 @@ class Worker:
     def _finish(self, item: QueueItem, outcome: str, store_status: str, *, run_id: str | None = None,
                 reason: str | None = None, launched: bool = False) -> str:
         now = self._now()
-        self.queue.finish(item.run_key, outcome, now=now, run_id=run_id, note=reason, launched=launched)
+        note = reason or (f"run {run_id} {store_status}" if run_id else None)
+        self.queue.finish(item.run_key, outcome, now=now, run_id=run_id, note=note, launched=launched)
         self._claim(item)
         self.store.finish(item.run_key, store_status, run_id=run_id, reason=reason, at=self._at(now))
         return outcome
@@ -257,7 +259,9 @@ class Worker:
             if not self.store.take(key, at=self._at(self._now())):
                 self.queue.finish(key, "duplicate", now=self._now(), note="taken by another runner")
                 return "duplicate"
-        self.queue.mark(key, "launching")
+        # An in-process run holds the worker for as long as it trains; keep other workers off it.
+        hold = None if self.launcher.idempotent else self._now() + _LOCAL_RUN_LEASE_SECONDS
+        self.queue.mark(key, "launching", lease_until=hold)
         attempts = item.attempts + 1
         try:
             result = self.launcher.launch(request)
