@@ -72,8 +72,7 @@ def print_demo_summary(summary, ws) -> None:
 def _reason_lines(decision) -> list[str]:
     lines = []
     for rule in getattr(decision, "reasons", []) or []:
-        fired = f" (fired: {', '.join(rule.fired_columns[:5])})" if rule.fired_columns else ""
-        lines.append(f"{rule.name}: {rule.status} - {rule.reason}{fired}")
+        lines.append(f"{rule.name}: {rule.status} - {rule.reason}")
     return lines
 
 

@@ -273,6 +273,10 @@ class Rule(StrictModel):
     """Minimum rows in a window (the profile table's ``count`` on ``:table``); 0 disables."""
     max_staleness: Duration = timedelta(days=2)
     """The latest complete window must have ended at most this long before ``now``; None disables."""
+    latest: Literal["complete", "usable"] = "complete"
+    """Which window is "the latest": the newest complete one, or (``usable``, for quality metrics
+    whose labels arrive late) the newest one with usable values, skipping up to ``persistence.windows``
+    newer windows that have none."""
     correction: Literal["bonferroni", "bh", "none"] | None = None
     """Multiple-testing correction across columns; p-value metrics only (default ``bh`` for them)."""
 
@@ -373,6 +377,8 @@ def _default_rules() -> list[Rule]:
             op="<",
             threshold=0.6,
             persistence=Persistence(windows=3, violations=2),
+            latest="usable",
+            max_staleness=timedelta(days=3),
         ),
     ]
 

@@ -217,24 +217,39 @@ def _evaluate(rule, table, now, model_id_col, counts, base) -> RuleResult:
         return RuleResult(status="INSUFFICIENT_DATA",
                           reason=f"no complete window yet (only windows ending after now){open_note}", **base)
 
-    latest_end = complete[0][1]
-    if rule.max_staleness is not None and now - latest_end > rule.max_staleness:
-        return RuleResult(
-            status="STALE",
-            reason=(f"latest complete window ended {latest_end:%Y-%m-%d %H:%M} UTC, {_ago(now - latest_end)} before "
-                    f"now; limit {_ago(rule.max_staleness)}{open_note}"),
-            **base,
-        )
-
     wanted = rule.columns
-    window_results = []
-    for start, end in complete[: rule.persistence.windows]:
+
+    def judge(start, end) -> WindowResult:
         values = by_window[(start, end)]
         if wanted != "all":
             for c in wanted:
                 values.setdefault(c, None)
-        row_count = counts.get(rule, start)
-        window_results.append(_judge_window(rule, start, end, values, row_count))
+        return _judge_window(rule, start, end, values, counts.get(rule, start))
+
+    skipped_note = ""
+    if rule.latest == "usable":
+        # Late labels: the newest windows may have no quality values yet; start from the newest
+        # window that has them (staleness then bounds how old that may be).
+        skipped = 0
+        limit = min(len(complete) - 1, rule.persistence.windows)
+        while skipped < limit and not judge(*complete[skipped]).usable:
+            skipped += 1
+        if skipped:
+            skipped_note = f"; skipped {skipped} newer window(s) without usable values (latest: usable)"
+            complete = complete[skipped:]
+
+    latest_end = complete[0][1]
+    if rule.max_staleness is not None and now - latest_end > rule.max_staleness:
+        return RuleResult(
+            status="STALE",
+            reason=(f"latest {'usable' if rule.latest == 'usable' else 'complete'} window ended "
+                    f"{latest_end:%Y-%m-%d %H:%M} UTC, {_ago(now - latest_end)} before "
+                    f"now; limit {_ago(rule.max_staleness)}{skipped_note}{open_note}"),
+            **base,
+        )
+    open_note = skipped_note + open_note
+
+    window_results = [judge(start, end) for start, end in complete[: rule.persistence.windows]]
 
     latest = window_results[0]
     p = rule.persistence

@@ -1,6 +1,7 @@
 """Command-line entry points of the monitoring package (registered in driftgate/cli.py)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,37 +13,37 @@ def monitor(
     conf: ConfOpt = None,
     env: EnvOpt = None,
     set_: SetOpt = None,
-    top: Annotated[int, typer.Option("--top", help="how many of the most drifted columns to show")] = 10,
-    granularity: Annotated[str | None, typer.Option("--granularity", help="window size shown (default: the first)")] = None,
+    chart: Annotated[Path | None, typer.Option("--chart", help="write a drift-over-time chart (.png or .html)")] = None,
+    top: Annotated[int, typer.Option("--top", help="rows in the most-drifted-columns table")] = 8,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
-    """Refresh the profile and drift metric tables, then show the most drifted columns."""
-    import monitoring
-    from monitoring.report import drifted_columns
+    """Refresh the profile and drift metric tables (incremental)."""
+    from rich.table import Table
+
+    from monitoring.refresh import refresh
+    from monitoring.report import drift_chart, most_drifted
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
         cfg = ws.settings.monitor
-        result = monitoring.refresh(ws, cfg, progress=True)
-        console.print(f"[bold]monitor[/] {cfg.table_name}: {result.summary()}", highlight=False)
-        rows = drifted_columns(ws, cfg, top=top, granularity=granularity)
-        if not rows:
-            console.print("no drift rows yet (a baseline table or two windows are needed)")
+        result = refresh(ws, cfg, progress=not quiet)
+        console.print(
+            f"monitor [bold]{result.mode}[/]: {cfg.table_name}@v{result.source_version} -> "
+            f"{len(result.windows)} window(s), {result.profile_rows} profile rows, {result.drift_rows} drift rows "
+            f"in {result.seconds:.2f}s", highlight=False)
+        if not ws.tables.exists(cfg.drift_metrics_table):
             return
-        from rich.table import Table
-
-        table = Table(title=f"most drifted columns, latest window ({rows[0]['window_start']:%Y-%m-%d %H:%M} UTC)")
-        for name in ("column", "type", "drift vs", "PSI", "KS D", "KS p", "JS", "chi2 p", "avg delta"):
-            table.add_column(name, justify="left" if name in ("column", "type", "drift vs") else "right")
-        for r in rows:
-            table.add_row(r["column_name"], r["data_type"] or "", r["drift_type"].lower(),
-                          *(_fmt(r[k]) for k in ("psi", "ks_statistic", "ks_pvalue", "js_distance", "chi2_pvalue",
-                                                 "avg_delta")))
-        console.print(table)
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    if abs(value) and (abs(value) < 1e-3 or abs(value) >= 1e5):
-        return f"{value:.2e}"
-    return f"{value:.3f}"
+        drift = ws.tables.read(cfg.drift_metrics_table)
+        for drift_type in ("BASELINE", "CONSECUTIVE"):
+            ranked = most_drifted(drift, cfg, drift_type=drift_type, limit=top)
+            if not ranked:
+                continue
+            table = Table(title=f"most drifted columns ({drift_type.lower()}, window {ranked[0].window_start})")
+            for name in ("column", "metric", "value", "rows"):
+                table.add_column(name, justify="right" if name in ("value", "rows") else "left")
+            for d in ranked:
+                table.add_row(d.column_name, d.metric, f"{d.value:.3f}", str(d.count))
+            console.print(table)
+        if chart is not None:
+            out = drift_chart(drift, cfg, chart)
+            console.print(f"chart written to {out}", highlight=False)

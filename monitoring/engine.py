@@ -1,14 +1,17 @@
-"""The embedded engine: Arrow tables in, profile and drift metric rows out (NumPy/SciPy, no JVM).
+"""The embedded engine: Arrow tables in, profile and drift metric rows out (NumPy, no JVM).
 
-Layout of the work: every profiled column is turned once into NumPy arrays (floats +
-null mask, or category codes shared by the monitored and the baseline table); rows are
-grouped per window of each granularity, per model id (plus ``"*"``) and per slice (plus
-the whole table); each group's statistics come from :mod:`monitoring.stats`.
+:func:`compute` is pure: it receives the rows of the windows to recompute (plus the
+previous windows they are compared with) and the baseline, and returns the output
+rows as Arrow tables in the documented schemas (:func:`profile_schema`,
+:func:`drift_schema`). Reading, incremental bookkeeping and writing live in
+:mod:`monitoring.refresh`. The Spark engine reuses :func:`group_rows` and the output
+schemas, so both engines share one definition of every row.
 """
 from __future__ import annotations
 
-import calendar
-import re
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
@@ -20,458 +23,643 @@ import pyarrow.compute as pc
 from driftgate.errors import MonitorError
 from monitoring import stats
 from monitoring.config import MonitorConfig
-from monitoring.slices import Slice, slices_of
+from monitoring.expressions import Expression, ExpressionError, parse
 
-__all__ = ["Prepared", "prepare", "compute", "window_starts", "window_end", "previous_window", "spark_type"]
+__all__ = [
+    "TABLE", "ALL_MODELS", "profile_schema", "drift_schema", "monitor_version", "Plan", "plan_for",
+    "window_bounds", "compute", "group_rows",
+]
 
+TABLE = ":table"
 ALL_MODELS = "*"
-_GRAIN = re.compile(r"^(\d+) (minute|hour|day|week|month|year)s?$")
-_FIXED = {"minute": 60, "hour": 3600, "day": 86400}
-_MONDAY = 4 * 86400  # 1970-01-01 was a Thursday: weeks start on Monday
+SLICE_PREFIX = "__slice_"
+"""Columns named ``__slice_<i>`` carry slicing expression i already evaluated (by Spark SQL)."""
+_TS = pa.timestamp("us", tz="UTC")
+WINDOW = pa.struct([("start", _TS), ("end", _TS)])
+STAT_TEST = pa.struct([("statistic", pa.float64()), ("pvalue", pa.float64())])
+_CLASS_METRIC = pa.struct([("one_vs_all", pa.map_(pa.string(), pa.float64())), ("macro", pa.float64()),
+                           ("weighted", pa.float64())])
+_FAIRNESS = ("predictive_parity", "predictive_equality", "equal_opportunity", "statistical_parity")
+_UNITS = {
+    "5 minutes": ("minute", 5), "30 minutes": ("minute", 30), "1 hour": ("hour", 1), "1 day": ("day", 1),
+    "1 week": ("week", 1), "2 weeks": ("week", 2), "3 weeks": ("week", 3), "4 weeks": ("week", 4),
+    "1 month": ("month", 1), "1 year": ("year", 1),
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def _grain(granularity: str) -> tuple[int, str]:
-    m = _GRAIN.match(granularity.strip())
-    if not m:
-        raise MonitorError(f"monitor granularity {granularity!r}: expected like '1 day', '1 hour', '2 weeks'")
-    return int(m[1]), m[2]
+def profile_schema(cfg: MonitorConfig) -> pa.Schema:
+    """Columns of ``<table>_profile_metrics`` (see docs/tables.md)."""
+    fields = [
+        ("window", WINDOW), ("log_type", pa.string()), ("logging_table_commit_version", pa.int32()),
+        ("monitor_version", pa.int64()), ("granularity", pa.string()),
+    ]
+    if cfg.model_id_col:
+        fields.append((cfg.model_id_col, pa.string()))
+    fields += [
+        ("slice_key", pa.string()), ("slice_value", pa.string()), ("column_name", pa.string()),
+        ("count", pa.int64()), ("data_type", pa.string()), ("num_nulls", pa.int64()), ("avg", pa.float64()),
+        ("quantiles", pa.list_(pa.float64())), ("min", pa.float64()), ("max", pa.float64()),
+        ("stddev", pa.float64()), ("num_zeros", pa.int64()), ("num_nan", pa.int64()),
+        ("min_length", pa.float64()), ("max_length", pa.float64()), ("avg_length", pa.float64()),
+        ("non_null_columns", pa.list_(pa.string())),
+        ("frequent_items", pa.list_(pa.struct([("item", pa.string()), ("count", pa.int64())]))),
+        ("median", pa.float64()), ("distinct_count", pa.int64()), ("percent_nan", pa.float64()),
+        ("percent_null", pa.float64()), ("percent_zeros", pa.float64()), ("percent_distinct", pa.float64()),
+    ]
+    if cfg.inference_log and cfg.inference_log.problem_type == "classification":
+        fields += [
+            ("labeled_count", pa.int64()), ("accuracy_score", pa.float64()), ("precision", _CLASS_METRIC),
+            ("recall", _CLASS_METRIC), ("f1_score", _CLASS_METRIC),
+            ("confusion_matrix", pa.list_(pa.struct([("prediction", pa.string()), ("label", pa.string()),
+                                                     ("count", pa.int64())]))),
+            ("roc_auc_score", pa.float64()), ("log_loss", pa.float64()),
+        ] + [(name, pa.map_(pa.string(), pa.float64())) for name in _FAIRNESS]
+    elif cfg.inference_log:
+        fields += [("labeled_count", pa.int64()), ("mean_squared_error", pa.float64()),
+                   ("root_mean_squared_error", pa.float64()), ("mean_absolute_error", pa.float64()),
+                   ("r2_score", pa.float64())]
+    fields += [(m.name, pa.float64()) for m in cfg.custom_metrics if m.type in ("aggregate", "derived")]
+    return pa.schema(fields)
 
 
-def window_starts(seconds: np.ndarray, granularity: str) -> np.ndarray:
-    """Start (epoch seconds, UTC) of the window of each timestamp (epoch seconds)."""
-    n, unit = _grain(granularity)
-    if unit in _FIXED:
-        size = n * _FIXED[unit]
-        return seconds // size * size
-    if unit == "week":
-        size = n * 7 * 86400
-        return (seconds - _MONDAY) // size * size + _MONDAY
-    days = seconds.astype("datetime64[s]")
-    if unit == "month":
-        months = days.astype("datetime64[M]").astype(np.int64)
-        return (months // n * n).astype("datetime64[M]").astype("datetime64[s]").astype(np.int64)
-    years = days.astype("datetime64[Y]").astype(np.int64)
-    return (years // n * n).astype("datetime64[Y]").astype("datetime64[s]").astype(np.int64)
+def drift_schema(cfg: MonitorConfig) -> pa.Schema:
+    """Columns of ``<table>_drift_metrics`` (see docs/tables.md)."""
+    fields = [("window", WINDOW), ("granularity", pa.string()), ("monitor_version", pa.int64())]
+    if cfg.model_id_col:
+        fields.append((cfg.model_id_col, pa.string()))
+    fields += [
+        ("slice_key", pa.string()), ("slice_value", pa.string()), ("column_name", pa.string()),
+        ("data_type", pa.string()), ("window_cmp", WINDOW), ("drift_type", pa.string()),
+        ("count", pa.int64()), ("count_cmp", pa.int64()),
+        ("count_delta", pa.float64()), ("avg_delta", pa.float64()), ("percent_null_delta", pa.float64()),
+        ("percent_zeros_delta", pa.float64()), ("percent_distinct_delta", pa.float64()),
+        ("non_null_columns_delta", pa.struct([("added", pa.int32()), ("missing", pa.int32())])),
+        ("js_distance", pa.float64()), ("ks_test", STAT_TEST), ("wasserstein_distance", pa.float64()),
+        ("population_stability_index", pa.float64()), ("chi_squared_test", STAT_TEST),
+        ("tv_distance", pa.float64()), ("l_infinity_distance", pa.float64()),
+    ]
+    fields += [(m.name, pa.float64()) for m in cfg.custom_metrics if m.type == "drift"]
+    return pa.schema(fields)
 
 
-def window_end(start: int, granularity: str) -> int:
-    n, unit = _grain(granularity)
-    if unit in _FIXED:
-        return start + n * _FIXED[unit]
-    if unit == "week":
-        return start + n * 7 * 86400
-    d = datetime.fromtimestamp(start, timezone.utc)
-    months = n if unit == "month" else 12 * n
-    total = d.year * 12 + d.month - 1 + months
-    return int(datetime(total // 12, total % 12 + 1, 1, tzinfo=timezone.utc).timestamp())
+def monitor_version(cfg: MonitorConfig) -> int:
+    """A stable 53-bit number derived from the monitor definition (changes force a full refresh)."""
+    canonical = json.dumps(cfg.model_dump(mode="json", exclude={"engine"}), sort_keys=True)
+    return int(hashlib.sha256(canonical.encode()).hexdigest()[:13], 16)
 
 
-def previous_window(start: int, granularity: str) -> int:
-    n, unit = _grain(granularity)
-    if unit in _FIXED:
-        return start - n * _FIXED[unit]
-    if unit == "week":
-        return start - n * 7 * 86400
-    d = datetime.fromtimestamp(start, timezone.utc)
-    months = n if unit == "month" else 12 * n
-    total = d.year * 12 + d.month - 1 - months
-    return int(datetime(total // 12, total % 12 + 1, 1, tzinfo=timezone.utc).timestamp())
+# --------------------------------------------------------------------------- windows
 
 
-def spark_type(t: pa.DataType) -> str:
-    """The Spark SQL name of an Arrow type (the ``data_type`` column)."""
-    if pa.types.is_boolean(t):
-        return "boolean"
-    if pa.types.is_int64(t) or pa.types.is_uint32(t):
-        return "bigint"
-    if pa.types.is_int32(t) or pa.types.is_uint16(t):
-        return "int"
-    if pa.types.is_int16(t) or pa.types.is_uint8(t):
-        return "smallint"
-    if pa.types.is_int8(t):
-        return "tinyint"
-    if pa.types.is_float64(t):
-        return "double"
-    if pa.types.is_float32(t):
-        return "float"
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
-        return "string"
-    if pa.types.is_timestamp(t):
-        return "timestamp" if t.tz else "timestamp_ntz"
-    if pa.types.is_date(t):
-        return "date"
-    if pa.types.is_decimal(t):
-        return f"decimal({t.precision},{t.scale})"
-    return str(t)
+def window_starts(ts: pa.Array | pa.ChunkedArray, granularity: str) -> pa.Array:
+    """Start of the window each timestamp falls in (UTC; weeks start on Monday)."""
+    unit, multiple = _UNITS[granularity]
+    return pc.floor_temporal(ts, multiple=multiple, unit=unit, week_starts_monday=True)
 
 
-@dataclass
-class Column:
-    """One profiled column as arrays over the concatenated input + baseline rows."""
-
-    name: str
-    data_type: str
-    kind: str  # numeric | categorical | other
-    values: np.ndarray | None = None  # floats (numeric)
-    nulls: np.ndarray | None = None
-    codes: np.ndarray | None = None  # int32 codes (categorical), -1 = NULL
-    categories: list[str] = field(default_factory=list)
+def window_bounds(start: datetime, granularity: str) -> tuple[datetime, datetime]:
+    """(start, end) of the window beginning at ``start``."""
+    unit, multiple = _UNITS[granularity]
+    arr = pa.array([start], _TS)
+    end = pc.ceil_temporal(arr, multiple=multiple, unit=unit, week_starts_monday=True,
+                           ceil_is_strictly_greater=True)[0].as_py()
+    return start, end
 
 
-@dataclass
-class Prepared:
-    """The monitored rows (first ``n_input``) followed by the baseline rows, as arrays."""
-
-    n_input: int
-    seconds: np.ndarray  # epoch seconds of the timestamp column (int64)
-    models: np.ndarray  # model id codes (-1 = NULL)
-    model_names: list[str]
-    columns: list[Column]
-    slices: list[Slice]
-    label: Column | None = None
-    prediction: Column | None = None
-    proba: np.ndarray | None = None
-    positive: int | None = None
+def previous_window(start: datetime, granularity: str) -> datetime:
+    unit, multiple = _UNITS[granularity]
+    arr = pa.array([start - timedelta(microseconds=1)], _TS)
+    return pc.floor_temporal(arr, multiple=multiple, unit=unit, week_starts_monday=True)[0].as_py()
 
 
-def _categorical(name: str, chunks: list[pa.Array]) -> tuple[np.ndarray, list[str]]:
-    arr = pa.chunked_array(chunks).combine_chunks() if len(chunks) > 1 else chunks[0]
-    if pa.types.is_boolean(arr.type):
-        text = pc.if_else(arr, "true", "false")
-    elif pa.types.is_dictionary(arr.type):
-        text = arr.cast(arr.type.value_type).cast(pa.string())
-    else:
-        text = arr.cast(pa.string())
-    enc = pc.dictionary_encode(text).combine_chunks() if isinstance(text, pa.ChunkedArray) else pc.dictionary_encode(text)
-    codes = enc.indices.to_numpy(zero_copy_only=False)
-    codes = np.where(enc.is_null().to_numpy(zero_copy_only=False), -1, codes).astype(np.int32)
-    return codes, [str(x) for x in enc.dictionary.to_pylist()]
+# --------------------------------------------------------------------------- plan
 
 
-def _column(name: str, arrays: list[pa.Array], categorical: bool) -> Column:
-    t = arrays[0].type
-    dtype = spark_type(t)
-    if categorical or pa.types.is_boolean(t) or pa.types.is_string(t) or pa.types.is_large_string(t) \
-            or pa.types.is_dictionary(t):
-        codes, cats = _categorical(name, arrays)
-        return Column(name, dtype, "categorical", codes=codes, categories=cats)
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-        arr = pa.concat_arrays([a.cast(pa.float64()) for a in arrays])
-        nulls = arr.is_null().to_numpy(zero_copy_only=False)
-        values = pc.fill_null(arr, 0.0).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-        return Column(name, dtype, "numeric", values=values, nulls=nulls)
-    nulls = pa.concat_arrays([a.is_null() for a in arrays]).to_numpy(zero_copy_only=False)
-    return Column(name, dtype, "other", nulls=nulls)
+@dataclass(frozen=True)
+class Plan:
+    """What to compute, resolved once from the config and the source schema."""
+
+    cfg: MonitorConfig
+    columns: tuple[str, ...]
+    categorical: frozenset[str]
+    slices: tuple[tuple[str, Expression], ...]
+    aggregates: tuple[tuple[str, str, Expression], ...]  # (metric, input column, expression)
+    derived: tuple[tuple[str, str, Expression], ...]
+    drifts: tuple[tuple[str, str, Expression], ...]
+    version: int
 
 
-def _arrays(table: pa.Table, name: str) -> pa.Array:
-    col = table[name]
-    return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+def _check_types(schema: pa.Schema, cfg: MonitorConfig, where: str) -> None:
+    ts = cfg.timestamp_col
+    if ts is not None:
+        if ts not in schema.names:
+            raise MonitorError(f"{where}: timestamp column {ts!r} is missing (columns: {', '.join(schema.names)})")
+        if not pa.types.is_timestamp(schema.field(ts).type):
+            raise MonitorError(f"{where}: column {ts!r} must be a timestamp, got {schema.field(ts).type}")
+    log = cfg.inference_log
+    if log is None:
+        return
+    for role, col in (("model_id_col", log.model_id_col), ("prediction_col", log.prediction_col),
+                      ("label_col", log.label_col), ("prediction_proba_col", log.prediction_proba_col)):
+        if col is not None and col not in schema.names:
+            raise MonitorError(f"{where}: inference_log.{role} column {col!r} is missing")
+    if log.prediction_proba_col is not None and not stats.is_numeric(schema.field(log.prediction_proba_col).type):
+        raise MonitorError(f"{where}: column {log.prediction_proba_col!r} (prediction_proba_col) must be numeric, "
+                           f"got {schema.field(log.prediction_proba_col).type}")
+    for role, col in (("label_col", log.label_col), ("prediction_col", log.prediction_col)):
+        if col is None:
+            continue
+        t = schema.field(col).type
+        ok = (stats.is_numeric(t) or pa.types.is_string(t) or pa.types.is_boolean(t)) if \
+            log.problem_type == "classification" else stats.is_numeric(t)
+        if not ok:
+            want = "numeric, string or boolean" if log.problem_type == "classification" else "numeric"
+            raise MonitorError(f"{where}: column {col!r} ({role}) must be {want}, got {t}")
 
 
-def prepare(cfg: MonitorConfig, current: pa.Table, baseline: pa.Table | None) -> Prepared:
-    """Check the tables against the monitor definition and turn them into arrays.
-
-    Raises:
-        MonitorError: a configured column is missing or has the wrong type, or a
-            slicing expression does not parse.
-    """
-    analysis = cfg.inference_log or cfg.time_series
-    ts_col = analysis.timestamp_col if analysis is not None else None
-    il = cfg.inference_log
-    src = cfg.table_name
-    if ts_col is not None:
-        if ts_col not in current.column_names:
-            raise MonitorError(f"{src}: timestamp column {ts_col!r} (monitor timestamp_col) is missing; "
-                               f"columns: {', '.join(current.column_names)}")
-        t = current.schema.field(ts_col).type
-        if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
-            raise MonitorError(f"{src}: timestamp column {ts_col!r} must be a timestamp or date, got {t}")
-    if il is not None:
-        for role, col in (("model_id_col", il.model_id_col), ("prediction_col", il.prediction_col),
-                          ("label_col", il.label_col), ("prediction_proba_col", il.prediction_proba_col)):
-            if col is not None and col not in current.column_names:
-                raise MonitorError(f"{src}: {role} {col!r} is missing; columns: {', '.join(current.column_names)}")
-        if il.prediction_proba_col is not None:
-            t = current.schema.field(il.prediction_proba_col).type
-            if not (pa.types.is_floating(t) or pa.types.is_decimal(t)):
-                raise MonitorError(f"{src}: prediction_proba_col {il.prediction_proba_col!r} must be a float "
-                                   f"(P(positive class)), got {t}")
-    if baseline is not None:
-        missing = [c for c in current.column_names if c not in baseline.column_names]
-        if missing:
-            raise MonitorError(f"{cfg.baseline_table_name}: the baseline table lacks column(s) {missing} "
-                               f"of {src} (it must have the same schema)")
-        baseline = baseline.select(current.column_names)
+def plan_for(cfg: MonitorConfig, schema: pa.Schema) -> Plan:
+    """Resolve the columns, slices and custom metrics; one clear error for anything wrong."""
+    where = cfg.table_name
+    _check_types(schema, cfg, where)
+    skip = {cfg.timestamp_col, cfg.model_id_col, *cfg.exclude_columns}
+    columns = tuple(n for n in schema.names if n not in skip
+                    and not pa.types.is_nested(schema.field(n).type))
+    categorical = {n for n in columns if not stats.is_numeric(schema.field(n).type)}
+    log = cfg.inference_log
+    if log and log.problem_type == "classification":
+        categorical |= {c for c in (log.prediction_col, log.label_col) if c}
+    slices = []
+    for i, text in enumerate(cfg.slicing_exprs):
         try:
-            baseline = baseline.cast(current.schema)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
-            raise MonitorError(f"{cfg.baseline_table_name}: types differ from {src}: {exc}") from None
-    parts = [current] if baseline is None else [current, baseline]
-
-    if ts_col is not None:
-        seconds = np.concatenate([
-            pc.cast(_arrays(p, ts_col).cast(pa.timestamp("us", tz="UTC")) if not pa.types.is_date(
-                p.schema.field(ts_col).type) else _arrays(p, ts_col).cast(pa.timestamp("us", tz="UTC")),
-                pa.int64()).to_numpy(zero_copy_only=False) // 1_000_000
-            if p.num_rows else np.zeros(0, np.int64) for p in parts])
-        ts_nulls = np.concatenate([_arrays(p, ts_col).is_null().to_numpy(zero_copy_only=False) for p in parts])
-        seconds = np.where(ts_nulls, np.iinfo(np.int64).min, seconds)
-    else:
-        seconds = np.zeros(sum(p.num_rows for p in parts), np.int64)
-
-    model_col = il.model_id_col if il is not None else None
-    if model_col is not None:
-        models, model_names = _categorical(model_col, [_arrays(p, model_col) for p in parts])
-    else:
-        models, model_names = np.zeros(sum(p.num_rows for p in parts), np.int32), []
-
-    skip = set(cfg.exclude_columns) | {ts_col, model_col} - {None}
-    cat_roles = set()
-    if il is not None and il.problem_type == "classification":
-        cat_roles = {il.prediction_col, il.label_col} - {None}
-    columns = [_column(name, [_arrays(p, name) for p in parts], name in cat_roles)
-               for name in current.column_names if name not in skip]
-    whole = pa.concat_tables(parts) if len(parts) > 1 else current
-    slices = slices_of(cfg.slicing_exprs, whole)
-    prep = Prepared(n_input=current.num_rows, seconds=seconds, models=models, model_names=model_names,
-                    columns=columns, slices=slices)
-    if il is not None and il.problem_type == "classification" and il.label_col:
-        by_name = {c.name: c for c in columns}
-        label = by_name.get(il.label_col) or _column(il.label_col, [_arrays(p, il.label_col) for p in parts], True)
-        pred = by_name.get(il.prediction_col) or _column(il.prediction_col,
-                                                          [_arrays(p, il.prediction_col) for p in parts], True)
-        _share_categories(label, pred)
-        prep.label, prep.prediction = label, pred
-        if il.prediction_proba_col:
-            prob = _column(il.prediction_proba_col, [_arrays(p, il.prediction_proba_col) for p in parts], False)
-            prep.proba = np.where(prob.nulls, np.nan, prob.values)
-            names = label.categories
-            for candidate in ("1", "true", "1.0"):
-                if candidate in names:
-                    prep.positive = names.index(candidate)
-                    break
-    return prep
+            expr = parse(text)
+            expr.check_columns(schema.names, "column names")
+        except ExpressionError as exc:
+            raise MonitorError(f"{where}: slicing_exprs[{i}]: {exc}") from None
+        if expr.is_aggregate:
+            raise MonitorError(f"{where}: slicing_exprs[{i}]: {text!r} must not use an aggregate function")
+        slices.append((text, expr))
+    aggregates, derived, drifts = [], [], []
+    agg_names = set()
+    for metric in cfg.custom_metrics:
+        inputs = metric.input_columns
+        for col in inputs:
+            if col != TABLE and col not in schema.names:
+                raise MonitorError(f"{where}: custom_metrics.{metric.name}: input column {col!r} is missing")
+        for col in inputs:
+            try:
+                if metric.type == "aggregate":
+                    expr = parse(metric.definition, input_column=col, **_template(cfg))
+                    expr.check_columns(schema.names, f"custom_metrics.{metric.name}")
+                    if not expr.is_aggregate:
+                        raise ExpressionError(f"{metric.definition!r} must be an aggregate (avg, sum, count, ...)")
+                    aggregates.append((metric.name, col, expr))
+                    agg_names.add(metric.name)
+                elif metric.type == "derived":
+                    expr = parse(metric.definition, **_template(cfg))
+                    unknown = expr.columns() - agg_names - {m for m, _, _ in derived}
+                    if unknown:
+                        raise ExpressionError(f"refers to unknown metric(s) {', '.join(sorted(unknown))} "
+                                              "(derived metrics read earlier aggregate/derived metrics)")
+                    derived.append((metric.name, col, expr))
+                else:
+                    text = metric.definition.replace("{{current_df}}.", "current_").replace(
+                        "{{base_df}}.", "base_")
+                    expr = parse(text, **_template(cfg))
+                    known = {f"{side}_{m}" for side in ("current", "base") for m in
+                             agg_names | {d for d, _, _ in derived}}
+                    unknown = expr.columns() - known
+                    if unknown:
+                        raise ExpressionError(f"refers to unknown {', '.join(sorted(unknown))}; use "
+                                              "{{current_df}}.<metric> and {{base_df}}.<metric>")
+                    drifts.append((metric.name, col, expr))
+            except ExpressionError as exc:
+                raise MonitorError(f"{where}: custom_metrics.{metric.name}: {exc}") from None
+    return Plan(cfg, columns, frozenset(categorical), tuple(slices), tuple(aggregates), tuple(derived),
+                tuple(drifts), monitor_version(cfg))
 
 
-def _share_categories(a: Column, b: Column) -> None:
-    """Recode two categorical columns onto one category list (labels vs predictions)."""
-    union = sorted(set(a.categories) | set(b.categories))
-    index = {c: i for i, c in enumerate(union)}
-    for col in (a, b):
-        lookup = np.array([index[c] for c in col.categories] + [-1], dtype=np.int32)
-        col.codes = lookup[col.codes]  # -1 indexes the trailing -1
-        col.categories = union
-
-
-# -- computing rows --------------------------------------------------------------------------------
-
-
-@dataclass
-class Group:
-    rows: np.ndarray
-    model: str
-    slice_key: str | None
-    slice_value: str | None
-
-
-def _groups(prep: Prepared, rows: np.ndarray, per_model: bool) -> Iterable[Group]:
-    models = prep.models[rows]
-    model_sets: list[tuple[str, np.ndarray]] = [(ALL_MODELS, rows)]
-    if per_model:
-        for code in np.unique(models[models >= 0]):
-            model_sets.append((prep.model_names[code], rows[models == code]))
-    for model, mrows in model_sets:
-        yield Group(mrows, model, None, None)
-        for s in prep.slices:
-            yield Group(mrows[s.mask[mrows]], model, s.key, s.value)
-
-
-def _profile(col: Column, rows: np.ndarray) -> dict[str, Any]:
-    if col.kind == "numeric":
-        return stats.numeric_profile(col.values[rows], col.nulls[rows])
-    if col.kind == "categorical":
-        return stats.categorical_profile(col.codes[rows], col.categories)
-    n = int(rows.shape[0])
-    nulls = int(col.nulls[rows].sum())
-    return {"count": n, "num_nulls": nulls, "percent_null": 100.0 * nulls / n if n else None}
-
-
-def _drift(col: Column, cur: np.ndarray, cmp_: np.ndarray) -> dict[str, Any]:
-    if col.kind == "numeric":
-        a, b = col.values[cur][~col.nulls[cur]], col.values[cmp_][~col.nulls[cmp_]]
-        return stats.numeric_drift(a, b)
-    if col.kind == "categorical":
-        return stats.categorical_drift(col.codes[cur], col.codes[cmp_], len(col.categories))
-    return {}
-
-
-def _table_row(prep: Prepared, rows: np.ndarray, cfg: MonitorConfig, fair: Slice | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"count": int(rows.shape[0])}
-    out["non_null_columns"] = [c.name for c in prep.columns
-                               if rows.shape[0] and _has_values(c, rows)]
-    if prep.label is not None:
-        lab = prep.label.codes[rows]
-        pred = prep.prediction.codes[rows]
-        ok = (lab >= 0) & (pred >= 0)
-        proba = prep.proba[rows][ok] if prep.proba is not None else None
-        out.update(stats.classification_quality(lab[ok], pred[ok], prep.label.categories, proba, prep.positive))
-        if fair is not None:
-            out.update(stats.fairness(lab, pred, fair.mask[rows], prep.label.categories))
+def _template(cfg: MonitorConfig) -> dict[str, str]:
+    log = cfg.inference_log
+    out = {}
+    if log:
+        out["prediction_col"] = log.prediction_col
+        if log.label_col:
+            out["label_col"] = log.label_col
+        if log.prediction_proba_col:
+            out["prediction_proba_col"] = log.prediction_proba_col
     return out
 
 
-def _has_values(col: Column, rows: np.ndarray) -> bool:
-    if col.kind == "categorical":
-        return bool((col.codes[rows] >= 0).any())
-    return not bool(col.nulls[rows].all())
+# --------------------------------------------------------------------------- grouping
 
 
-def _delta(a: Any, b: Any) -> float | None:
-    return None if a is None or b is None else float(a) - float(b)
+def slice_masks(plan: Plan, table: pa.Table) -> list[tuple[str | None, str | None, pa.Array | None]]:
+    """(slice_key, slice_value, mask) for the whole table and every slice value present."""
+    out: list[tuple[str | None, str | None, pa.Array | None]] = [(None, None, None)]
+    for i, (text, expr) in enumerate(plan.slices):
+        given = f"{SLICE_PREFIX}{i}"
+        values = table.column(given) if given in table.column_names else expr.evaluate(table)
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        if pa.types.is_boolean(values.type):
+            for flag in (True, False):
+                out.append((text, "true" if flag else "false", pc.fill_null(pc.equal(values, flag), False)))
+            continue
+        counts = stats.category_counts(values)
+        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: plan.cfg.max_slice_values]
+        as_str = pc.cast(values, pa.string())
+        for key, _ in top:
+            out.append((text, key, pc.fill_null(pc.equal(as_str, key), False)))
+    return out
+
+
+def group_rows(plan: Plan, table: pa.Table, *, with_models: bool = True):
+    """Yield ``(model_id, slice_key, slice_value, rows)`` for one window's rows.
+
+    The model id is each distinct value (as a string) and ``'*'`` for all models.
+    """
+    model_col = plan.cfg.model_id_col if with_models else None
+    models: list[tuple[str, pa.Table]] = [(ALL_MODELS, table)]
+    if model_col:
+        ids = pc.cast(table.column(model_col), pa.string())
+        for value in sorted(v for v in pc.unique(ids).to_pylist() if v is not None):
+            models.append((value, table.filter(pc.equal(ids, value))))
+    for model, rows in models:
+        for key, value, mask in slice_masks(plan, rows):
+            yield model, key, value, (rows if mask is None else rows.filter(mask))
+
+
+# --------------------------------------------------------------------------- per-group computation
 
 
 @dataclass
-class Rows:
-    profile: list[dict[str, Any]] = field(default_factory=list)
-    drift: list[dict[str, Any]] = field(default_factory=list)
+class GroupSummary:
+    """Everything drift needs from one group: per-column profile and distribution."""
+
+    rows: int
+    profiles: dict[str, stats.ColumnProfile] = field(default_factory=dict)
+    numeric: dict[str, np.ndarray] = field(default_factory=dict)
+    categories: dict[str, dict[str, int]] = field(default_factory=dict)
+    non_null_columns: tuple[str, ...] = ()
+    metrics: dict[tuple[str, str], float | None] = field(default_factory=dict)  # (metric, column) -> value
 
 
-def _ts(seconds: int) -> datetime:
-    return datetime.fromtimestamp(int(seconds), timezone.utc)
+def summarize(plan: Plan, rows: pa.Table) -> GroupSummary:
+    summary = GroupSummary(rows=rows.num_rows)
+    nonnull = []
+    for col in plan.columns:
+        arr = rows.column(col)
+        categorical = col in plan.categorical
+        if not stats.is_numeric(arr.type):
+            prof, summary.categories[col] = stats.categorical_summary(arr)
+        elif categorical:
+            prof = stats.profile_column(arr, categorical=True)
+            summary.categories[col] = stats.category_counts(arr)
+        else:
+            prof, summary.numeric[col] = stats.numeric_summary(arr)
+        summary.profiles[col] = prof
+        if prof.count:
+            nonnull.append(col)
+    summary.non_null_columns = tuple(nonnull)
+    for name, col, expr in plan.aggregates:
+        summary.metrics[(name, col)] = _as_float(expr.evaluate(rows) if rows.num_rows else None)
+    for name, col, expr in plan.derived:
+        env = pa.table({m: [v] for (m, c), v in summary.metrics.items() if c == col}) if summary.metrics else None
+        value = None
+        if env is not None:
+            try:
+                out = expr.evaluate(env)
+                value = _as_float(out[0].as_py() if isinstance(out, (pa.Array, pa.ChunkedArray)) else out)
+            except (ExpressionError, pa.ArrowInvalid):
+                value = None
+        summary.metrics[(name, col)] = value
+    return summary
+
+
+def _as_float(value) -> float | None:
+    if value is None:
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if np.isfinite(out) else None
+
+
+def _quality(plan: Plan, rows: pa.Table, slice_key: str | None, slice_value: str | None,
+             slice_exprs: dict[str, Expression]) -> dict:
+    log = plan.cfg.inference_log
+    if log is None or log.label_col is None:
+        return {}
+    labeled = rows.filter(pc.and_(pc.is_valid(rows.column(log.label_col)),
+                                  pc.is_valid(rows.column(log.prediction_col))))
+    out: dict[str, Any] = {"labeled_count": labeled.num_rows}
+    if labeled.num_rows == 0:
+        return out
+    y = labeled.column(log.label_col).to_numpy(zero_copy_only=False)
+    yhat = labeled.column(log.prediction_col).to_numpy(zero_copy_only=False)
+    if log.problem_type == "regression":
+        err = yhat.astype(float) - y.astype(float)
+        mse = float(np.mean(err ** 2))
+        var = float(np.var(y.astype(float)))
+        out.update(mean_squared_error=mse, root_mean_squared_error=float(np.sqrt(mse)),
+                   mean_absolute_error=float(np.mean(np.abs(err))),
+                   r2_score=(1.0 - mse / var) if var > 0 else None)
+        return out
+    proba = None
+    if log.prediction_proba_col:
+        p = labeled.column(log.prediction_proba_col)
+        if p.null_count == 0:
+            proba = p.to_numpy(zero_copy_only=False)
+    out.update(stats.classification_quality(y, yhat, proba))
+    if slice_key is not None and slice_value == "true" and slice_key in slice_exprs:
+        # fairness compares the protected group (slice true) with the rest of the same model's rows
+        out["_fairness_slice"] = slice_key
+    return out
+
+
+def _fairness(plan: Plan, rows: pa.Table, expr: Expression) -> dict:
+    log = plan.cfg.inference_log
+    labeled = rows.filter(pc.and_(pc.is_valid(rows.column(log.label_col)),
+                                  pc.is_valid(rows.column(log.prediction_col))))
+    if labeled.num_rows == 0:
+        return {}
+    flag = pc.fill_null(expr.evaluate(labeled), False).to_numpy(zero_copy_only=False)
+    return stats.fairness(labeled.column(log.label_col).to_numpy(zero_copy_only=False),
+                          labeled.column(log.prediction_col).to_numpy(zero_copy_only=False), flag)
+
+
+# --------------------------------------------------------------------------- compute
+
+
+@dataclass(frozen=True)
+class Window:
+    granularity: str
+    start: datetime
+    end: datetime
 
 
 def compute(
-    cfg: MonitorConfig,
-    prep: Prepared,
+    plan: Plan,
+    source: pa.Table,
+    baseline: pa.Table | None,
     *,
-    commit_version: int | None,
-    monitor_version: int = 1,
-    only_windows: dict[str, set[int]] | None = None,
+    profile_windows: dict[str, set[datetime]] | None = None,
+    drift_windows: dict[str, set[datetime]] | None = None,
+    commit_version: int = 0,
+    now: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> Rows:
-    """Profile and drift rows for every window (or only ``only_windows[granularity]``)."""
-    il = cfg.inference_log
-    analysis = il or cfg.time_series
-    model_col = il.model_id_col if il is not None else None
-    grains = list(analysis.granularities) if analysis is not None else [None]
-    out = Rows()
-    n_in = prep.n_input
-    input_rows = np.arange(n_in)
-    base_rows = np.arange(n_in, prep.seconds.shape[0]) if cfg.baseline_table_name else None
-    valid = prep.seconds[:n_in] != np.iinfo(np.int64).min
-    fair_slices = {s.key: s for s in prep.slices if s.value == "true"}
+    workers: int = 2,
+    emit_baseline: bool = True,
+    reuse: dict[tuple, "GroupSummary"] | None = None,
+    keep: dict[tuple, "GroupSummary"] | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """Profile and drift rows for the windows present in ``source``.
 
-    def key_cols(model: str, granularity: str | None, g: Group) -> dict[str, Any]:
-        d = {"granularity": granularity or "", "slice_key": g.slice_key, "slice_value": g.slice_value,
-             "monitor_version": monitor_version}
-        if model_col is not None:
-            d[model_col] = model
-        return d
+    Args:
+        plan: from :func:`plan_for`.
+        source: rows of the monitored table (the windows to recompute and their predecessors).
+        baseline: the baseline table's rows, or None.
+        profile_windows: per granularity, the window starts whose profile rows to emit
+            (None: every window in ``source``).
+        drift_windows: per granularity, the window starts whose drift rows to emit
+            (None: every window in ``source``).
+        commit_version: the source's Delta version (``logging_table_commit_version``).
+        now: the snapshot time (snapshot analysis only).
+        progress: called with (done, total) groups.
+        workers: threads for per-group work (NumPy releases the GIL while sorting).
+        emit_baseline: also emit the BASELINE profile rows.
+        reuse: summaries of comparison-only windows computed by an earlier refresh, keyed
+            ``(granularity, start, model, slice_key, slice_value)``; their rows need not be in ``source``.
+        keep: filled with the summaries of the newest window per granularity (for ``reuse`` next time).
 
-    def profile_rows(g: Group, window: dict, granularity, log_type: str) -> dict[str, dict[str, Any]]:
-        fair = fair_slices.get(g.slice_key) if g.slice_value == "true" else None
-        by_col: dict[str, dict[str, Any]] = {}
-        table = _table_row(prep, g.rows, cfg, fair)
-        by_col[":table"] = table
-        for col in prep.columns:
-            by_col[col.name] = {**_profile(col, g.rows), "data_type": col.data_type}
-        for name, metrics in by_col.items():
-            out.profile.append({"window": window, "log_type": log_type,
-                                "logging_table_commit_version": commit_version,
-                                **key_cols(g.model, granularity, g), "column_name": name, **metrics})
-        return by_col
+    Returns:
+        (profile rows, drift rows) as Arrow tables in the documented schemas.
+    """
+    cfg = plan.cfg
+    ts_col = cfg.timestamp_col
+    windows: list[tuple[Window, pa.Table]] = []
+    if ts_col is None:
+        when = now or datetime.now(timezone.utc)
+        windows.append((Window("snapshot", when, when), source))
+    else:
+        for gran in cfg.granularities:
+            starts = window_starts(source.column(ts_col), gran)
+            wanted = None
+            if profile_windows is not None and drift_windows is not None:
+                wanted = set(profile_windows.get(gran, set())) | set(drift_windows.get(gran, set()))
+                wanted |= {previous_window(s, gran) for s in drift_windows.get(gran, set())}
+            uniq = [s for s in pc.unique(starts).to_pylist() if s is not None]
+            for start in sorted(uniq):
+                if wanted is not None and start not in wanted:
+                    continue
+                rows = source.filter(pc.equal(starts, pa.scalar(start, _TS)))
+                windows.append((Window(gran, *window_bounds(start, gran)), rows))
 
-    def drift_rows(g: Group, cmp_rows: np.ndarray, window, window_cmp, granularity, drift_type,
-                   cur_profile, cmp_profile) -> None:
-        for col in [None, *prep.columns]:
-            name = ":table" if col is None else col.name
-            cur, ref = cur_profile[name], cmp_profile[name]
-            row = {"window": window, "window_cmp": window_cmp, "drift_type": drift_type,
-                   **key_cols(g.model, granularity, g), "column_name": name,
-                   "data_type": None if col is None else col.data_type,
-                   "count_delta": _delta(cur.get("count"), ref.get("count"))}
-            if col is None:
-                a, b = set(cur.get("non_null_columns") or []), set(ref.get("non_null_columns") or [])
-                row["non_null_columns_delta"] = {"added": len(a - b), "missing": len(b - a)}
-            else:
-                for metric in ("avg", "percent_null", "percent_zeros", "percent_distinct"):
-                    row[f"{metric}_delta"] = _delta(cur.get(metric), ref.get(metric))
-                row.update(_drift(col, g.rows, cmp_rows))
-            out.drift.append(row)
+    slice_exprs = dict(plan.slices)
+    tasks: list[tuple[Window, str, str | None, str | None, pa.Table]] = []
+    for win, rows in windows:
+        for model, key, value, grp in group_rows(plan, rows):
+            tasks.append((win, model, key, value, grp))
+    base_tasks: list[tuple[str | None, str | None, pa.Table]] = []
+    if baseline is not None:
+        base_tasks = [(k, v, g) for _, k, v, g in group_rows(plan, baseline, with_models=False)]
 
-    total = 0
-    plan = []
-    for granularity in grains:
-        if granularity is None:
-            starts = np.zeros(n_in, np.int64)
-        else:
-            starts = np.full(n_in, np.iinfo(np.int64).min)
-            starts[valid] = window_starts(prep.seconds[:n_in][valid], granularity)
-        order = np.argsort(starts, kind="stable")
-        uniq, first = np.unique(starts[order], return_index=True)
-        bounds = list(zip(uniq, first, [*first[1:], n_in]))
-        bounds = [b for b in bounds if b[0] != np.iinfo(np.int64).min]
-        plan.append((granularity, order, bounds))
-        total += len(bounds)
-
+    total = len(tasks) + len(base_tasks)
     done = 0
-    for granularity, order, bounds in plan:
-        windows = {int(s): input_rows[order[a:b]] for s, a, b in bounds}
-        wanted = only_windows.get(granularity) if only_windows is not None else None
-        # Baseline: one profile per group over the whole baseline table, window = its time span.
-        base_profiles: dict[tuple, tuple[np.ndarray, dict]] = {}
-        if base_rows is not None and base_rows.shape[0]:
-            bsec = prep.seconds[base_rows]
-            bsec = bsec[bsec != np.iinfo(np.int64).min]
-            if granularity is not None and bsec.shape[0]:
-                lo = int(window_starts(bsec.min(keepdims=True), granularity)[0])
-                hi = window_end(int(window_starts(bsec.max(keepdims=True), granularity)[0]), granularity)
-            else:
-                lo = hi = 0
-            bwindow = {"start": _ts(lo), "end": _ts(hi)}
-            for g in _groups(prep, base_rows, per_model=False):
-                base_profiles[(g.slice_key, g.slice_value)] = (
-                    g.rows, profile_rows(g, bwindow, granularity, "BASELINE"), bwindow)
-        cache: dict[int, dict[tuple, tuple[np.ndarray, dict]]] = {}
 
-        def window_profiles(start: int, rows: np.ndarray, record: bool) -> dict[tuple, tuple[np.ndarray, dict]]:
-            if start in cache:
-                return cache[start]
-            end = window_end(start, granularity) if granularity is not None else 0
-            window = {"start": _ts(start), "end": _ts(end)}
-            res = {}
-            for g in _groups(prep, rows, per_model=model_col is not None):
-                if record:
-                    res[(g.model, g.slice_key, g.slice_value)] = (g.rows, profile_rows(g, window, granularity, "INPUT"))
-                else:  # the comparison window of a refreshed one: statistics only, no rows written
-                    saved = out.profile
-                    out.profile = []
-                    res[(g.model, g.slice_key, g.slice_value)] = (g.rows, profile_rows(g, window, granularity, "INPUT"))
-                    out.profile = saved
-            cache[start] = res
-            return res
+    def run(task):
+        return summarize(plan, task[-1])
 
-        for start, rows in windows.items():
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        summaries = []
+        for summary in pool.map(run, tasks):
+            summaries.append(summary)
             done += 1
-            if wanted is not None and start not in wanted:
-                continue
-            end = window_end(start, granularity) if granularity is not None else 0
-            window = {"start": _ts(start), "end": _ts(end)}
-            current = window_profiles(start, rows, True)
-            prev = previous_window(start, granularity) if granularity is not None else None
-            previous = None
-            if prev is not None and prev in windows:
-                previous = window_profiles(prev, windows[prev], False)
-                window_cmp = {"start": _ts(prev), "end": _ts(start)}
-            for (model, skey, sval), (grows, prof) in current.items():
-                g = Group(grows, model, skey, sval)
-                if previous is not None and (model, skey, sval) in previous:
-                    crows, cprof = previous[(model, skey, sval)]
-                    drift_rows(g, crows, window, window_cmp, granularity, "CONSECUTIVE", prof, cprof)
-                if (skey, sval) in base_profiles:
-                    brows, bprof, bwindow = base_profiles[(skey, sval)]
-                    drift_rows(g, brows, window, bwindow, granularity, "BASELINE", prof, bprof)
-            if progress is not None:
+            if progress:
                 progress(done, total)
+        base_summaries = []
+        for summary in pool.map(run, base_tasks):
+            base_summaries.append(summary)
+            done += 1
+            if progress:
+                progress(done, total)
+
+    by_key = {(t[0].granularity, t[0].start, t[1], t[2], t[3]): (t, s) for t, s in zip(tasks, summaries)}
+    for key_, summary in (reuse or {}).items():
+        if key_ not in by_key:
+            gran_, start_ = key_[0], key_[1]
+            by_key[key_] = ((Window(gran_, *window_bounds(start_, gran_)), *key_[2:], None), summary)
+    if keep is not None:
+        newest = {}
+        for key_ in by_key:
+            newest[key_[0]] = max(newest.get(key_[0], key_[1]), key_[1])
+        keep.update({k: v[1] for k, v in by_key.items() if newest.get(k[0]) == k[1]})
+    base_by_slice = {(k, v): (g, s) for (k, v, g), s in zip(base_tasks, base_summaries)}
+    mv = plan.version
+    model_col = cfg.model_id_col
+    profile_rows: list[dict] = []
+    drift_rows: list[dict] = []
+
+    def emit_profiles(win: Window, model: str, key, value, grp: pa.Table, summary: GroupSummary, log_type: str):
+        base = {"window": {"start": win.start, "end": win.end}, "log_type": log_type,
+                "logging_table_commit_version": commit_version, "monitor_version": mv,
+                "granularity": win.granularity, "slice_key": key, "slice_value": value}
+        if model_col:
+            base[model_col] = model
+        table_row = dict(base, column_name=TABLE, count=grp.num_rows, num_nulls=0,
+                         non_null_columns=list(summary.non_null_columns))
+        if log_type == "INPUT" or cfg.inference_log is not None:
+            quality = _quality(plan, grp, key, value, slice_exprs)
+            fair_key = quality.pop("_fairness_slice", None)
+            table_row.update(quality)
+            if fair_key is not None:
+                if log_type == "INPUT":
+                    parent = by_key.get((win.granularity, win.start, model, None, None))
+                    parent_rows = parent[0][-1] if parent else None
+                else:
+                    parent = base_by_slice.get((None, None))
+                    parent_rows = parent[0] if parent else None
+                if parent_rows is not None:
+                    table_row.update(_fairness(plan, parent_rows, slice_exprs[fair_key]))
+        for (name, col), val in summary.metrics.items():
+            if col == TABLE:
+                table_row[name] = val
+        profile_rows.append(table_row)
+        for col in plan.columns:
+            row = dict(base, column_name=col, **summary.profiles[col].as_row())
+            for (name, mcol), val in summary.metrics.items():
+                if mcol == col:
+                    row[name] = val
+            profile_rows.append(row)
+
+    drift_jobs = []
+    for (gran, start, model, key, value), (task, summary) in by_key.items():
+        win, grp = task[0], task[-1]
+        if grp is None:
+            continue  # reused comparison window: nothing to emit
+        if profile_windows is None or start in profile_windows.get(gran, set()):
+            emit_profiles(win, model, key, value, grp, summary, "INPUT")
+        if drift_windows is not None and start not in drift_windows.get(gran, set()):
+            continue
+        prev_start = previous_window(start, gran) if ts_col is not None else None
+        prev = by_key.get((gran, prev_start, model, key, value)) if prev_start is not None else None
+        if prev is not None:
+            drift_jobs.append((win, prev[0][0], "CONSECUTIVE", model, key, value, summary, prev[1]))
+        base = base_by_slice.get((key, value))
+        if base is not None:
+            drift_jobs.append((win, _baseline_window(base[0], ts_col), "BASELINE", model, key, value, summary,
+                               base[1]))
+    if drift_jobs:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for rows in pool.map(lambda job: list(_drift_rows(plan, *job)), drift_jobs):
+                drift_rows.extend(rows)
+
+    if baseline is not None and emit_baseline:
+        for gran in (cfg.granularities or ["snapshot"]):
+            for (key, value), (grp, summary) in base_by_slice.items():
+                bwin = _baseline_window(grp, ts_col)
+                emit_profiles(Window(gran, bwin.start, bwin.end), ALL_MODELS, key, value, grp, summary, "BASELINE")
+
+    return _to_table(profile_rows, profile_schema(cfg)), _to_table(drift_rows, drift_schema(cfg))
+
+
+def as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def restrict_granularity(plan: Plan, granularity: str) -> Plan:
+    """The same plan (same monitor_version) computing one granularity only."""
+    from dataclasses import replace
+
+    cfg = plan.cfg
+    key = "inference_log" if cfg.inference_log is not None else "time_series"
+    analysis = getattr(cfg, key).model_copy(update={"granularities": [granularity]})
+    return replace(plan, cfg=cfg.model_copy(update={key: analysis}))
+
+
+def _baseline_window(rows: pa.Table, ts_col: str | None) -> Window:
+    """The baseline's window spans its own timestamps (epoch when it has none or no rows)."""
+    if ts_col and ts_col in rows.column_names and rows.num_rows and rows.column(ts_col).null_count < rows.num_rows:
+        lo = pc.min(rows.column(ts_col)).as_py()
+        hi = pc.max(rows.column(ts_col)).as_py()
+        return Window("baseline", lo, hi)
+    return Window("baseline", _EPOCH, _EPOCH)
+
+
+def _delta(a, b):
+    return None if a is None or b is None else float(a) - float(b)
+
+
+def _drift_rows(plan: Plan, win: Window, cmp: Window, drift_type: str, model: str, key, value,
+                cur: GroupSummary, ref: GroupSummary) -> Iterable[dict]:
+    cfg = plan.cfg
+    base = {"window": {"start": win.start, "end": win.end}, "granularity": win.granularity,
+            "monitor_version": plan.version, "slice_key": key, "slice_value": value,
+            "window_cmp": {"start": cmp.start, "end": cmp.end}, "drift_type": drift_type}
+    if cfg.model_id_col:
+        base[cfg.model_id_col] = model
+    added = len(set(cur.non_null_columns) - set(ref.non_null_columns))
+    missing = len(set(ref.non_null_columns) - set(cur.non_null_columns))
+    table_row = dict(base, column_name=TABLE, data_type=None, count=cur.rows, count_cmp=ref.rows,
+                     count_delta=float(cur.rows - ref.rows),
+                     non_null_columns_delta={"added": added, "missing": missing})
+    table_row.update(_custom_drift(plan, TABLE, cur, ref))
+    yield table_row
+    for col in plan.columns:
+        pc_, pr = cur.profiles[col], ref.profiles[col]
+        c, r = pc_.as_row(), pr.as_row()
+        row = dict(base, column_name=col, data_type=pc_.data_type, count=pc_.count, count_cmp=pr.count,
+                   count_delta=float(pc_.count - pr.count), avg_delta=_delta(c["avg"], r["avg"]),
+                   percent_null_delta=_delta(c["percent_null"], r["percent_null"]),
+                   percent_zeros_delta=_delta(c["percent_zeros"], r["percent_zeros"]),
+                   percent_distinct_delta=_delta(c["percent_distinct"], r["percent_distinct"]))
+        if col in cur.numeric:
+            nd = stats.numeric_drift(ref.numeric[col], cur.numeric[col], psi_bins=cfg.psi_bins, presorted=True)
+            if nd is not None:
+                row.update(ks_test={"statistic": nd.ks_statistic, "pvalue": nd.ks_pvalue},
+                           wasserstein_distance=nd.wasserstein, population_stability_index=nd.psi)
+        elif col in cur.categories:
+            cd = stats.categorical_drift(ref.categories[col], cur.categories[col])
+            if cd is not None:
+                row.update(chi_squared_test={"statistic": cd.chi2_statistic, "pvalue": cd.chi2_pvalue},
+                           js_distance=cd.js_distance, tv_distance=cd.tv_distance,
+                           l_infinity_distance=cd.l_infinity_distance)
+        row.update(_custom_drift(plan, col, cur, ref))
+        yield row
+
+
+def _custom_drift(plan: Plan, col: str, cur: GroupSummary, ref: GroupSummary) -> dict:
+    out = {}
+    for name, mcol, expr in plan.drifts:
+        if mcol != col:
+            continue
+        env = {f"current_{m}": [v] for (m, c), v in cur.metrics.items() if c == col}
+        env.update({f"base_{m}": [v] for (m, c), v in ref.metrics.items() if c == col})
+        try:
+            result = expr.evaluate(pa.table(env)) if env else None
+            if isinstance(result, (pa.Array, pa.ChunkedArray)):
+                result = result[0].as_py()
+            out[name] = _as_float(result)
+        except (ExpressionError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            out[name] = None
     return out
+
+
+def _to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    columns = {name: [r.get(name) for r in rows] for name in schema.names}
+    for name in ("precision", "recall", "f1_score", *_FAIRNESS):
+        if name in columns:
+            columns[name] = [_map_items(v) for v in columns[name]]
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def _map_items(value):
+    if value is None:
+        return None
+    if isinstance(value, dict) and "one_vs_all" in value:
+        return dict(value, one_vs_all=list(value["one_vs_all"].items()))
+    if isinstance(value, dict):
+        return list(value.items())
+    return value

@@ -1,194 +1,372 @@
-"""``monitoring.refresh``: read the monitored table, compute, write both metric tables.
+"""``monitoring.refresh``: read what changed, recompute the touched windows, write atomically.
 
-The two output tables follow Databricks Data Profiling's documented columns (see
-``docs/tables.md``). All rows are computed before anything is written; each table is
-written in one Delta transaction, and if the drift table's write fails the profile
-table is restored to its previous version, so a failed refresh leaves both as they were.
+Incremental bookkeeping lives in the output tables themselves, so a refresh needs no
+side state and works the same on Databricks: the profile table's INPUT rows carry the
+source's Delta version in ``logging_table_commit_version`` and BASELINE rows carry the
+baseline table's version; every row carries ``monitor_version`` (a hash of the monitor
+definition). A refresh then
+
+1. is a no-op when the source and baseline versions equal the recorded ones;
+2. reads only the rows appended since the recorded version (``ws.tables.read_since``),
+   maps them to windows (late rows and rewritten label files included), and re-reads
+   those windows and their neighbours;
+3. recomputes the profile rows of the touched windows and the drift rows of the touched
+   windows and of the windows right after them (their CONSECUTIVE comparison changed);
+4. writes each table in one Delta transaction (``replace_where`` on the recomputed
+   windows). If the second write fails, the first table is restored to its previous
+   version, so a failed refresh leaves both tables as they were.
+
+Anything else (first run, new monitor definition, new baseline version) is a full
+refresh that overwrites both tables.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from driftgate.errors import MonitorError, TableError
 from monitoring import engine
 from monitoring.config import MonitorConfig
 
-__all__ = ["RefreshResult", "refresh", "profile_schema", "drift_schema"]
+__all__ = ["RefreshResult", "refresh", "processed_versions"]
 
-_TS = pa.timestamp("us", tz="UTC")
-_WINDOW = pa.struct([("start", _TS), ("end", _TS)])
-_TEST = pa.struct([("statistic", pa.float64()), ("pvalue", pa.float64())])
-_AVG = pa.struct([("macro", pa.float64()), ("weighted", pa.float64()),
-                  ("one_vs_all", pa.map_(pa.string(), pa.float64()))])
-_FAIR = pa.map_(pa.string(), pa.float64())
-
-
-def _model_field(cfg: MonitorConfig) -> list[tuple[str, pa.DataType]]:
-    return [(cfg.inference_log.model_id_col, pa.string())] if cfg.inference_log is not None else []
+# Summaries of the newest window per granularity from this process's last refresh of a monitor,
+# keyed (table, monitor_version) -> (source version, baseline version, summaries). The next
+# refresh reuses them as the CONSECUTIVE comparison instead of re-reading and re-profiling that
+# window, but only if the tables still record exactly that source and baseline version (no
+# other process refreshed in between) and the window was not touched since.
+_SUMMARIES: dict[tuple[str, int], tuple[int, int | None, dict]] = {}
 
 
-def profile_schema(cfg: MonitorConfig) -> pa.Schema:
-    """Columns and types of ``<table>_profile_metrics``."""
-    fields = [
-        ("window", _WINDOW), ("log_type", pa.string()), ("logging_table_commit_version", pa.int64()),
-        ("monitor_version", pa.int64()), ("granularity", pa.string()), *_model_field(cfg),
-        ("slice_key", pa.string()), ("slice_value", pa.string()), ("column_name", pa.string()),
-        ("count", pa.int64()), ("data_type", pa.string()), ("num_nulls", pa.int64()), ("avg", pa.float64()),
-        ("quantiles", pa.list_(pa.float64())), ("min", pa.float64()), ("max", pa.float64()),
-        ("stddev", pa.float64()), ("num_zeros", pa.int64()), ("num_nan", pa.int64()),
-        ("min_length", pa.float64()), ("max_length", pa.float64()), ("avg_length", pa.float64()),
-        ("non_null_columns", pa.list_(pa.string())),
-        ("frequent_items", pa.list_(pa.struct([("item", pa.string()), ("count", pa.int64())]))),
-        ("median", pa.float64()), ("distinct_count", pa.int64()), ("percent_nan", pa.float64()),
-        ("percent_null", pa.float64()), ("percent_zeros", pa.float64()), ("percent_distinct", pa.float64()),
-    ]
-    il = cfg.inference_log
-    if il is not None and il.problem_type == "classification":
-        fields += [
-            ("accuracy_score", pa.float64()), ("precision", _AVG), ("recall", _AVG), ("f1_score", _AVG),
-            ("confusion_matrix", pa.list_(pa.struct([("prediction", pa.string()), ("label", pa.string()),
-                                                     ("count", pa.int64())]))),
-            ("roc_auc", pa.float64()), ("log_loss", pa.float64()),
-            ("predictive_parity", _FAIR), ("predictive_equality", _FAIR), ("equal_opportunity", _FAIR),
-            ("statistical_parity", _FAIR),
-        ]
-    return pa.schema(fields)
-
-
-def drift_schema(cfg: MonitorConfig) -> pa.Schema:
-    """Columns and types of ``<table>_drift_metrics``."""
-    return pa.schema([
-        ("window", _WINDOW), ("granularity", pa.string()), ("monitor_version", pa.int64()), *_model_field(cfg),
-        ("slice_key", pa.string()), ("slice_value", pa.string()), ("column_name", pa.string()),
-        ("data_type", pa.string()), ("window_cmp", _WINDOW), ("drift_type", pa.string()),
-        ("count_delta", pa.float64()), ("avg_delta", pa.float64()), ("percent_null_delta", pa.float64()),
-        ("percent_zeros_delta", pa.float64()), ("percent_distinct_delta", pa.float64()),
-        ("non_null_columns_delta", pa.struct([("added", pa.int32()), ("missing", pa.int32())])),
-        ("js_distance", pa.float64()), ("ks_test", _TEST), ("wasserstein_distance", pa.float64()),
-        ("population_stability_index", pa.float64()), ("chi_squared_test", _TEST),
-        ("tv_distance", pa.float64()), ("l_infinity_distance", pa.float64()),
-    ])
-
-
-@dataclass
+@dataclass(frozen=True)
 class RefreshResult:
-    """What a refresh did."""
+    """What one refresh did."""
 
-    profile_table: str
-    drift_table: str
-    source_version: int | None
+    table_name: str
+    profile_metrics_table: str
+    drift_metrics_table: str
+    mode: str
+    """``full``, ``incremental`` or ``noop``."""
+    engine: str
+    source_version: int
+    previous_version: int | None
+    windows: tuple[tuple[str, datetime], ...] = ()
+    """(granularity, window start) of every window whose rows were rewritten."""
     profile_rows: int = 0
     drift_rows: int = 0
-    windows: dict[str, int] = field(default_factory=dict)
-    """Windows (re)computed per granularity."""
-    noop: bool = False
     seconds: float = 0.0
+    monitor_version: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def noop(self) -> bool:
+        return self.mode == "noop"
+
+    @property
+    def profile_table(self) -> str:
+        return self.profile_metrics_table
+
+    @property
+    def drift_table(self) -> str:
+        return self.drift_metrics_table
 
     def summary(self) -> str:
+        """One line for logs and the CLI."""
         if self.noop:
-            return f"nothing new in the source (version {self.source_version}); tables unchanged"
-        wins = ", ".join(f"{n} x {g}" for g, n in self.windows.items())
-        return (f"{self.profile_rows} profile rows and {self.drift_rows} drift rows over {wins or 'no windows'} "
-                f"from source version {self.source_version} in {self.seconds:.2f}s")
+            return f"nothing new in {self.table_name} (version {self.source_version}); tables unchanged"
+        return (f"{self.mode} refresh of {self.table_name}@v{self.source_version}: {len(self.windows)} window(s), "
+                f"{self.profile_rows} profile rows, {self.drift_rows} drift rows in {self.seconds:.2f}s")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "table_name": self.table_name, "mode": self.mode, "engine": self.engine,
+            "source_version": self.source_version, "previous_version": self.previous_version,
+            "windows": [(g, s.isoformat()) for g, s in self.windows], "profile_rows": self.profile_rows,
+            "drift_rows": self.drift_rows, "seconds": round(self.seconds, 4), "notes": list(self.notes),
+        }
 
 
-def _read(ws, name: str, role: str) -> pa.Table:
+def processed_versions(ws, monitor: MonitorConfig, version: int) -> tuple[int | None, int | None]:
+    """(source version, baseline version) recorded in the profile table for this monitor version."""
+    name = monitor.profile_metrics_table
     if not ws.tables.exists(name):
-        raise MonitorError(f"monitor {role} {name} does not exist")
+        return None, None
     try:
-        return ws.tables.read(name)
-    except TableError as exc:
-        raise MonitorError(f"monitor {role} {name}: {exc}") from exc
+        rows = ws.tables.read(name, columns=["log_type", "logging_table_commit_version", "monitor_version"])
+    except TableError:
+        return None, None
+    if rows.num_rows == 0:
+        return None, None
+    if not pc.all(pc.equal(rows.column("monitor_version"), version)).as_py():
+        return None, None
+    out = []
+    for log_type in ("INPUT", "BASELINE"):
+        sel = rows.filter(pc.equal(rows.column("log_type"), log_type)).column("logging_table_commit_version")
+        out.append(pc.max(sel).as_py() if len(sel) else None)
+    return out[0], out[1]
 
 
-def refresh(ws, monitor: MonitorConfig, *, progress: bool = False) -> RefreshResult:
-    """Recompute the profile and drift metric tables of ``monitor.table_name``.
+def _schema(ws, name: str) -> pa.Schema:
+    getter = getattr(ws.tables, "schema", None)
+    if getter is not None:
+        return getter(name)
+    return ws.tables.read(name).schema
+
+
+def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime | None = None) -> RefreshResult:
+    """Bring ``monitor``'s profile and drift metric tables up to date with its source table.
 
     Args:
         ws: the open workspace (tables are read and written through ``ws.tables``).
-        monitor: the monitor definition (usually ``ws.settings.monitor``).
-        progress: show a progress bar on the console.
+        monitor: the monitor definition (``settings.monitor``).
+        progress: show a progress bar on the console (the CLI sets it).
+        now: snapshot time for snapshot analysis (default: now).
 
     Returns:
-        A :class:`RefreshResult` with the row counts and the source version processed.
+        A :class:`RefreshResult` (``mode`` full / incremental / noop).
 
     Raises:
-        MonitorError: a table or column is missing or of the wrong type, or a slicing
-            expression does not parse; the output tables are then left as they were.
+        MonitorError: a missing table or column, a wrong column type, a slicing expression
+            or custom metric that does not parse. Nothing has been written.
+        TableError: a write failed; both output tables are as they were before.
     """
-    t0 = time.perf_counter()
-    source = _read(ws, monitor.table_name, "table_name")
-    version = ws.tables.version(monitor.table_name)
-    baseline = _read(ws, monitor.baseline_table_name, "baseline_table_name") if monitor.baseline_table_name else None
-    prep = engine.prepare(monitor, source, baseline)
-    rows = _compute(monitor, prep, version, progress)
-    profile = pa.Table.from_pylist(rows.profile, schema=profile_schema(monitor))
-    drift = pa.Table.from_pylist(rows.drift, schema=drift_schema(monitor))
-    _write_both(ws, monitor, profile, drift)
-    windows: dict[str, int] = {}
-    for granularity, starts in _windows(profile).items():
-        windows[granularity] = len(starts)
-    result = RefreshResult(monitor.profile_metrics_table, monitor.drift_metrics_table, version,
-                           profile.num_rows, drift.num_rows, windows, seconds=time.perf_counter() - t0)
-    _audit(ws, monitor, result)
-    return result
+    started = time.perf_counter()
+    tables = ws.tables
+    name = monitor.table_name
+    if not tables.exists(name):
+        raise MonitorError(f"{name}: monitored table does not exist (monitor.table_name)")
+    version = tables.version(name)
+    base_name = monitor.baseline_table_name
+    base_version = None
+    if base_name is not None:
+        if not tables.exists(base_name):
+            raise MonitorError(f"{base_name}: baseline table does not exist (monitor.baseline_table_name)")
+        base_version = tables.version(base_name)
+    mv = engine.monitor_version(monitor)
+    done_version, done_base = processed_versions(ws, monitor, mv)
+    common = dict(table_name=name, profile_metrics_table=monitor.profile_metrics_table,
+                  drift_metrics_table=monitor.drift_metrics_table, engine=monitor.engine,
+                  source_version=version, previous_version=done_version, monitor_version=mv)
+    snapshot = monitor.snapshot is not None
+    if done_version == version and done_base == base_version and not snapshot:
+        return RefreshResult(mode="noop", seconds=time.perf_counter() - started, **common)
 
+    schema = _schema(ws, name)
+    plan = engine.plan_for(monitor, schema)
+    baseline = None
+    if base_name is not None:
+        baseline = tables.read(base_name)
+        missing = [c for c in (*plan.columns, *(c for c in [monitor.model_id_col] if c)) if c not in
+                   baseline.column_names]
+        if missing:
+            raise MonitorError(f"{base_name}: baseline lacks column(s) {', '.join(missing)} of {name} "
+                               "(baseline_table_name must have the same schema)")
+        baseline = _align(baseline, schema, base_name)
 
-def _compute(monitor, prep, version, progress: bool):
-    if not progress:
-        return engine.compute(monitor, prep, commit_version=version)
-    from rich.progress import Progress
+    full = snapshot or done_version is None or done_base != base_version or done_version > version
+    notes: list[str] = []
+    ts = monitor.timestamp_col
+    time_range = None
+    reuse = None
+    keep: dict = {}
+    if full:
+        profile_windows = drift_windows = None
+    else:
+        appended = tables.read_since(name, done_version)
+        if appended.num_rows == 0:
+            notes.append(f"versions {done_version + 1}..{version} added no rows")
+        touched: dict[str, set[datetime]] = {}
+        for gran in monitor.granularities:
+            starts = engine.window_starts(appended.column(ts), gran) if appended.num_rows else pa.array([])
+            touched[gran] = {s for s in pc.unique(starts).to_pylist() if s is not None}
+        after = {g: {engine.window_bounds(s, g)[1] for s in starts} for g, starts in touched.items()}
+        profile_windows = touched
+        drift_windows = {g: touched[g] | after[g] for g in touched}
+        needed = [s for g, starts in touched.items() for s in starts]
+        needed += [engine.previous_window(s, g) for g, starts in touched.items() for s in starts]
+        ends = [engine.window_bounds(s, g)[1] for g, starts in drift_windows.items() for s in starts]
+        cached = _SUMMARIES.get((name, mv))
+        if cached is not None and cached[0] == done_version and cached[1] == base_version \
+                and monitor.engine != "spark":
+            prevs = {(g, engine.previous_window(s, g)) for g, starts in touched.items() for s in starts}
+            prevs -= {(g, s) for g, starts in touched.items() for s in starts}
+            reuse = {k: v for k, v in cached[2].items() if (k[0], k[1]) in prevs}
+            if prevs and prevs <= {(k[0], k[1]) for k in reuse}:
+                needed = [s for g, starts in touched.items() for s in starts]  # no need to re-read them
+            else:
+                reuse = None
+        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        time_range = (min(needed), max(ends)) if needed else (epoch, epoch)
+    source = None
+    if monitor.engine != "spark":
+        if time_range is None:
+            source = tables.read(name)
+        else:
+            source = tables.read(name, filters=[(ts, ">=", time_range[0]), (ts, "<", time_range[1])])
 
-    with Progress(transient=True) as bar:
-        task = bar.add_task(f"monitor {monitor.table_name}", total=None)
-        return engine.compute(monitor, prep, commit_version=version,
-                              progress=lambda done, total: bar.update(task, completed=done, total=total))
-
-
-def _windows(profile: pa.Table) -> dict[str, set]:
-    out: dict[str, set] = {}
-    for g, w, lt in zip(profile["granularity"].to_pylist(), profile["window"].to_pylist(),
-                        profile["log_type"].to_pylist()):
-        if lt == "INPUT":
-            out.setdefault(g, set()).add(w["start"])
-    return out
-
-
-def _write_both(ws, monitor: MonitorConfig, profile: pa.Table, drift: pa.Table,
-                replace_where: str | None = None) -> None:
-    names = (monitor.profile_metrics_table, monitor.drift_metrics_table)
-    before = {n: (ws.tables.version(n) if ws.tables.exists(n) else None) for n in names}
+    bar = _progress_bar() if progress else None
     try:
-        ws.tables.write(names[0], profile, mode="overwrite", replace_where=replace_where)
-        ws.tables.write(names[1], drift, mode="overwrite", replace_where=replace_where)
-    except TableError as exc:
-        _restore(ws, names[0], before[names[0]])
-        raise MonitorError(f"monitor refresh of {monitor.table_name}: {exc}; metric tables left as they were") from exc
+        callback = None
+        if bar is not None:
+            task = bar.add_task("profiling windows", total=None)
+
+            def callback(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+        if monitor.engine == "spark":
+            from monitoring import spark_engine
+
+            profile, drift = spark_engine.compute(
+                ws, plan, source_name=name, time_range=time_range, baseline=baseline,
+                profile_windows=profile_windows, drift_windows=drift_windows, commit_version=version, now=now)
+        else:
+            profile, drift = engine.compute(
+                plan, source, baseline, profile_windows=profile_windows, drift_windows=drift_windows,
+                commit_version=version, now=now, progress=callback, reuse=reuse, keep=keep)
+    finally:
+        if bar is not None:
+            bar.stop()
+    if base_version is not None and profile.num_rows:
+        is_base = pc.equal(profile.column("log_type"), "BASELINE")
+        col = profile.column("logging_table_commit_version")
+        profile = profile.set_column(profile.schema.get_field_index("logging_table_commit_version"),
+                                     "logging_table_commit_version",
+                                     pc.if_else(is_base, pa.scalar(base_version, pa.int32()), col))
+    if not full and profile.num_rows == 0:
+        # keep the processed-version marker moving even when the new commits hold no rows
+        profile = _marker_rows(ws, monitor, version)
+
+    windows = _written_windows(profile, drift)
+    _SUMMARIES.pop((name, mv), None)
+    _write_both(ws, monitor, profile, drift, full=full, profile_windows=profile_windows,
+                drift_windows=drift_windows)
+    if keep and ts is not None:
+        _SUMMARIES[(name, mv)] = (version, base_version, keep)
+    if reuse:
+        notes.append(f"reused {len(reuse)} comparison summaries from the previous refresh")
+    return RefreshResult(mode="full" if full else "incremental", windows=windows, profile_rows=profile.num_rows,
+                         drift_rows=drift.num_rows, seconds=time.perf_counter() - started, notes=tuple(notes),
+                         **common)
+
+
+def _align(baseline: pa.Table, schema: pa.Schema, base_name: str) -> pa.Table:
+    """Cast baseline columns to the source's types (e.g. int32 vs int64); refuse what cannot be cast."""
+    cols = {}
+    for f in schema:
+        if f.name not in baseline.column_names:
+            continue
+        col = baseline.column(f.name)
+        if col.type != f.type:
+            try:
+                col = pc.cast(col, f.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise MonitorError(f"{base_name}: column {f.name!r} is {col.type}, expected {f.type} "
+                                   f"like the monitored table ({exc})") from None
+        cols[f.name] = col
+    return pa.table(cols)
+
+
+def _marker_rows(ws, monitor: MonitorConfig, version: int) -> pa.Table:
+    """Re-emit the newest window's INPUT ':table' rows with the new version (nothing else changed)."""
+    current = ws.tables.read(monitor.profile_metrics_table)
+    inputs = current.filter(pc.equal(current.column("log_type"), "INPUT"))
+    if inputs.num_rows == 0:
+        return current.schema.empty_table()
+    idx = inputs.schema.get_field_index("logging_table_commit_version")
+    return inputs.set_column(idx, "logging_table_commit_version",
+                             pa.array([version] * inputs.num_rows, pa.int32()))
+
+
+def _written_windows(profile: pa.Table, drift: pa.Table) -> tuple[tuple[str, datetime], ...]:
+    seen = set()
+    for table, kind_col in ((profile, "log_type"), (drift, None)):
+        if table.num_rows == 0:
+            continue
+        if kind_col:
+            table = table.filter(pc.equal(table.column(kind_col), "INPUT"))
+        starts = pc.struct_field(table.column("window"), "start").to_pylist()
+        for g, s in zip(table.column("granularity").to_pylist(), starts):
+            seen.add((g, s))
+    return tuple(sorted(seen))
+
+
+def _in_windows(windows: dict[str, set[datetime]]) -> str:
+    parts = []
+    for gran, starts in sorted(windows.items()):
+        if not starts:
+            continue
+        values = ", ".join(f"'{s.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}'" for s in sorted(starts))
+        parts.append(f"(granularity = '{gran}' AND window['start'] IN ({values}))")
+    return " OR ".join(parts) if parts else "1 = 0"
+
+
+def _write_both(ws, monitor: MonitorConfig, profile: pa.Table, drift: pa.Table, *, full: bool,
+                profile_windows, drift_windows) -> None:
+    tables = ws.tables
+    pname, dname = monitor.profile_metrics_table, monitor.drift_metrics_table
+    before = tables.version(dname) if tables.exists(dname) else None
+    if full:
+        tables.write(dname, drift, mode="overwrite")
+    else:
+        tables.write(dname, drift, replace_where=_in_windows(drift_windows))
+    try:
+        if full:
+            tables.write(pname, profile, mode="overwrite")
+        else:
+            if any(profile_windows.values()):
+                pred = f"log_type = 'BASELINE' OR (log_type = 'INPUT' AND ({_in_windows(profile_windows)}))"
+            else:
+                pred = _marker_predicate(profile)
+            tables.write(pname, profile, replace_where=pred)
+    except Exception:
+        _restore(ws, dname, before)
+        raise
+
+
+def _marker_predicate(profile: pa.Table) -> str:
+    starts = {}
+    for g, s in zip(profile.column("granularity").to_pylist(),
+                    pc.struct_field(profile.column("window"), "start").to_pylist()):
+        starts.setdefault(g, set()).add(s)
+    return f"log_type = 'INPUT' AND ({_in_windows(starts)})"
 
 
 def _restore(ws, name: str, version: int | None) -> None:
-    if not ws.tables.exists(name) or version is None or ws.tables.version(name) == version:
+    """Put ``name`` back to ``version`` (a new commit with the old content)."""
+    tables = ws.tables
+    restore = getattr(tables, "restore", None)
+    if restore is not None:
+        restore(name, version)
         return
-    old = ws.tables.read(name, version=version)
-    ws.tables.write(name, old, mode="overwrite")
+    path = getattr(tables, "path", None)
+    if path is not None:
+        from deltalake import DeltaTable
+
+        if version is None:
+            import shutil
+
+            shutil.rmtree(path(name), ignore_errors=True)
+        else:
+            DeltaTable(str(path(name))).restore(version)
+        return
+    spark = getattr(tables, "spark", None)
+    if spark is not None:
+        if version is None:
+            spark.sql(f"DROP TABLE IF EXISTS {name}")
+        else:
+            spark.sql(f"RESTORE TABLE {name} TO VERSION AS OF {version}")
 
 
-def _audit(ws, monitor: MonitorConfig, result: RefreshResult) -> None:
-    try:
-        from driftgate import audit
-    except ImportError:  # pragma: no cover
-        return
-    if "monitor_refresh" not in getattr(audit, "EVENT_KINDS", ()):
-        return  # the audit trail does not know refreshes yet
-    details: dict[str, Any] = {"profile_rows": result.profile_rows, "drift_rows": result.drift_rows,
-                               "source_version": result.source_version, "seconds": round(result.seconds, 3),
-                               "noop": result.noop}
-    try:
-        audit.record_event(ws, "monitor_refresh", subject=monitor.table_name, status="noop" if result.noop else "ok",
-                           details=details)
-    except Exception:  # the audit trail must not fail a refresh that has written its tables
-        pass
+def _progress_bar():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from driftgate.runtime import err_console
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=err_console, transient=True)
+    bar.start()
+    return bar

@@ -48,6 +48,24 @@ def frame(days: int, *, rows_per_day: int = 300, drift_from: int | None = None, 
     return pa.concat_tables(parts)
 
 
+def light_workspace(root, *overrides: str):
+    """A local workspace without MLflow (Delta tables only): the monitor needs no tracking store."""
+    from pathlib import Path
+
+    from driftgate.config import load_settings
+    from workspace.context import Workspace
+    from workspace.registry import FakeRegistry
+    from workspace.tables import DeltaTableStore
+    from workspace.task_values import LocalTaskValues
+
+    root = Path(root)
+    repo = Path(__file__).resolve().parent.parent
+    settings = load_settings(repo / "conf", "local", (f"workspace.root={root}", *overrides))
+    return Workspace(settings=settings, tables=DeltaTableStore(root / "lakehouse"), registry=FakeRegistry(),
+                     task_values=LocalTaskValues(root, "adhoc", "monitor"), tracking_uri="", registry_uri="",
+                     root=root)
+
+
 def write_world(ws, *, days: int = 10, drift_from: int | None = None, rows_per_day: int = 300) -> None:
     ws.tables.write(LOG, frame(days, drift_from=drift_from, rows_per_day=rows_per_day), mode="overwrite")
     base = frame(5, rows_per_day=rows_per_day, seed=99, start=START - timedelta(days=10))

@@ -293,3 +293,20 @@ def test_more_drift_never_turns_exceeded_into_ok(values, bump, how):
     assert before in ("OK", "EXCEEDED") and after in ("OK", "EXCEEDED")
     if before == "EXCEEDED":
         assert after == "EXCEEDED"
+
+
+def test_late_labels_latest_usable_window():
+    """Labels arrive a day late: the newest window has no F1 yet."""
+    prof = profile_rows(11, f1=lambda d: None if d >= 9 else (0.45 if d >= 7 else 0.8))
+    strict = Rule(name="f1", table="profile", metric="f1_score.macro", op="<", threshold=0.6,
+                  persistence=Persistence(windows=3, violations=2))
+    assert decide({"profile": prof}, gate(strict), now=NOW).status == "INSUFFICIENT_DATA"
+    usable = strict.model_copy(update={"latest": "usable"})
+    d = decide({"profile": prof}, gate(usable), now=NOW)
+    assert d.status == "EXCEEDED" and "skipped 1 newer window" in d.reasons[0].reason
+    assert d.reasons[0].windows[0].start == day(8)
+    # the usable window must still be recent enough
+    old = profile_rows(11, f1=lambda d: None if d >= 5 else 0.45)
+    d = decide({"profile": old}, gate(usable.model_copy(update={"persistence": Persistence(windows=5, violations=2)})),
+               now=NOW)
+    assert d.status == "STALE" and "latest usable window" in d.reasons[0].reason

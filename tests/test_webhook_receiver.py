@@ -173,7 +173,7 @@ _alertish = st.dictionaries(_field, _json | st.sampled_from(["TRIGGERED", "ok", 
                             max_size=8)
 
 
-@hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.one_of(st.binary(max_size=200), _alertish.map(lambda d: json.dumps(d).encode()),
                       st.fixed_dictionaries({"alert": _alertish}).map(lambda d: json.dumps(d).encode())),
        content_type=st.sampled_from(["application/json", "text/plain", "", "application/cloudevents+json"]))

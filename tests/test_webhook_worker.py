@@ -230,3 +230,36 @@ def test_fsync_acks_decides_how_the_receiver_writes(tmp_path):
     with synced.receiver.queue._connect() as conn:
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # the worker checkpoints
+
+
+def test_a_failing_audit_trail_does_not_stop_the_launch(tmp_path):
+    def broken_audit(kind, **_):
+        raise OSError("disk full")
+
+    wh, launcher, _, _ = make(tmp_path, audit=broken_audit)
+    key = deliver(wh)[1]["run_key"]
+    assert wh.worker.drain() == ["launched"]
+    assert wh.worker.store.get(key).run_id == "fake-1"
+
+
+def test_an_in_process_run_keeps_other_workers_off_its_request(tmp_path):
+    seen = {}
+
+    class Peeking(FakeJobLauncher):
+        def launch(self, request):
+            seen.update(wh.worker.queue.get(request.run_key))
+            return super().launch(request)
+
+    wh, _, _, clock = make(tmp_path, launcher=Peeking(idempotent=False))
+    deliver(wh)
+    assert wh.worker.drain() == ["launched"]
+    assert seen["note"] == "launching" and seen["lease_until"] >= clock() + 86400
+
+
+def test_the_queue_row_ends_with_the_run(tmp_path):
+    wh, *_ = make(tmp_path)
+    key = deliver(wh)[1]["run_key"]
+    wh.worker.drain()
+    row = wh.worker.queue.get(key)
+    assert (row["status"], row["outcome"], row["run_id"], row["note"]) == ("done", "launched", "fake-1",
+                                                                            "run fake-1 running")

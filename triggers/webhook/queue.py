@@ -167,10 +167,11 @@ class AlertQueue:
                 (not_before, attempts, note, json.dumps(decision, default=str) if decision else None, run_key),
             )
 
-    def mark(self, run_key: str, note: str) -> None:
+    def mark(self, run_key: str, note: str, *, lease_until: float | None = None) -> None:
         """Note a step on a taken request (``launching``), so a worker that retakes it knows."""
         with self._write() as conn:
-            conn.execute("UPDATE requests SET note = ? WHERE run_key = ?", (note, run_key))
+            conn.execute("UPDATE requests SET note = ?, lease_until = COALESCE(?, lease_until) WHERE run_key = ?",
+                         (note, lease_until, run_key))
 
     def finish(self, run_key: str, outcome: str, *, now: float, run_id: str | None = None,
                note: str | None = None, launched: bool = False) -> None:

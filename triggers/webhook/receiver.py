@@ -34,7 +34,6 @@ SOURCE = "webhook"
 
 log = logging.getLogger("driftgate.webhook")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-_UNAUTHORIZED = (401, {"error": "unauthorized"})
 
 
 def _stamp(at: datetime, fmt: str) -> str:
@@ -125,7 +124,7 @@ class Receiver:
         if not self.insecure and not authenticate(headers, body, self.credentials, now=now,
                                                   replay_window_seconds=self.config.hmac_replay_window_seconds):
             log.warning("webhook: refused a delivery with missing or wrong credentials")
-            return _UNAUTHORIZED
+            return 401, {"error": "unauthorized"}
         content_type = headers.get("content-type", "")
         if not _is_json(content_type):
             shown = content_type.split(";", 1)[0].strip()[:60] or "none"

@@ -3,8 +3,8 @@
 An alert is a hint; the gate decides. For each request taken from the queue:
 
 1. ``record`` requests (states other than TRIGGERED) are written to the audit trail.
-2. The cooldown (``min_time_between_triggers_seconds``, as the table trigger's) holds
-   the request in the queue until the last launch is far enough behind.
+2. The cooldown (``min_time_between_triggers_seconds``, as the table trigger's) leaves
+   launch requests untouched in the queue until the last launch is far enough behind.
 3. The gate runs (``gating.evaluate(ws, gate, trigger="webhook")``, injected as a
    callable); anything but EXCEEDED finishes the request as skipped, with the reason.
 4. The launcher starts the job with the run key; throttling and 5xx answers keep the
@@ -42,6 +42,7 @@ AuditFn = Callable[..., Any]
 """``audit(kind, *, run_key, subject, status, details)``, as :func:`driftgate.audit.record_event` without ``ws``."""
 
 _DONE = ("succeeded", "failed", "skipped")
+_LOCAL_RUN_LEASE_SECONDS = 86400
 
 
 def audit_to_workspace(ws) -> AuditFn:
@@ -174,6 +175,13 @@ class Worker:
 
     # -- steps -----------------------------------------------------------------------------
 
+    def _audit(self, kind: str, **kwargs: Any) -> None:
+        # The audit trail must not stop a launch or leave a request half-done.
+        try:
+            self.audit(kind, **kwargs)
+        except Exception:  # noqa: BLE001
+            log.exception("webhook worker: could not record %s for %s", kind, kwargs.get("run_key"))
+
     def _now(self) -> float:
         return self.clock()
 
@@ -182,7 +190,7 @@ class Worker:
 
     def _record(self, item: QueueItem) -> str:
         alert = item.alert
-        self.audit("alert_received", run_key=alert.get("run_key"), subject=alert.get("alert_id"),
+        self._audit("alert_received", run_key=alert.get("run_key"), subject=alert.get("alert_id"),
                    status=alert.get("state"), details={**alert, "deliveries": item.deliveries, "launched": False})
         self.queue.finish(item.run_key, "recorded", now=self._now())
         return "recorded"
@@ -190,7 +198,8 @@ class Worker:
     def _finish(self, item: QueueItem, outcome: str, store_status: str, *, run_id: str | None = None,
                 reason: str | None = None, launched: bool = False) -> str:
         now = self._now()
-        self.queue.finish(item.run_key, outcome, now=now, run_id=run_id, note=reason, launched=launched)
+        note = reason or (f"run {run_id} {store_status}" if run_id else None)
+        self.queue.finish(item.run_key, outcome, now=now, run_id=run_id, note=note, launched=launched)
         self._claim(item)
         self.store.finish(item.run_key, store_status, run_id=run_id, reason=reason, at=self._at(now))
         return outcome
@@ -206,7 +215,7 @@ class Worker:
             self.queue.finish(key, "duplicate", now=self._now(), note=f"run key already {record.status}")
             return "duplicate"
         if item.attempts == 0 and item.decision is None and item.note is None:
-            self.audit("alert_received", run_key=key, subject=alert.get("alert_id"), status=alert.get("state"),
+            self._audit("alert_received", run_key=key, subject=alert.get("alert_id"), status=alert.get("state"),
                        details={**alert, "deliveries": item.deliveries})
 
         now = self._now()
@@ -215,7 +224,7 @@ class Worker:
         if item.decision is None and last is not None and now < last + cooldown:
             until = last + cooldown
             if item.note != "cooldown":
-                self.audit("trigger_skipped", run_key=key, subject=alert.get("alert_id"), status="cooldown",
+                self._audit("trigger_skipped", run_key=key, subject=alert.get("alert_id"), status="cooldown",
                            details={"reason": f"cooldown: last launch at {self._at(last).isoformat()}, "
                                               f"waiting until {self._at(until).isoformat()}"})
             self.queue.defer(key, not_before=until, note="cooldown")
@@ -229,10 +238,10 @@ class Worker:
             if decision["status"] not in ("EXCEEDED", "DEFERRED_TO_JOB"):
                 reasons = "; ".join(decision.get("reasons") or []) or "no reasons given"
                 reason = f"gate said {decision['status']}: {reasons}"
-                self.audit("trigger_skipped", run_key=key, subject=alert.get("alert_id"), status=decision["status"],
+                self._audit("trigger_skipped", run_key=key, subject=alert.get("alert_id"), status=decision["status"],
                            details={"reason": reason, "decision": decision})
                 return self._finish(item, "skipped", "skipped", reason=reason)
-            self.audit("trigger_fired", run_key=key, subject=alert.get("alert_id"), status=decision["status"],
+            self._audit("trigger_fired", run_key=key, subject=alert.get("alert_id"), status=decision["status"],
                        details={"decision": decision, "alert": alert})
 
         # Only ``trigger``: the Jobs API takes parameters the job defines (resources/retraining_job.yml);
@@ -241,7 +250,7 @@ class Worker:
         if owned:
             if item.note == "launching" and not self.launcher.idempotent:
                 reason = "the worker stopped while launching this key in-process; not started again (check the run)"
-                self.audit("launch", run_key=key, subject=alert.get("alert_id"), status="failed",
+                self._audit("launch", run_key=key, subject=alert.get("alert_id"), status="failed",
                            details={"reason": reason})
                 return self._finish(item, "failed", "failed", reason=reason)
             # The Jobs API idempotency token turns a repeated launch into the same run.
@@ -250,7 +259,9 @@ class Worker:
             if not self.store.take(key, at=self._at(self._now())):
                 self.queue.finish(key, "duplicate", now=self._now(), note="taken by another runner")
                 return "duplicate"
-        self.queue.mark(key, "launching")
+        # An in-process run holds the worker for as long as it trains; keep other workers off it.
+        hold = None if self.launcher.idempotent else self._now() + _LOCAL_RUN_LEASE_SECONDS
+        self.queue.mark(key, "launching", lease_until=hold)
         attempts = item.attempts + 1
         try:
             result = self.launcher.launch(request)
@@ -258,11 +269,11 @@ class Worker:
             return self._retry_or_give_up(item, attempts, decision, str(exc))
         except (LaunchError, DriftgateError) as exc:
             reason = f"launch refused: {exc}"
-            self.audit("launch", run_key=key, subject=alert.get("alert_id"), status="failed",
+            self._audit("launch", run_key=key, subject=alert.get("alert_id"), status="failed",
                        details={"reason": reason, "attempts": attempts})
             return self._finish(item, "failed", "failed", reason=reason)
         state = result.state
-        self.audit("launch", run_key=key, subject=alert.get("alert_id"), status="launched",
+        self._audit("launch", run_key=key, subject=alert.get("alert_id"), status="launched",
                    details={"run_id": result.run_id, "state": state, "attempts": attempts, **result.details})
         outcome = self._finish(item, "launched", state, run_id=result.run_id, launched=True)
         self._cover_waiting(key, result.run_id, self._now())
@@ -283,7 +294,7 @@ class Worker:
             return _decision_record(self.gate(run_key=item.run_key))
         except Exception as exc:  # noqa: BLE001 - a gate that cannot decide must not launch
             reason = f"gate could not evaluate: {type(exc).__name__}: {exc}"
-            self.audit("trigger_skipped", run_key=item.run_key, subject=item.alert.get("alert_id"), status="ERROR",
+            self._audit("trigger_skipped", run_key=item.run_key, subject=item.alert.get("alert_id"), status="ERROR",
                        details={"reason": reason})
             self._finish(item, "failed", "failed", reason=reason)
             return None
@@ -293,12 +304,12 @@ class Worker:
         key = item.run_key
         if attempts >= launch.max_attempts:
             reason = f"gave up after {attempts} attempts: {error}"
-            self.audit("launch", run_key=key, subject=item.alert.get("alert_id"), status="gave_up",
+            self._audit("launch", run_key=key, subject=item.alert.get("alert_id"), status="gave_up",
                        details={"reason": reason, "attempts": attempts})
             log.error("webhook: %s", reason)
             return self._finish(item, "failed", "failed", reason=reason)
         backoff = min(launch.max_backoff_seconds, launch.backoff_seconds * 2 ** (attempts - 1))
-        self.audit("launch", run_key=key, subject=item.alert.get("alert_id"), status="retrying",
+        self._audit("launch", run_key=key, subject=item.alert.get("alert_id"), status="retrying",
                    details={"error": error, "attempts": attempts, "retry_in_seconds": backoff})
         # The key stays taken (running) between attempts, so no other runner launches it meanwhile.
         self.queue.defer(key, not_before=self._now() + backoff, attempts=attempts, decision=decision, note="retry")
@@ -310,5 +321,5 @@ class Worker:
         for key, alert in self.queue.cover(received_before=gate_time, note=reason, now=self._now()):
             if self.store.get(key) is not None:  # held between launch attempts
                 self.store.finish(key, "skipped", reason=reason, at=self._at(self._now()))
-            self.audit("trigger_skipped", run_key=key, subject=alert.get("alert_id"), status="covered",
+            self._audit("trigger_skipped", run_key=key, subject=alert.get("alert_id"), status="covered",
                        details={"reason": reason, "alert": alert})
