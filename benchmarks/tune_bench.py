@@ -26,6 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# One OpenMP thread per fit: on a shared machine, HistGradientBoosting's spinning threads
+# otherwise measure the neighbours' load more than the study. Both studies run alike.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from driftgate.config import load_settings  # noqa: E402
 

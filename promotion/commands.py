@@ -35,7 +35,7 @@ def shadow(
             promotion.set_challenger(ws, version)
         result = promotion.shadow(ws, challenger_version=version)
     if json_out:
-        console.print_json(result.to_json())
+        typer.echo(result.to_json())
         return
     render_shadow(result)
 
@@ -79,7 +79,7 @@ def rollback(
 
 def _finish(outcome, json_out: bool) -> None:
     if json_out:
-        console.print_json(outcome.to_json())
+        typer.echo(outcome.to_json())
     else:
         colour = _COLOURS.get(outcome.status, "bold")
         console.print(f"[{colour}]{outcome.status}[/]  champion={outcome.champion_version or 'none'}  "
@@ -127,7 +127,7 @@ def status(
         ws = workspace_from(conf, env, set_)
         data = collect_status(ws, limit=limit)
     if json_out:
-        console.print(json.dumps(data, default=str, indent=2))
+        typer.echo(json.dumps(data, default=str, indent=2))
         return
     name = ws.settings.project.model_name
     models = Table("alias", "version", "decision", "key metrics", "run", title=f"{name}", header_style="bold")

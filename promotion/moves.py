@@ -67,6 +67,11 @@ def _refused(ws, message: str, *, version: str | None, champion: str | None,
              ) -> PromotionResult:
     _tag_shadow_run(ws, shadow, status)
     name = ws.settings.project.model_name
+    if version is not None and status == "refused":
+        # Shown on the version's page in the registry UI; the audit trail holds the full record.
+        with contextlib.suppress(Exception):
+            ws.registry.set_tag(name, version, "driftgate_decision", "refused")
+            ws.registry.set_tag(name, version, "driftgate_refusal_reason", message[:5000])
     record_event(ws, "refusal" if status == "refused" else "promotion", subject=f"{name}@{version}",
                  status=status, details={"reason": message, "champion": champion, **(details or {})})
     if status == "refused":
@@ -208,7 +213,9 @@ def promote(ws, shadow: ShadowResult) -> PromotionResult:
                     **{f"driftgate_{k}": f"{v:.4f}" for k, v in shadow.metrics.items()
                        if k.startswith(("challenger_", "delta_")) and isinstance(v, (int, float)) and v == v}}
         old_tags = {"driftgate_decision": "replaced", "driftgate_replaced_by": version,
-                    "driftgate_replaced_at": stamp, "driftgate_shadow_run_id": shadow.run_id or ""}
+                    "driftgate_replaced_at": stamp, "driftgate_shadow_run_id": shadow.run_id or "",
+                    **{f"driftgate_{k}": f"{v:.4f}" for k, v in shadow.metrics.items()
+                       if k.startswith("champion_") and isinstance(v, (int, float)) and v == v}}
         steps = []
         if compared is not None:
             steps.append(lambda: reg.set_alias(name, PREVIOUS, compared))

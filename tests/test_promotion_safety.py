@@ -140,6 +140,7 @@ def test_successful_promotion_moves_all_three_aliases_and_tags_both_versions(ws)
     assert new["driftgate_decision"] == "promoted" and new["driftgate_shadow_run_id"] == "run123"
     assert new["driftgate_challenger_roc_auc"] == "0.8000" and new["driftgate_replaced_version"] == "1"
     assert old["driftgate_decision"] == "replaced" and old["driftgate_replaced_by"] == "2"
+    assert old["driftgate_champion_roc_auc"] == "0.7000" and old["driftgate_shadow_run_id"] == "run123"
 
 
 def test_first_champion_when_there_is_none(ws):
@@ -188,6 +189,8 @@ def test_only_a_pass_promotes(ws, status):
     assert inner.aliases[NAME]["champion"] == "1"
     refusals = read_events(ws, ["refusal"])
     assert refusals and status in refusals[0]["details"]["reason"]
+    tags = inner.versions[NAME]["2"].tags
+    assert tags["driftgate_decision"] == "refused" and "why not" in tags["driftgate_refusal_reason"]
 
 
 def test_two_promotions_racing_cannot_both_win(ws):

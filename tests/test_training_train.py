@@ -121,3 +121,21 @@ def test_unknown_estimator_parameter_fails_before_any_run(tws):
     with pytest.raises(ConfigError, match="max_leaves is not a parameter of hist_gradient_boosting"):
         training.train(tws, params={"max_leaves": 3})
     assert mlflow.MlflowClient(tws.tracking_uri).search_runs([tws.experiment_id()]) == []
+
+
+@pytest.mark.parametrize("floor, metrics, passes", [
+    ({"roc_auc": {"threshold": 0.7}}, {"roc_auc": 0.71}, True),
+    ({"roc_auc": {"threshold": 0.7}}, {"roc_auc": 0.69}, False),
+    ({"log_loss": {"threshold": 0.5}}, {"log_loss": 0.45}, True),   # lower is better
+    ({"log_loss": {"threshold": 0.5}}, {"log_loss": 0.55}, False),
+    ({"roc_auc": {"threshold": 0.7}}, {"roc_auc": float("nan")}, False),
+    ({}, {"roc_auc": 0.1}, True),
+])
+def test_quality_floor_truth_table(floor, metrics, passes):
+    from training.trainer import check_floor
+
+    cfg = TrainingConfig(quality_floor=floor)
+    reason = check_floor(cfg, metrics)
+    assert (reason is None) is passes
+    if not passes:
+        assert next(iter(floor)) in reason

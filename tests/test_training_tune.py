@@ -17,7 +17,7 @@ from workspace import FakeRegistry
 
 SMALL_SPACE = {"hist_gradient_boosting": {
     "learning_rate": {"type": "float", "low": 0.02, "high": 0.3, "log": True},
-    "max_iter": {"type": "int", "low": 10, "high": 40, "step": 10},
+    "max_iter": {"type": "int", "low": 5, "high": 20, "step": 5},
     "max_leaf_nodes": {"type": "categorical", "choices": [7, 15]},
 }}
 
@@ -34,7 +34,7 @@ def children(ws, parent_id):
 
 
 def test_tune_runs_a_persistent_study_with_nested_trials_and_feeds_train(tws):
-    tw.world(tws, days=20, rows_per_day=30)
+    tw.world(tws, days=16, rows_per_day=25)
     ws = small(tws)
     seen = []
     result = training.tune(ws, n_trials=5, progress=seen.append)
@@ -58,7 +58,7 @@ def test_tune_runs_a_persistent_study_with_nested_trials_and_feeds_train(tws):
 
 
 def test_a_stopped_study_resumes_under_the_same_parent(tws, monkeypatch):
-    tw.world(tws, days=20, rows_per_day=30)
+    tw.world(tws, days=16, rows_per_day=25)
     ws = small(tws, pruner="none")
     fits = {"n": 0}
     real_fit = __import__("sklearn.pipeline", fromlist=["Pipeline"]).Pipeline.fit
@@ -86,9 +86,9 @@ def test_a_stopped_study_resumes_under_the_same_parent(tws, monkeypatch):
 
 
 def test_pruning_stops_trials_after_an_early_fold(tws):
-    tw.world(tws, days=20, rows_per_day=30)
+    tw.world(tws, days=16, rows_per_day=25)
     ws = small(tws, pruner="percentile", percentile=90.0, pruner_startup_trials=1)
-    result = training.tune(ws, n_trials=6)
+    result = training.tune(ws, n_trials=5)
     assert result.n_pruned >= 1 and result.n_complete >= 1
     pruned = [r for r in children(ws, result.parent_run_id) if r.data.tags["optuna.state"] == "PRUNED"]
     client = mlflow.MlflowClient(ws.tracking_uri)

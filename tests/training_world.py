@@ -79,5 +79,9 @@ def tws(settings, mlflow_template):
     shutil.copy(mlflow_template, root / "mlflow.db")
     # Fewer boosting rounds than the default: these tests check behaviour, not model quality.
     training = settings.training.model_validate({**settings.training.model_dump(),
-                                                 "params": {"max_iter": 40, "max_leaf_nodes": 15}})
-    return open_workspace(settings.model_copy(update={"training": training}))
+                                                 "params": {"max_iter": 20, "max_leaf_nodes": 7}})
+    # One OpenMP thread: on a shared 2-core machine, spinning threads cost more than they give.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield open_workspace(settings.model_copy(update={"training": training}))
