@@ -106,6 +106,8 @@ def run_retraining_job(ws, *, trigger: str, run_key: str | None = None, now: dat
         ws = dataclasses.replace(ws, task_values=LocalTaskValues(ws.root, job_run_id, EVALUATE_TASK))
 
     decision = gating.evaluate(ws, ws.settings.gate, now=now, trigger=trigger, run_key=run_key)
+    # Notifications never fail the job: send() records its own failures in the audit trail.
+    promotion.notify_gate_decision(ws, decision)
     result = JobRunResult(job_run_id, trigger, run_key, decision, "skip", champion_before=champion_before)
     if not _condition(ws.task_values):
         result.notes.append(f"gate said {_status(decision)}: retraining branch skipped")

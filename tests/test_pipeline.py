@@ -57,6 +57,8 @@ def stages(monkeypatch):
 
     monkeypatch.setattr(gating, "evaluate", evaluate, raising=False)
     monkeypatch.setattr(training, "train", train, raising=False)
+    monkeypatch.setattr(promotion, "notify_gate_decision", lambda ws, d: calls.append("notify") and False,
+                        raising=False)
     monkeypatch.setattr(promotion, "set_challenger", lambda ws, v: calls.append(f"challenger:{v}"), raising=False)
     monkeypatch.setattr(promotion, "shadow", lambda ws, challenger_version=None: calls.append("shadow") or _Shadow(),
                         raising=False)
@@ -68,7 +70,7 @@ def stages(monkeypatch):
 def test_exceeded_runs_the_whole_branch(ws, stages):
     calls, _ = stages
     result = run_retraining_job(ws, trigger="table_update", run_key="delta:a.b.c@v3")
-    assert calls == ["evaluate:table_update", "train:table_update", "challenger:2", "shadow", "promote"]
+    assert calls == ["evaluate:table_update", "notify", "train:table_update", "challenger:2", "shadow", "promote"]
     assert result.branch == "retrain" and result.promoted
     event = read_events(ws, ["job_run"])[0]
     assert event["run_key"] == "delta:a.b.c@v3" and event["details"]["branch"] == "retrain"
@@ -78,7 +80,7 @@ def test_not_exceeded_skips_the_branch(ws, stages):
     calls, state = stages
     state["exceeded"] = False
     result = run_retraining_job(ws, trigger="manual")
-    assert calls == ["evaluate:manual"]
+    assert calls == ["evaluate:manual", "notify"]
     assert result.branch == "skip" and not result.promoted
     assert "skipped" in result.notes[0]
 
@@ -87,7 +89,7 @@ def test_unregistered_candidate_stops_before_the_challenger(ws, stages):
     calls, state = stages
     state["registered"] = False
     result = run_retraining_job(ws, trigger="manual")
-    assert calls == ["evaluate:manual", "train:manual"]
+    assert calls == ["evaluate:manual", "notify", "train:manual"]
     assert "below floor" in result.notes[0]
 
 
