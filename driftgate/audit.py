@@ -1,6 +1,6 @@
 """The audit trail: one append-only Delta table of everything driftgate did.
 
-Gate decisions, trigger firings and skips, received alerts, launches, trainings,
+Monitor refreshes that wrote rows, gate decisions, trigger firings and skips, received alerts, launches, trainings,
 shadow results, promotions, refusals and rollbacks each append one row to
 ``<project.audit_schema>.driftgate_events``. ``driftgate status`` reads it back.
 Rows are small; ``details`` holds the record as JSON.
@@ -18,7 +18,7 @@ __all__ = ["EVENT_KINDS", "events_table", "record_event", "read_events"]
 
 EVENT_KINDS = (
     "gate_decision", "trigger_fired", "trigger_skipped", "alert_received", "launch",
-    "train", "shadow", "promotion", "refusal", "rollback", "job_run", "notification",
+    "train", "shadow", "promotion", "refusal", "rollback", "job_run", "notification", "monitor_refresh",
 )
 
 _SCHEMA = pa.schema([

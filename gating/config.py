@@ -403,6 +403,9 @@ class GateConfig(StrictModel):
     """Default: the monitor's ``inference_log.model_id_col``."""
     profile: str = "default"
     profiles: dict[str, dict[str, float]] = Field(default_factory=dict)
+    log_chart: bool = True
+    """Attach the drift-over-time chart (``monitoring/drift_over_time.png``) to each decision's
+    MLflow run; about half a second of rendering per decision."""
 
     @model_validator(mode="after")
     def _check(self) -> "GateConfig":

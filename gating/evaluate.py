@@ -9,6 +9,7 @@ is recorded three ways: an MLflow run (tags + ``gate/decision.json``), a row in
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -21,7 +22,9 @@ from gating.decision import Decision
 from gating.gate import Unreadable, decide
 
 __all__ = ["evaluate", "read_metrics", "metric_tables", "decisions_table", "read_decisions", "record_decision",
-           "publish_decision"]
+           "publish_decision", "attach_drift_chart"]
+
+logger = logging.getLogger(__name__)
 
 _GRAIN = re.compile(r"^\s*(\d+)\s*(minute|hour|day|week|month|year)s?\s*$")
 _GRAIN_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400,
@@ -95,7 +98,7 @@ def evaluate(
     model_id_col = _model_id_col(ws, gate)
     frames = read_metrics(ws, gate, now=now) if gate.mode == "rules" else {}
     decision = decide(frames, gate, now=now, model_id_col=model_id_col, trigger=trigger)
-    record_decision(ws, decision, run_key=run_key, subject=metric_tables(ws, gate)["drift"])
+    record_decision(ws, decision, run_key=run_key, subject=metric_tables(ws, gate)["drift"], gate=gate)
     if publish:
         publish_decision(ws, decision)
     return decision
@@ -212,12 +215,17 @@ def _scan(ws, name: str, columns, filters, since: datetime | None) -> pa.Table:
 # -- recording -----------------------------------------------------------------------------------
 
 
-def record_decision(ws, decision: Decision, *, run_key: str | None = None, subject: str | None = None) -> str:
-    """Log the MLflow run, append the decisions row and the audit event; returns the MLflow run id."""
+def record_decision(ws, decision: Decision, *, run_key: str | None = None, subject: str | None = None,
+                    gate: GateConfig | None = None) -> str:
+    """Log the MLflow run, append the decisions row and the audit event; returns the MLflow run id.
+
+    With ``gate`` (and ``gate.log_chart``), the run also gets the drift-over-time chart of the
+    drift table the gate read, with the rules' thresholds drawn.
+    """
     from driftgate import audit
 
     text = decision.to_json()
-    run_id = _log_mlflow(ws, decision, text, run_key)
+    run_id = _log_mlflow(ws, decision, text, run_key, gate)
     exceeded = ",".join(r.name for r in decision.reasons if r.status == "EXCEEDED")
     row = {
         "decision_id": [decision.decision_id],
@@ -246,7 +254,7 @@ def record_decision(ws, decision: Decision, *, run_key: str | None = None, subje
     return run_id
 
 
-def _log_mlflow(ws, decision: Decision, text: str, run_key: str | None) -> str:
+def _log_mlflow(ws, decision: Decision, text: str, run_key: str | None, gate: GateConfig | None) -> str:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -282,10 +290,30 @@ def _log_mlflow(ws, decision: Decision, text: str, run_key: str | None) -> str:
                 metrics.append(Metric(f"gate.{r.name}.latest_score", float(r.latest.score), stamp, 0))
         client.log_batch(rid, metrics=metrics)
         client.log_text(rid, text, "gate/decision.json")
+        if gate is not None and gate.log_chart:
+            attach_drift_chart(ws, rid, gate)
         client.set_terminated(rid, "FINISHED")
         return rid
     except MlflowException as exc:
         raise GateError(f"gate decision {decision.decision_id}: could not record the MLflow run: {exc}") from exc
+
+
+def attach_drift_chart(ws, run_id: str, gate: GateConfig | None = None) -> str | None:
+    """Log the drift-over-time chart of the table ``gate`` reads, with its rules' thresholds,
+    to the MLflow run ``run_id``; the gate and the shadow step both call it.
+
+    The chart is evidence for a reader, not part of any decision: a failure to draw it is
+    logged as a warning and returns None, so the caller's record is written all the same.
+    """
+    from monitoring.report import chart_thresholds, log_drift_chart
+
+    gate = gate or ws.settings.gate
+    try:
+        return log_drift_chart(ws, ws.settings.monitor, run_id=run_id, table=metric_tables(ws, gate)["drift"],
+                               thresholds=chart_thresholds(gate.effective_rules()))
+    except Exception as exc:  # noqa: BLE001 - see docstring
+        logger.warning("MLflow run %s: drift chart not logged: %s", run_id, exc)
+        return None
 
 
 def publish_decision(ws, decision: Decision) -> None:

@@ -21,6 +21,7 @@ refresh that overwrites both tables.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,6 +33,8 @@ import pyarrow.compute as pc
 from driftgate.errors import MonitorError, TableError
 from monitoring import engine
 from monitoring.config import MonitorConfig
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["RefreshResult", "refresh", "processed_versions"]
 
@@ -248,9 +251,27 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
         _SUMMARIES[(name, mv)] = (version, base_version, keep)
     if reuse:
         notes.append(f"reused {len(reuse)} comparison summaries from the previous refresh")
-    return RefreshResult(mode="full" if full else "incremental", windows=windows, profile_rows=profile.num_rows,
-                         drift_rows=drift.num_rows, seconds=time.perf_counter() - started, notes=tuple(notes),
-                         **common)
+    result = RefreshResult(mode="full" if full else "incremental", windows=windows, profile_rows=profile.num_rows,
+                           drift_rows=drift.num_rows, seconds=time.perf_counter() - started, notes=tuple(notes),
+                           **common)
+    _audit(ws, result)
+    return result
+
+
+def _audit(ws, result: RefreshResult) -> None:
+    """One ``monitor_refresh`` event per refresh that wrote rows (no-ops stay free).
+
+    The metric tables are already committed here, so a failed audit append is a warning,
+    not a failed refresh.
+    """
+    from driftgate import audit
+
+    try:
+        audit.record_event(ws, "monitor_refresh", subject=result.table_name, status=result.mode,
+                           details={k: v for k, v in result.to_dict().items() if k != "windows"}
+                           | {"windows": len(result.windows)})
+    except Exception as exc:  # noqa: BLE001 - see docstring
+        logger.warning("%s: refresh done, audit event not recorded: %s", result.table_name, exc)
 
 
 def _align(baseline: pa.Table, schema: pa.Schema, base_name: str) -> pa.Table:

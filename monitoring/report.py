@@ -14,7 +14,8 @@ import pyarrow.compute as pc
 
 from monitoring.config import MonitorConfig
 
-__all__ = ["DriftedColumn", "most_drifted", "drift_chart", "log_drift_chart", "DEFAULT_THRESHOLDS"]
+__all__ = ["DriftedColumn", "most_drifted", "drift_chart", "log_drift_chart", "chart_thresholds",
+           "DEFAULT_THRESHOLDS"]
 
 DEFAULT_THRESHOLDS = {"js_distance": 0.1, "population_stability_index": 0.2, "ks_statistic": 0.1}
 """Reference lines drawn on the chart (the gate's own thresholds are passed in when known)."""
@@ -41,12 +42,15 @@ def _whole_table_rows(drift: pa.Table, cfg: MonitorConfig, drift_type: str, gran
 
 
 def _score(row: dict) -> tuple[str, float | None]:
-    """The column's headline distance: JS for categorical columns, KS statistic for numeric ones."""
+    """The column's headline distance: JS for categorical columns, KS statistic for numeric ones,
+    PSI when a table (say, one written by another tool) has neither."""
     if row.get("js_distance") is not None:
         return "js_distance", row["js_distance"]
     ks = row.get("ks_test")
     if ks and ks.get("statistic") is not None:
         return "ks_statistic", ks["statistic"]
+    if row.get("population_stability_index") is not None:
+        return "population_stability_index", row["population_stability_index"]
     return "none", None
 
 
@@ -122,20 +126,42 @@ def drift_chart(drift: pa.Table, cfg: MonitorConfig, path: str | Path, *, drift_
     return path
 
 
-def log_drift_chart(ws, cfg: MonitorConfig, *, artifact_file: str = "monitoring/drift_over_time.png",
+def log_drift_chart(ws, cfg: MonitorConfig, *, run_id: str, table: str | None = None,
+                    artifact_file: str = "monitoring/drift_over_time.png",
                     thresholds: dict[str, float] | None = None) -> str | None:
-    """Draw the chart from the drift table and log it to the active MLflow run.
+    """Draw the chart from the drift table and log it to the MLflow run ``run_id``.
+
+    The run is named explicitly (client API) so a caller's active run, such as the job's
+    MLproject run, is left alone. ``table`` overrides ``cfg.drift_metrics_table`` (the gate
+    may read a table that Lakehouse Monitoring wrote).
 
     Returns the artifact path, or None when the drift table does not exist yet.
     """
     import tempfile
 
-    import mlflow
+    from mlflow import MlflowClient
 
-    if not ws.tables.exists(cfg.drift_metrics_table):
+    name = table or cfg.drift_metrics_table
+    if not ws.tables.exists(name):
         return None
-    drift = ws.tables.read(cfg.drift_metrics_table)
+    drift = ws.tables.read(name)
     with tempfile.TemporaryDirectory() as tmp:
         out = drift_chart(drift, cfg, Path(tmp) / Path(artifact_file).name, thresholds=thresholds)
-        mlflow.log_artifact(str(out), artifact_path=str(Path(artifact_file).parent))
+        client = MlflowClient(tracking_uri=ws.tracking_uri, registry_uri=ws.registry_uri)
+        client.log_artifact(run_id, str(out), artifact_path=str(Path(artifact_file).parent))
     return artifact_file
+
+
+def chart_thresholds(rules) -> dict[str, float]:
+    """The reference lines for the chart from gate rules over its headline metrics.
+
+    The chart draws JS distance (categorical) and the KS statistic (numeric); a rule on
+    either, or on PSI, lends its threshold. Rules on p-values or other metrics draw nothing.
+    """
+    names = {"js_distance": "js_distance", "ks_test.statistic": "ks_statistic",
+             "population_stability_index": "population_stability_index"}
+    out: dict[str, float] = {}
+    for rule in rules:
+        if getattr(rule, "table", "drift") == "drift" and rule.metric in names:
+            out.setdefault(names[rule.metric], float(rule.threshold))
+    return out

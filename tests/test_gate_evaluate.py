@@ -76,6 +76,9 @@ def test_evaluate_records_and_publishes(ws):
     assert run.data.tags["driftgate.trigger"] == "table_update"
     path = client.download_artifacts(run.info.run_id, "gate/decision.json")
     assert json.loads(open(path).read())["decision_id"] == d.decision_id
+    # the drift-over-time chart of the table the gate read
+    chart = client.download_artifacts(run.info.run_id, "monitoring/drift_over_time.png")
+    assert open(chart, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     # audit event
     from driftgate.audit import read_events
 
@@ -89,6 +92,39 @@ def test_evaluate_ok_and_no_publish(ws):
     assert d.status == "OK" and not d.drift_exceeded
     assert ws.task_values.get(ws.task_values.task_key, "drift_exceeded") is None
     assert read_decisions(ws)[0]["status"] == "OK"
+
+
+def test_chart_is_optional_and_never_fails_the_decision(ws, monkeypatch):
+    import monitoring.report
+
+    write_metrics(ws, drifted_from=8)
+    off = ws.settings.gate.model_copy(update={"log_chart": False})
+    d_off = evaluate(ws, off, now=NOW, publish=False)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("renderer gone")
+
+    monkeypatch.setattr(monitoring.report, "drift_chart", broken)
+    d_broken = evaluate(ws, ws.settings.gate, now=NOW, publish=False)
+    assert d_off.status == d_broken.status == "EXCEEDED"
+    client = MlflowClient(ws.tracking_uri)
+    runs = {r["decision"]["decision_id"]: r["mlflow_run_id"] for r in read_decisions(ws)}
+    for decision in (d_off, d_broken):
+        files = {f.path for f in client.list_artifacts(runs[decision.decision_id])}
+        assert files == {"gate"}, files  # decision.json only, no monitoring/ folder
+
+
+def test_chart_thresholds_come_from_the_rules():
+    from gating.config import GateConfig
+    from monitoring.report import chart_thresholds
+
+    gate = GateConfig.model_validate({"rules": [
+        {"name": "psi", "metric": "population_stability_index", "threshold": 0.25},
+        {"name": "ks", "metric": "ks_test.statistic", "threshold": 0.15},
+        {"name": "ks_p", "metric": "ks_test.pvalue", "op": "<", "threshold": 0.01},
+        {"name": "f1", "table": "profile", "metric": "f1_score.macro", "op": "<", "threshold": 0.6},
+    ]})
+    assert chart_thresholds(gate.effective_rules()) == {"population_stability_index": 0.25, "ks_statistic": 0.15}
 
 
 def test_missing_tables_are_insufficient_not_ok(ws):

@@ -7,6 +7,7 @@ import pytest
 
 import monitor_world as mw
 import monitoring
+from driftgate.audit import read_events
 from driftgate.errors import DriftgateError, TableError
 
 
@@ -42,9 +43,11 @@ def world(tmp_path):
 def test_nothing_new_is_a_no_op(world):
     ws, cfg = world
     before = ws.tables.version(cfg.profile_metrics_table), ws.tables.version(cfg.drift_metrics_table)
+    events = len(read_events(ws, ["monitor_refresh"]))
     result = monitoring.refresh(ws, cfg)
     assert result.noop and result.seconds < 0.5
     assert (ws.tables.version(cfg.profile_metrics_table), ws.tables.version(cfg.drift_metrics_table)) == before
+    assert len(read_events(ws, ["monitor_refresh"])) == events == 1  # the fixture's full refresh only
 
 
 def test_an_appended_day_recomputes_only_its_window(world):
@@ -55,6 +58,9 @@ def test_an_appended_day_recomputes_only_its_window(world):
     rows = ws.tables.read(cfg.profile_metrics_table).to_pylist()
     versions = {r["logging_table_commit_version"] for r in rows if r["log_type"] == "INPUT"}
     assert versions == {3, 4}  # older windows keep the version they were computed from
+    event = read_events(ws, ["monitor_refresh"], limit=1)[0]
+    assert (event["subject"], event["status"]) == (mw.LOG, "incremental")
+    assert event["details"]["source_version"] == 4 and event["details"]["windows"] == 1
     assert _same_as_full_recompute(ws, cfg)
 
 

@@ -55,12 +55,18 @@ def test_shadow_passes_a_better_challenger_and_writes_the_shadow_table(world):
 def test_shadow_report_is_logged_to_mlflow_with_the_decision(world):
     from mlflow import MlflowClient
 
+    from gating.testing import drift_rows
+
     ws = world.ws
+    # the drift that led to this challenger: its chart goes beside the shadow evidence
+    ws.tables.write(ws.settings.monitor.drift_metrics_table,
+                    drift_rows(5, ["tenure_months", "plan"], lambda d, c: 0.1 * d), mode="overwrite")
     reset_aliases(ws, champion=world.v1, challenger=world.v2)
     result = promotion.shadow(ws)
     client = MlflowClient(ws.tracking_uri)
     run = client.get_run(result.run_id)
     assert run.data.tags["driftgate.decision"] == "PASS"
+    assert [f.path for f in client.list_artifacts(result.run_id, "monitoring")] == ["monitoring/drift_over_time.png"]
     assert run.data.metrics["challenger_roc_auc"] == pytest.approx(result.metrics["challenger_roc_auc"])
     files = {f.path for f in client.list_artifacts(result.run_id, "shadow")}
     assert {"shadow/chart.png", "shadow/report.md", "shadow/decision.json", "shadow/metrics.json",
