@@ -11,8 +11,9 @@ Names resolve lazily: the section config models of every package import
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from driftgate.types import lazy_surface
 
 __version__ = "0.1.0"
 
@@ -29,16 +30,7 @@ _SURFACE = {
 __all__ = list(_SURFACE)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SURFACE:
-        value = getattr(importlib.import_module(_SURFACE[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'driftgate' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_surface(__name__, _SURFACE)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only

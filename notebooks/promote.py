@@ -14,12 +14,11 @@ ws, params = open_task_workspace(dbutils, spark, task_key="promote")  # noqa: F8
 # COMMAND ----------
 
 import promotion
-from triggers.jobtask import shadow_from_value
 
 value = ws.task_values.get("shadow", "shadow", default=None)
 if not value:
     dbutils.notebook.exit("no shadow result: nothing to promote")  # noqa: F821
 
-result = promotion.promote(ws, shadow_from_value(value))
+result = promotion.promote(ws, promotion.ShadowResult.from_dict(value))
 ws.task_values.set("promoted", bool(result.promoted))
 print(f"promoted={result.promoted} champion={result.champion_version}: {result.reason}")

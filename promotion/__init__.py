@@ -10,8 +10,9 @@ the stage modules import :mod:`driftgate.config`, so eager imports here would be
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from driftgate.types import lazy_surface
 
 _SURFACE = {
     "set_challenger": "promotion.replay", "shadow": "promotion.replay", "shadow_table_name": "promotion.replay",
@@ -25,16 +26,7 @@ _SURFACE = {
 __all__ = list(_SURFACE)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SURFACE:
-        value = getattr(importlib.import_module(_SURFACE[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'promotion' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_surface(__name__, _SURFACE)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only

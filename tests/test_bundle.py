@@ -245,13 +245,13 @@ def test_shadow_result_survives_the_task_value_round_trip():
     """The promote task rebuilds what the shadow task published (JSON in between)."""
     from promotion import ShadowResult
     from promotion.policy import Check, Interval
-    from triggers.jobtask import as_value, shadow_from_value
+    from triggers.jobtask import as_value
 
     shadow = ShadowResult(status="PASS", model_name="main.s.m", champion_version="1", challenger_version="2",
                           metrics={"delta_f1": 0.04}, reasons=("better",), checks=(Check("f1", True, "ok"),),
                           interval=Interval("f1", 0.04, 0.01, 0.07, 0.95, 200), n_rows=900)
     value = json.loads(json.dumps(as_value(shadow)))
-    assert shadow_from_value(value) == shadow
+    assert ShadowResult.from_dict(value) == shadow
 
 
 def test_retraining_branch_notebooks_hand_results_along(tmp_path, monkeypatch):

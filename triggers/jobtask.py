@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 __all__ = ["JOB_PARAMETERS", "TASK_PARAMETERS", "widget_params", "settings_for_task", "relocate",
-           "open_task_workspace", "as_value", "shadow_from_value"]
+           "open_task_workspace", "as_value"]
 
 JOB_PARAMETERS = ("model_name", "thresholds_profile", "catalog", "schema", "trigger")
 TASK_PARAMETERS = ("conf_dir", "env", "job_run_id", "overrides")
@@ -114,18 +114,3 @@ def as_value(record: Any) -> Any:
     if dataclasses.is_dataclass(record):
         return json.loads(json.dumps(dataclasses.asdict(record), default=str))
     return record
-
-
-def shadow_from_value(value: Mapping[str, Any]):
-    """Rebuild ``promotion.ShadowResult`` from the shadow task's task value (its ``as_dict()``)."""
-    from promotion import ShadowResult
-    from promotion.policy import Check, Interval
-
-    names = {f.name for f in dataclasses.fields(ShadowResult)}
-    data = {k: v for k, v in dict(value).items() if k in names}
-    data["reasons"] = tuple(data.get("reasons") or ())
-    data["checks"] = tuple(Check(**c) if isinstance(c, dict) else c for c in data.get("checks") or ())
-    data["fairness"] = tuple(data.get("fairness") or ())
-    if isinstance(data.get("interval"), dict):
-        data["interval"] = Interval(**data["interval"])
-    return ShadowResult(**data)

@@ -43,12 +43,15 @@ class ManualTrigger(QueuedTrigger):
 
 
 class WebhookTrigger(QueuedTrigger):
-    """Runs asked for by SQL alerts, for a receiver that only queues.
+    """Runs asked for by SQL alerts through a receiver that only queues.
 
-    ``driftgate serve`` runs its own worker (gate check, Jobs API launch) and needs no watcher;
-    this trigger is for deployments where the receiver validates and dedupes each delivery and
-    queues its run key (``alert:{alert_id}:{evaluated_at}``) under source ``webhook`` with status
-    ``queued``, and ``driftgate watch`` launches it. Off by default (``triggers.webhook.enabled``).
+    driftgate's own receivers (``driftgate serve`` and the serverless handlers) do not use
+    it: their worker asks the gate and calls the Jobs API itself. This trigger is for a
+    receiver of your own that shares the state store: it validates and dedupes each
+    delivery, then calls ``request_run(state, source="webhook", run_key=...)`` (run key
+    ``alert:{alert_id}:{evaluated_at}``), and ``driftgate watch`` launches the key. Keys
+    the serve worker merely claimed are its own and are left alone here. Off by default
+    (``triggers.webhook.enabled``).
     """
 
     kind = "webhook"
