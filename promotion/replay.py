@@ -110,8 +110,14 @@ def load_scorer(uri: str, columns: list[str]) -> _Scorer:
 # --------------------------------------------------------------------------- the window
 
 
-def _window(ws, champion: str | None) -> tuple[pd.DataFrame, Any, Any, pa.Schema]:
-    """Rows the champion served in the last ``shadow_days`` days of its traffic, and the table schema."""
+def _window(ws, champion: str | None, unseen_from: pd.Timestamp | None = None
+            ) -> tuple[pd.DataFrame, Any, Any, pa.Schema]:
+    """Rows the champion served in the last ``shadow_days`` days of its traffic, and the table schema.
+
+    ``unseen_from`` (the challenger's ``driftgate.trained_before`` tag) clips the window so the
+    challenger is never judged on rows it was fitted on: retraining appends served, labelled
+    rows to the training data, and scoring them again would flatter the challenger.
+    """
     table = ws.settings.project.inference_table
     if not ws.tables.exists(table):
         raise TableError(f"{table}: the inference table does not exist; nothing to replay", table=table)
@@ -122,8 +128,24 @@ def _window(ws, champion: str | None) -> tuple[pd.DataFrame, Any, Any, pa.Schema
         return frame, None, None, arrow.schema
     end = frame["timestamp"].max()
     start = end - timedelta(days=ws.settings.promotion.shadow_days)
-    frame = frame[frame["timestamp"] > start].reset_index(drop=True)
+    keep = frame["timestamp"] > start
+    if unseen_from is not None and getattr(frame["timestamp"].dtype, "tz", None) is None:
+        unseen_from = unseen_from.tz_convert("UTC").tz_localize(None)  # a table of naive UTC times
+    if unseen_from is not None and unseen_from > start:
+        start = unseen_from
+        keep = frame["timestamp"] >= unseen_from
+    frame = frame[keep].reset_index(drop=True)
     return frame, start, end, arrow.schema
+
+
+def _trained_before(info) -> pd.Timestamp | None:
+    from training.trainer import TRAINED_BEFORE_TAG
+
+    text = (info.tags or {}).get(TRAINED_BEFORE_TAG)
+    if not text:
+        return None  # registered outside driftgate's training: nothing known, no clipping
+    stamp = pd.Timestamp(text)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _write_shadow_rows(ws, frame: pd.DataFrame, version: str, proba: np.ndarray, schema: pa.Schema) -> None:
@@ -177,7 +199,7 @@ def shadow(ws, *, challenger_version: str | None = None) -> ShadowResult:
         _refuse(ws, None, f"{name}: no challenger to evaluate; set one with promotion.set_challenger or "
                           "pass challenger_version")
     try:
-        registry.get_version(name, challenger)
+        challenger_info = registry.get_version(name, challenger)
     except RegistryError as exc:
         _refuse(ws, challenger, f"{name} version {challenger}: cannot shadow-test a version that does not exist ({exc})")
     champion = registry.alias_version(name, CHAMPION)
@@ -186,7 +208,7 @@ def shadow(ws, *, challenger_version: str | None = None) -> ShadowResult:
     problems: list[str] = []
     if champion == challenger:
         problems.append(f"version {challenger} is the champion already; nothing to compare")
-    frame, start, end, schema = _window(ws, champion)
+    frame, start, end, schema = _window(ws, champion, _trained_before(challenger_info))
 
     chal_uri = f"models:/{name}/{challenger}"
     champ_uri = f"models:/{name}/{champion}" if champion else None

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+
 import pytest
 
 import promotion
@@ -261,3 +263,22 @@ def test_mlflow_registry_fault_restores_real_aliases(world):
         reg.client = real
     assert promotion.aliases(ws) == before == {"champion": world.v1, "previous_champion": None,
                                                "challenger": world.v2}
+
+
+def test_the_shadow_window_skips_rows_the_challenger_was_fitted_on(world):
+    """Retraining appends served rows to the training data: those must not judge the challenger."""
+    from training.trainer import TRAINED_BEFORE_TAG
+
+    ws = world.ws
+    name = ws.settings.project.model_name
+    reset_aliases(ws, champion=world.v1, challenger=world.v2)
+    whole = promotion.shadow(ws)
+    served = ws.tables.read(ws.settings.project.inference_table).to_pandas()
+    cut = served["timestamp"].min() + pd.Timedelta(days=4)
+    ws.registry.client.set_model_version_tag(name, world.v2, TRAINED_BEFORE_TAG, cut.isoformat())
+    try:
+        clipped = promotion.shadow(ws)
+    finally:
+        ws.registry.client.delete_model_version_tag(name, world.v2, TRAINED_BEFORE_TAG)
+    assert pd.Timestamp(clipped.window_start) == cut and clipped.window_end == whole.window_end
+    assert clipped.n_rows == int((served["timestamp"] >= cut).sum()) < whole.n_rows

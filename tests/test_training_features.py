@@ -156,5 +156,7 @@ def test_databricks_path_goes_through_feature_engineering(tws):
     assert create["label"] == "label" and set(create["df"].pdf.columns) == {"customer_id", "timestamp", "label"}
     assert logged["training_set"].frame is not None and logged["artifact_path"] == "model"
     assert logged["flavor"].__name__ == "mlflow.sklearn"
+    # served by lookup key: the signature comes from the training set, not the joined columns
+    assert logged["infer_input_example"] is True and "signature" not in logged and "input_example" not in logged
     assert result.registered and fake_ws.registry.calls[0] == ("register", tws.settings.project.model_name,
                                                                 "models:/m-fake")

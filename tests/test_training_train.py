@@ -55,6 +55,8 @@ def test_train_registers_a_tracked_candidate_with_lineage(tws):
     assert tags["driftgate.trigger"] == "table_update" and tags["driftgate.decision_id"] == "dec-1"
     assert tags["driftgate.code_version"] and tags["driftgate.registered"] == "true"
     assert params["estimator"] == "hist_gradient_boosting" and params["model.class_weight"] == "balanced"
+    # the shadow test's leakage guard: every fitted row lies before the validation cut
+    assert info.tags["driftgate.trained_before"] == params["validation_start"]
     names = sorted(d.dataset.name for d in run.inputs.dataset_inputs)
     assert names == sorted([f"{tw.TRAINING}@v0:train", f"{tw.TRAINING}@v0:validation", f"{tw.TRAINING}@v0:test",
                             f"{tw.FEATURES}@v0"])

@@ -229,10 +229,13 @@ class DatabricksFeatureSource:
     def log_model(self, model, *, name, data, signature, input_example):
         import mlflow
 
-        # Packaged with the feature spec so serving looks the features up by key. (Databricks
-        # runtimes save scikit-learn models with cloudpickle, so no skops trust list here.)
+        # Packaged with the feature spec so serving looks the features up by key. The served
+        # model takes the lookup keys, not the joined feature columns, so the signature and the
+        # example must come from the training set (infer_input_example), never from ``x``; the
+        # local ``signature``/``input_example`` are deliberately not passed. (Databricks runtimes
+        # save scikit-learn models with cloudpickle, so no skops trust list here.)
         info = self.client.log_model(model=model, artifact_path=name, flavor=mlflow.sklearn,
-                                     training_set=data.handle, signature=signature, input_example=input_example)
+                                     training_set=data.handle, infer_input_example=True)
         uri = getattr(info, "model_uri", None)
         return uri or f"runs:/{mlflow.active_run().info.run_id}/{name}"
 

@@ -18,9 +18,12 @@ from training.features import TrainingData, feature_source, load_training_data
 from training.model import (build_pipeline, check_params, column_kinds, estimator_params, model_input,
                             score_metrics, time_split)
 
-__all__ = ["TrainResult", "train", "code_version", "check_floor"]
+__all__ = ["TrainResult", "train", "code_version", "check_floor", "TRAINED_BEFORE_TAG"]
 
 MODEL_NAME = "model"
+TRAINED_BEFORE_TAG = "driftgate.trained_before"
+"""Model version tag: ISO time before which every row the model was fitted on lies (the
+validation cut). The shadow test evaluates only served rows from this time on."""
 """Artifact name of the logged model inside the run."""
 
 
@@ -220,6 +223,8 @@ def train(ws, *, reason: dict[str, str] | None = None, params: dict | None = Non
                 "driftgate.decision_id": reason.get("decision_id", ""),
                 "driftgate.code_version": tags["driftgate.code_version"],
                 "driftgate.data_versions": ",".join(f"{t.name}@v{t.version}" for t in data.tables),
+                # every fitted row is older: the shadow test replays only rows from here on
+                TRAINED_BEFORE_TAG: split.validation_start.isoformat(),
             })
             version = info.version
             mlflow.set_tags({"driftgate.registered": "true", "driftgate.model_version": version})
