@@ -266,6 +266,8 @@ def _audit(ws, result: RefreshResult) -> None:
     """
     from driftgate import audit
 
+    if getattr(ws, "settings", None) is None:
+        return  # a bare table store (benchmarks, engine tests): no project, no audit table
     try:
         audit.record_event(ws, "monitor_refresh", subject=result.table_name, status=result.mode,
                            details={k: v for k, v in result.to_dict().items() if k != "windows"}
