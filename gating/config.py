@@ -405,7 +405,7 @@ class GateConfig(StrictModel):
     profiles: dict[str, dict[str, float]] = Field(default_factory=dict)
     log_chart: bool = True
     """Attach the drift-over-time chart (``monitoring/drift_over_time.png``) to each decision's
-    MLflow run; about half a second of rendering per decision."""
+    MLflow run; it adds about 0.35 s per decision (0.11 s → 0.46 s for 30 days × 6 columns)."""
 
     @model_validator(mode="after")
     def _check(self) -> "GateConfig":
