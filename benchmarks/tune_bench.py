@@ -49,8 +49,10 @@ def run_study(root: Path, label: str, pruner: str, seed: int, args) -> tuple[flo
     from workspace import open_workspace
 
     base = open_workspace(settings_for(root, args))
-    settings = settings_for(root, args, f"tuning.pruner={pruner}", f"training.seed={seed}",
-                            f"tuning.study_name=bench-{label}")
+    name, _, percentile = pruner.partition(":")  # "percentile:25" keeps the top 25% at each fold
+    extra = [f"tuning.percentile={percentile}"] if percentile else []
+    settings = settings_for(root, args, f"tuning.pruner={name}", f"training.seed={seed}",
+                            f"tuning.study_name=bench-{label.replace(':', '-')}", *extra)
     ws = dataclasses.replace(base, settings=settings)
     ws.activate_mlflow()
     start = time.perf_counter()
@@ -64,7 +66,8 @@ def main() -> None:
     parser.add_argument("--rows-per-day", type=int, default=600, help="demo traffic (600 = the demo's)")
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--pruners", default=None,
-                        help="comma-separated pruners to compare (default: tuning.pruner from conf)")
+                        help="comma-separated pruners to compare, e.g. median,percentile:25,hyperband "
+                             "(default: tuning.pruner from conf)")
     parser.add_argument("--no-noise", action="store_true", help="skip the second-seed baseline")
     args = parser.parse_args()
 
