@@ -87,7 +87,7 @@ def test_a_stopped_study_resumes_under_the_same_parent(tws, monkeypatch):
 
 def test_pruning_stops_trials_after_an_early_fold(tws):
     tw.world(tws, days=16, rows_per_day=25)
-    ws = small(tws, pruner="percentile", percentile=90.0, pruner_startup_trials=1)
+    ws = small(tws, pruner="percentile", percentile=10.0, pruner_startup_trials=1)  # keep the top 10%
     result = training.tune(ws, n_trials=5)
     assert result.n_pruned >= 1 and result.n_complete >= 1
     pruned = [r for r in children(ws, result.parent_run_id) if r.data.tags["optuna.state"] == "PRUNED"]

@@ -213,6 +213,8 @@ class TuningConfig(StrictModel):
     """Trials that always run to the end before pruning starts (median / percentile)."""
     pruner_warmup_steps: int = Field(0, ge=0)
     percentile: float = Field(50.0, gt=0, lt=100)
+    """``percentile`` pruner: a trial continues only while its running score is in the top N%
+    of earlier trials at the same fold (25 keeps the best quarter; 50 is the median pruner)."""
     storage: str | None = None
     """Any SQLAlchemy URL; default ``sqlite:///<workspace root>/optuna.db``. A URL with a password
     must come from the environment: ``DRIFTGATE_OPTUNA_STORAGE``."""

@@ -15,7 +15,7 @@ from typing import Any
 from driftgate.audit import record_event
 from driftgate.errors import TrainingError
 from training.features import TrainingData, feature_source, load_training_data
-from training.model import (build_pipeline, check_params, column_kinds, estimator_params, model_input,
+from training.model import (build_pipeline, check_params, column_kinds, estimator_params, model_input, quiet_fit,
                             score_metrics, time_split)
 
 __all__ = ["TrainResult", "train", "code_version", "check_floor", "TRAINED_BEFORE_TAG"]
@@ -202,7 +202,8 @@ def train(ws, *, reason: dict[str, str] | None = None, params: dict | None = Non
             mlflow.log_input(meta, context="feature_lookup", tags=_lineage_tags(tv))
 
         model = build_pipeline(cfg, resolved, numeric, categorical)
-        model.fit(x["train"], y["train"])
+        with quiet_fit():
+            model.fit(x["train"], y["train"])
         metrics: dict[str, float] = {}
         by_split: dict[str, dict[str, float]] = {}
         for name in ("train", "validation", "test"):

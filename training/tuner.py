@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 from driftgate.errors import ConfigError, TrainingError
 from training.features import feature_source, load_training_data
-from training.model import build_pipeline, check_params, column_kinds, estimator_params, model_input, time_folds, \
-    time_split
+from training.model import build_pipeline, check_params, column_kinds, estimator_params, model_input, quiet_fit, \
+    time_folds, time_split
 
 __all__ = ["TuneResult", "TuneProgress", "tune", "best_params", "storage_url", "study_name"]
 
@@ -288,7 +288,8 @@ def tune(ws, *, n_trials: int | None = None, timeout: float | None = None,
             value = math.nan
             for step, (tr, te) in enumerate(folds):
                 model = build_pipeline(cfg, estimator_params(cfg, params), numeric, categorical, calibrate=calibrate)
-                model.fit(x.iloc[tr], y[tr])
+                with quiet_fit():
+                    model.fit(x.iloc[tr], y[tr])
                 scores.append(_score(tcfg.metric, y[te], model.predict_proba(x.iloc[te])[:, 1]))
                 value = float(sum(scores) / len(scores))
                 mlflow.log_metric(f"cv_{tcfg.metric}", value, step=step)
