@@ -69,8 +69,8 @@ def main() -> None:
     import training
     from driftgate import demo
     from training.features import LocalFeatureSource, load_training_data
-    from training.model import _estimator_class, build_pipeline, column_kinds, estimator_params, model_input, \
-        time_split
+    from training.model import (_estimator_class, build_pipeline, column_kinds, estimator_params, model_input,
+                                quiet_fit, time_split)
     from workspace import FakeRegistry, open_workspace
 
     days = 60
@@ -90,7 +90,8 @@ def main() -> None:
         split = time_split(data.frame, cfg)
         numeric, categorical = column_kinds(data.frame, data.features)
         prep = build_pipeline(cfg, {}, numeric, categorical, calibrate=False).steps[0][1]
-        x = prep.fit_transform(model_input(split.train, data.features, categorical))
+        with quiet_fit():
+            x = prep.fit_transform(model_input(split.train, data.features, categorical))
         y = split.train[cfg.label_col].to_numpy()
         n_rows = len(data.frame)
         del data
