@@ -190,7 +190,8 @@ def run_demo(ws, *, say=print, today: datetime | None = None) -> DemoSummary:
 
     bootstrap v1 as champion → serve days with drift → monitor → job run 1 (gate →
     retrain → shadow → promote) → serve two more days → monitor → job run 2, whose
-    challenger is no better than the fresh champion and is refused.
+    challenger learned the same regime as the fresh champion, is no better and is refused
+    (with the base conf's two-week training window; the statistical guard decides).
     """
     import mlflow
 
