@@ -210,8 +210,8 @@ class TuningConfig(StrictModel):
     sampler: Literal["tpe", "random", "qmc"] = "tpe"
     pruner: Literal["median", "percentile", "successive_halving", "hyperband", "none"] = "percentile"
     """Stops a trial after a fold when its running CV score falls behind. The default keeps only
-    trials in the top ``percentile``% at each fold: on the demo data it saved 41% of a 50-trial
-    study's time for a best score 0.0002 lower, where the median pruner saved 19%
+    trials in the top ``percentile``% at each fold: on the demo data it saved 41-65% of a
+    50-trial study's time for a best score within ±0.0006, where the median pruner saved 5-19%
     (``benchmarks/tune_bench.py``)."""
     pruner_startup_trials: int = Field(5, ge=0)
     """Trials that always run to the end before pruning starts (median / percentile)."""
