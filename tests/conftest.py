@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,10 @@ def spark():
     """A real pyspark session, ``local[2]``, shared by the whole run."""
     pyspark = pytest.importorskip("pyspark")
     from pyspark.sql import SparkSession
+
+    # Python workers run $PYSPARK_PYTHON, else "python3" from PATH: without an activated venv
+    # that is another interpreter, lacking pyarrow. Pin them to this one.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
     session = (
         SparkSession.builder.master("local[2]")
