@@ -472,19 +472,17 @@ def compute(
     def run(task):
         return summarize(plan, task[-1])
 
+    # One queue for the windows' groups and the baseline's, so the baseline is summarised
+    # alongside the windows instead of after them (one current window + the baseline is the
+    # common case: two tasks for two cores).
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        summaries = []
-        for summary in pool.map(run, tasks):
-            summaries.append(summary)
+        everything = []
+        for summary in pool.map(run, [*tasks, *base_tasks]):
+            everything.append(summary)
             done += 1
             if progress:
                 progress(done, total)
-        base_summaries = []
-        for summary in pool.map(run, base_tasks):
-            base_summaries.append(summary)
-            done += 1
-            if progress:
-                progress(done, total)
+    summaries, base_summaries = everything[:len(tasks)], everything[len(tasks):]
 
     by_key = {(t[0].granularity, t[0].start, t[1], t[2], t[3]): (t, s) for t, s in zip(tasks, summaries)}
     for key_, summary in (reuse or {}).items():

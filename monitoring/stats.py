@@ -442,10 +442,10 @@ def _labels_str(values: np.ndarray) -> np.ndarray:
     """Class labels as strings (booleans as ``true`` / ``false``), vectorised."""
     if values.dtype == np.bool_:
         return np.where(values, "true", "false").astype(object)
-    if values.dtype.kind in "iu":
-        return values.astype(str).astype(object)
-    if values.dtype.kind == "f" and np.all(np.mod(values, 1) == 0):
-        return values.astype(np.int64).astype(str).astype(object)
+    if values.dtype.kind in "iu" or (values.dtype.kind == "f" and np.all(np.mod(values, 1) == 0)):
+        # format each distinct class once, not every row (a few classes, many rows)
+        classes, index = np.unique(values.astype(np.int64), return_inverse=True)
+        return classes.astype(str).astype(object)[index.reshape(-1)]
     return np.array([("true" if v else "false") if isinstance(v, (bool, np.bool_)) else str(v) for v in values],
                     dtype=object)
 

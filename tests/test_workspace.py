@@ -59,6 +59,37 @@ def test_failed_write_leaves_table_intact(ws):
     assert ws.tables.version(T) == 0 and ws.tables.read(T).num_rows == 4
 
 
+def test_open_handles_follow_writes_and_a_recreated_table(tmp_path):
+    """Handles are reused between calls; another writer's commits and a table deleted and
+    created again (the demo's reset) are seen, never a stale snapshot."""
+    import shutil
+
+    from deltalake import write_deltalake
+
+    from workspace.tables import DeltaTableStore
+
+    store = DeltaTableStore(tmp_path)
+    name = "main.s.t"
+    store.write(name, pa.table({"a": [1, 2]}))
+    assert store.read(name).num_rows == 2
+    write_deltalake(str(store.path(name)), pa.table({"a": [3]}), mode="append")  # another writer
+    assert store.version(name) == 1 and sorted(store.read(name).column("a").to_pylist()) == [1, 2, 3]
+    shutil.rmtree(store.path(name))
+    write_deltalake(str(store.path(name)), pa.table({"a": [9]}))  # recreated from version 0
+    assert store.version(name) == 0 and store.read(name).column("a").to_pylist() == [9]
+
+
+def test_every_tenth_commit_writes_a_checkpoint(tmp_path):
+    from workspace.tables import CHECKPOINT_INTERVAL, DeltaTableStore
+
+    store = DeltaTableStore(tmp_path)
+    for i in range(CHECKPOINT_INTERVAL + 1):
+        store.write("main.s.t", pa.table({"a": [i]}))
+    log = store.path("main.s.t") / "_delta_log"
+    assert (log / f"{CHECKPOINT_INTERVAL:020d}.checkpoint.parquet").exists()
+    assert store.read("main.s.t").num_rows == CHECKPOINT_INTERVAL + 1
+
+
 def test_missing_table_is_a_table_error(ws):
     with pytest.raises(TableError, match="main.nope.missing: table does not exist"):
         ws.tables.version("main.nope.missing")
