@@ -229,7 +229,7 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
         else:
             profile, drift = engine.compute(
                 plan, source, baseline, profile_windows=profile_windows, drift_windows=drift_windows,
-                commit_version=version, now=now, progress=callback, reuse=reuse, keep=keep)
+                commit_version=version, now=now, progress=callback, reuse=reuse, keep=keep, emit_baseline=full)
     finally:
         if bar is not None:
             bar.stop()
@@ -239,6 +239,11 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
         profile = profile.set_column(profile.schema.get_field_index("logging_table_commit_version"),
                                      "logging_table_commit_version",
                                      pc.if_else(is_base, pa.scalar(base_version, pa.int32()), col))
+    if not full and profile.num_rows:
+        # An incremental refresh runs only with the baseline version already processed, so the
+        # BASELINE profile rows in the table are current: they are neither recomputed nor rewritten
+        # (rewriting them rewrote the table's oldest, largest files on every refresh).
+        profile = profile.filter(pc.not_equal(profile.column("log_type"), "BASELINE"))
     if not full and profile.num_rows == 0:
         # keep the processed-version marker moving even when the new commits hold no rows
         profile = _marker_rows(ws, monitor, version)
@@ -341,7 +346,7 @@ def _write_both(ws, monitor: MonitorConfig, profile: pa.Table, drift: pa.Table, 
             tables.write(pname, profile, mode="overwrite")
         else:
             if any(profile_windows.values()):
-                pred = f"log_type = 'BASELINE' OR (log_type = 'INPUT' AND ({_in_windows(profile_windows)}))"
+                pred = f"log_type = 'INPUT' AND ({_in_windows(profile_windows)})"
             else:
                 pred = _marker_predicate(profile)
             tables.write(pname, profile, replace_where=pred)
