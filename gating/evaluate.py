@@ -290,7 +290,7 @@ def _log_mlflow(ws, decision: Decision, text: str, run_key: str | None, gate: Ga
                 metrics.append(Metric(f"gate.{r.name}.latest_score", float(r.latest.score), stamp, 0))
         client.log_batch(rid, metrics=metrics)
         client.log_text(rid, text, "gate/decision.json")
-        if gate is not None and gate.log_chart:
+        if gate is not None:
             attach_drift_chart(ws, rid, gate)
         client.set_terminated(rid, "FINISHED")
         return rid
@@ -302,12 +302,15 @@ def attach_drift_chart(ws, run_id: str, gate: GateConfig | None = None) -> str |
     """Log the drift-over-time chart of the table ``gate`` reads, with its rules' thresholds,
     to the MLflow run ``run_id``; the gate and the shadow step both call it.
 
-    The chart is evidence for a reader, not part of any decision: a failure to draw it is
-    logged as a warning and returns None, so the caller's record is written all the same.
+    Nothing is logged when ``gate.log_chart`` is off. The chart is evidence for a reader, not
+    part of any decision: a failure to draw it is logged as a warning and returns None, so the
+    caller's record is written all the same.
     """
     from monitoring.report import chart_thresholds, log_drift_chart
 
     gate = gate or ws.settings.gate
+    if not gate.log_chart:
+        return None
     try:
         return log_drift_chart(ws, ws.settings.monitor, run_id=run_id, table=metric_tables(ws, gate)["drift"],
                                thresholds=chart_thresholds(gate.effective_rules()))

@@ -21,6 +21,16 @@ Granularity = Literal[
 ]
 
 
+def _without_enum_prefix(value, *prefixes: str):
+    """``PROBLEM_TYPE_CLASSIFICATION`` → ``classification``: the Databricks SDK's enum spellings
+    are accepted wherever conf takes the short lower-case name."""
+    if isinstance(value, str):
+        for prefix in prefixes:
+            if value.upper().startswith(prefix):
+                return value[len(prefix):].lower()
+    return value
+
+
 class InferenceLogConfig(StrictModel):
     """``inference_log`` analysis: a model's requests, predictions and (late) labels."""
 
@@ -42,11 +52,7 @@ class InferenceLogConfig(StrictModel):
     @field_validator("problem_type", mode="before")
     @classmethod
     def _enum_spelling(cls, value):
-        if isinstance(value, str):
-            for prefix in ("PROBLEM_TYPE_", "INFERENCE_PROBLEM_TYPE_"):
-                if value.upper().startswith(prefix):
-                    return value[len(prefix):].lower()
-        return value
+        return _without_enum_prefix(value, "PROBLEM_TYPE_", "INFERENCE_PROBLEM_TYPE_")
 
 
 class TimeSeriesConfig(StrictModel):
@@ -85,11 +91,7 @@ class CustomMetric(StrictModel):
     @field_validator("type", mode="before")
     @classmethod
     def _enum_spelling(cls, value):
-        if isinstance(value, str):
-            for prefix in ("CUSTOM_METRIC_TYPE_", "DATA_PROFILING_CUSTOM_METRIC_TYPE_"):
-                if value.upper().startswith(prefix):
-                    return value[len(prefix):].lower()
-        return value
+        return _without_enum_prefix(value, "CUSTOM_METRIC_TYPE_", "DATA_PROFILING_CUSTOM_METRIC_TYPE_")
 
 
 class MonitorConfig(StrictModel):

@@ -133,11 +133,10 @@ def log_shadow_report(result: ShadowResult, cfg: Any, *, ws) -> str:
         fig = shadow_chart(result)
         client.log_figure(run_id, fig, "shadow/chart.png")
         plt.close(fig)
-        if ws.settings.gate.log_chart:
-            # the drift that led here, beside the evidence for the challenger
-            from gating.evaluate import attach_drift_chart
+        # the drift that led here, beside the evidence for the challenger
+        from gating.evaluate import attach_drift_chart
 
-            attach_drift_chart(ws, run_id)
+        attach_drift_chart(ws, run_id)
     except Exception:
         status = "FAILED"
         raise

@@ -152,7 +152,7 @@ def build_pipeline(cfg: TrainingConfig, params: dict[str, Any], numeric: list[st
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
 
-    numeric_steps = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", _numeric_step(cfg.estimator))])
+    numeric_steps = Pipeline([("impute", SimpleImputer(strategy="median")), _numeric_step(cfg.estimator)])
     categorical_steps = Pipeline([
         ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
         ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
@@ -168,8 +168,8 @@ def build_pipeline(cfg: TrainingConfig, params: dict[str, Any], numeric: list[st
     return Pipeline([("features", features), ("model", estimator)])
 
 
-def _numeric_step(estimator: str):
-    """Scaling for linear models; for HistGradientBoosting, its own 255-bin quantile binning, done first.
+def _numeric_step(estimator: str) -> tuple[str, Any]:
+    """The named numeric step: scaling, or for HistGradientBoosting its own 255-bin quantile binning, done first.
 
     With class weights, HistGradientBoosting bins each feature with sample-weighted percentiles,
     which scikit-learn computes one percentile at a time: on the demo data that binning was
@@ -180,9 +180,9 @@ def _numeric_step(estimator: str):
     from sklearn.preprocessing import KBinsDiscretizer, StandardScaler
 
     if estimator == "hist_gradient_boosting":
-        return KBinsDiscretizer(n_bins=255, encode="ordinal", strategy="quantile", subsample=200_000,
-                                random_state=0)
-    return StandardScaler()
+        return "bin", KBinsDiscretizer(n_bins=255, encode="ordinal", strategy="quantile", subsample=200_000,
+                                       random_state=0)
+    return "scale", StandardScaler()
 
 
 @contextmanager
