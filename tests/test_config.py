@@ -100,3 +100,12 @@ def test_settings_are_frozen():
     s = load_settings(REPO / "conf", "local")
     with pytest.raises(Exception):
         s.project.model_name = "a.b.c"  # type: ignore[misc]
+
+
+def test_monitor_conf_accepts_the_sdk_enum_spellings():
+    from monitoring.config import CustomMetric, InferenceLogConfig
+
+    assert InferenceLogConfig(problem_type="PROBLEM_TYPE_REGRESSION").problem_type == "regression"
+    assert InferenceLogConfig(problem_type="INFERENCE_PROBLEM_TYPE_CLASSIFICATION").problem_type == "classification"
+    assert CustomMetric(name="m", definition="avg(x)", type="CUSTOM_METRIC_TYPE_DERIVED").type == "derived"
+    assert CustomMetric(name="m", definition="avg(x)", type="DATA_PROFILING_CUSTOM_METRIC_TYPE_DRIFT").type == "drift"
