@@ -192,10 +192,10 @@ def incremental(rows_per_day: int, repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         history = DeltaTableStore(Path(tmp) / "history")
         history.write(cfg.baseline_table_name, base)
-        for day in range(30):  # one commit per day, as a daily job appends
-            history.write(cfg.table_name, inference_log(1, rows_per_day, seed=day, start=start + timedelta(days=day)))
         ws = SimpleNamespace(tables=history)
-        monitoring.refresh(ws, cfg)
+        for day in range(30):  # a daily job: append one day, refresh (the metric tables grow as in use)
+            history.write(cfg.table_name, inference_log(1, rows_per_day, seed=day, start=start + timedelta(days=day)))
+            monitoring.refresh(ws, cfg)
         noop = median_time(lambda: monitoring.refresh(ws, cfg), max(repeats, 5))
         import importlib
 
@@ -209,7 +209,10 @@ def incremental(rows_per_day: int, repeats: int) -> dict:
             r = monitoring.refresh(ws, cfg)
             into.append(time.perf_counter() - t0)
             assert r.mode == "incremental"
-            refresh_module._SUMMARIES.clear()  # what a new process (a daily job) starts with
+            # what a new process (a daily job) starts with: no summaries, no open table handles
+            refresh_module._SUMMARIES.clear()
+            history = DeltaTableStore(history.root)
+            ws = SimpleNamespace(tables=history)
             history.write(cfg.table_name, inference_log(1, rows_per_day, seed=200 + k,
                                                         start=start + timedelta(days=31 + 2 * k)))
             t0 = time.perf_counter()

@@ -278,16 +278,26 @@ def group_rows(plan: Plan, table: pa.Table, *, with_models: bool = True):
     """Yield ``(model_id, slice_key, slice_value, rows)`` for one window's rows.
 
     The model id is each distinct value (as a string) and ``'*'`` for all models.
+    When one model served every row, its groups are the very same table objects as the
+    ``'*'`` groups, so callers can compute each distinct group once (``compute`` does).
     """
     model_col = plan.cfg.model_id_col if with_models else None
     models: list[tuple[str, pa.Table]] = [(ALL_MODELS, table)]
     if model_col:
         ids = pc.cast(table.column(model_col), pa.string())
-        for value in sorted(v for v in pc.unique(ids).to_pylist() if v is not None):
-            models.append((value, table.filter(pc.equal(ids, value))))
+        distinct = sorted(v for v in pc.unique(ids).to_pylist() if v is not None)
+        if len(distinct) == 1 and ids.null_count == 0:
+            models.append((distinct[0], table))
+        else:
+            for value in distinct:
+                models.append((value, table.filter(pc.equal(ids, value))))
+    groups: dict[int, list] = {}
     for model, rows in models:
-        for key, value, mask in slice_masks(plan, rows):
-            yield model, key, value, (rows if mask is None else rows.filter(mask))
+        if id(rows) not in groups:
+            groups[id(rows)] = [(key, value, rows if mask is None else rows.filter(mask))
+                                for key, value, mask in slice_masks(plan, rows)]
+        for key, value, grp in groups[id(rows)]:
+            yield model, key, value, grp
 
 
 # --------------------------------------------------------------------------- per-group computation
@@ -466,23 +476,25 @@ def compute(
     if baseline is not None:
         base_tasks = [(k, v, g) for _, k, v, g in group_rows(plan, baseline, with_models=False)]
 
-    total = len(tasks) + len(base_tasks)
+    # Each distinct group once: a window served by one model has the same groups under '*'
+    # and under that model (group_rows hands out the same tables), half the work.
+    distinct: dict[int, pa.Table] = {}
+    for task in [*tasks, *base_tasks]:
+        distinct.setdefault(id(task[-1]), task[-1])
+    total = len(distinct)
     done = 0
-
-    def run(task):
-        return summarize(plan, task[-1])
-
     # One queue for the windows' groups and the baseline's, so the baseline is summarised
     # alongside the windows instead of after them (one current window + the baseline is the
     # common case: two tasks for two cores).
+    by_table: dict[int, GroupSummary] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        everything = []
-        for summary in pool.map(run, [*tasks, *base_tasks]):
-            everything.append(summary)
+        for ident, summary in zip(distinct, pool.map(lambda grp: summarize(plan, grp), distinct.values())):
+            by_table[ident] = summary
             done += 1
             if progress:
                 progress(done, total)
-    summaries, base_summaries = everything[:len(tasks)], everything[len(tasks):]
+    summaries = [by_table[id(t[-1])] for t in tasks]
+    base_summaries = [by_table[id(t[-1])] for t in base_tasks]
 
     by_key = {(t[0].granularity, t[0].start, t[1], t[2], t[3]): (t, s) for t, s in zip(tasks, summaries)}
     for key_, summary in (reuse or {}).items():
@@ -499,6 +511,12 @@ def compute(
     model_col = cfg.model_id_col
     profile_rows: list[dict] = []
     drift_rows: list[dict] = []
+    computed: dict[tuple, Any] = {}  # per-group results shared by identical groups (see above)
+
+    def _cached(key: tuple, make: Callable[[], Any]) -> Any:
+        if key not in computed:
+            computed[key] = make()
+        return computed[key]
 
     def emit_profiles(win: Window, model: str, key, value, grp: pa.Table, summary: GroupSummary, log_type: str):
         base = {"window": {"start": win.start, "end": win.end}, "log_type": log_type,
@@ -509,7 +527,8 @@ def compute(
         table_row = dict(base, column_name=TABLE, count=grp.num_rows, num_nulls=0,
                          non_null_columns=list(summary.non_null_columns))
         if log_type == "INPUT" or cfg.inference_log is not None:
-            quality = _quality(plan, grp, key, value, slice_exprs)
+            quality = dict(_cached(("quality", id(grp), key, value),
+                                   lambda: _quality(plan, grp, key, value, slice_exprs)))
             fair_key = quality.pop("_fairness_slice", None)
             table_row.update(quality)
             if fair_key is not None:
@@ -520,7 +539,8 @@ def compute(
                     parent = base_by_slice.get((None, None))
                     parent_rows = parent[0] if parent else None
                 if parent_rows is not None:
-                    table_row.update(_fairness(plan, parent_rows, slice_exprs[fair_key]))
+                    table_row.update(_cached(("fairness", id(parent_rows), fair_key),
+                                             lambda: _fairness(plan, parent_rows, slice_exprs[fair_key])))
         for (name, col), val in summary.metrics.items():
             if col == TABLE:
                 table_row[name] = val
@@ -550,9 +570,17 @@ def compute(
             drift_jobs.append((win, _baseline_window(base[0], ts_col), "BASELINE", model, key, value, summary,
                                base[1]))
     if drift_jobs:
+        # identical (current, comparison) summaries give identical rows but for the model id
+        unique: dict[tuple, tuple] = {}
+        for job in drift_jobs:
+            unique.setdefault(_drift_key(job), job)
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for rows in pool.map(lambda job: list(_drift_rows(plan, *job)), drift_jobs):
-                drift_rows.extend(rows)
+            done_rows = dict(zip(unique, pool.map(lambda job: list(_drift_rows(plan, *job)), unique.values())))
+        for job in drift_jobs:
+            rows = done_rows[_drift_key(job)]
+            if model_col and rows and rows[0][model_col] != job[3]:
+                rows = [dict(r, **{model_col: job[3]}) for r in rows]
+            drift_rows.extend(rows)
 
     if baseline is not None and emit_baseline:
         for gran in (cfg.granularities or ["snapshot"]):
@@ -584,6 +612,11 @@ def _baseline_window(rows: pa.Table, ts_col: str | None) -> Window:
         hi = pc.max(rows.column(ts_col)).as_py()
         return Window("baseline", lo, hi)
     return Window("baseline", _EPOCH, _EPOCH)
+
+
+def _drift_key(job: tuple) -> tuple:
+    win, cmp, drift_type, _model, key, value, cur, ref = job
+    return (win, cmp, drift_type, key, value, id(cur), id(ref))
 
 
 def _delta(a, b):

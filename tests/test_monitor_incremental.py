@@ -123,3 +123,115 @@ def test_a_failed_write_leaves_both_tables_as_they_were(world, monkeypatch):
     assert (_content(ws, cfg.profile_metrics_table), _content(ws, cfg.drift_metrics_table)) == before
     monkeypatch.setattr(ws.tables, "write", real)
     assert len(monitoring.refresh(ws, cfg).windows) == 1  # and the next refresh catches up
+
+
+def _last_operation(ws, name):
+    from deltalake import DeltaTable
+
+    return DeltaTable(str(ws.tables.path(name))).history(1)[0]["operationParameters"]["mode"]
+
+
+def test_a_day_newer_than_every_window_is_appended_without_rewriting(world):
+    ws, cfg = world
+    ws.tables.write(mw.LOG, mw.frame(1, first_day=4, rows_per_day=60))
+    result = monitoring.refresh(ws, cfg)
+    assert "only new windows: rows appended, nothing rewritten" in result.notes
+    assert _last_operation(ws, cfg.profile_metrics_table) == _last_operation(ws, cfg.drift_metrics_table) == "Append"
+    late = mw.frame(1, first_day=2, rows_per_day=3, seed=7)  # a late row: its window is rewritten
+    ws.tables.write(mw.LOG, late)
+    result = monitoring.refresh(ws, cfg)
+    assert not any("appended" in n for n in result.notes)
+    assert _last_operation(ws, cfg.profile_metrics_table) == "Overwrite"
+    assert _same_as_full_recompute(ws, cfg)
+
+
+class _RowsOnly:
+    """The same tables seen through a store that keeps no commit metadata (as another engine might)."""
+
+    def __init__(self, tables):
+        self._tables = tables
+
+    def __getattr__(self, name):
+        if name in ("commit_metadata", "compact"):
+            raise AttributeError(name)
+        return getattr(self._tables, name)
+
+    def write(self, name, data, mode="append", replace_where=None, partition_by=None):
+        return self._tables.write(name, data, mode=mode, replace_where=replace_where, partition_by=partition_by)
+
+
+def test_commit_metadata_and_rows_record_the_same_state(world):
+    from types import SimpleNamespace
+
+    from monitoring.engine import monitor_version
+    from monitoring.refresh import processed_state
+
+    ws, cfg = world
+    ws.tables.write(mw.LOG, mw.frame(1, first_day=4, rows_per_day=60))
+    monitoring.refresh(ws, cfg)
+    mv = monitor_version(cfg)
+    from_commit = processed_state(ws, cfg, mv)
+    from_rows = processed_state(SimpleNamespace(tables=_RowsOnly(ws.tables)), cfg, mv)
+    assert from_commit == from_rows
+    assert from_commit.source_version == ws.tables.version(mw.LOG)
+    assert from_commit.newest == {"1 day": mw.START + timedelta(days=4)}
+    assert processed_state(ws, cfg, mv + 1).source_version is None  # another definition: nothing processed
+
+
+def test_refreshes_through_a_store_without_commit_metadata_stay_correct(world):
+    from types import SimpleNamespace
+
+    ws, cfg = world
+    plain = SimpleNamespace(tables=_RowsOnly(ws.tables))
+    ws.tables.write(mw.LOG, mw.frame(1, first_day=4, rows_per_day=60))
+    assert monitoring.refresh(plain, cfg).mode == "incremental"
+    assert monitoring.refresh(plain, cfg).noop
+    ws.tables.write(mw.LOG, mw.frame(1, first_day=5, rows_per_day=60))
+    assert monitoring.refresh(ws, cfg).mode == "incremental"  # rows written without metadata are read back
+    assert _same_as_full_recompute(ws, cfg)
+
+
+def test_a_foreign_commit_on_the_profile_table_falls_back_to_its_rows(world):
+    from deltalake import write_deltalake
+
+    ws, cfg = world
+    empty = ws.tables.read(cfg.profile_metrics_table).schema.empty_table()
+    write_deltalake(str(ws.tables.path(cfg.profile_metrics_table)), empty, mode="append")  # no driftgate keys
+    assert ws.tables.commit_metadata(cfg.profile_metrics_table) == {}
+    assert monitoring.refresh(ws, cfg).noop
+    ws.tables.write(mw.LOG, mw.frame(1, first_day=4, rows_per_day=60))
+    assert monitoring.refresh(ws, cfg).mode == "incremental"
+    assert _same_as_full_recompute(ws, cfg)
+
+
+def test_metric_tables_are_compacted_once_they_hold_many_files(world, monkeypatch):
+    from workspace import tables as tables_module
+
+    ws, cfg = world
+    monkeypatch.setattr(tables_module, "COMPACT_MIN_FILES", 3)
+    monkeypatch.setattr(type(ws.tables).compact, "__defaults__", (3,))
+    for day in range(4, 7):
+        ws.tables.write(mw.LOG, mw.frame(1, first_day=day, rows_per_day=60))
+        monitoring.refresh(ws, cfg)
+    assert len(ws.tables.files(cfg.profile_metrics_table)) < 3 and len(ws.tables.files(cfg.drift_metrics_table)) < 3
+    assert monitoring.refresh(ws, cfg).noop  # the compaction commit carried the processed state
+    assert _same_as_full_recompute(ws, cfg)
+
+
+def test_comparison_summaries_are_not_shared_between_stores_with_the_same_names(tmp_path):
+    import importlib
+
+    refresh_module = importlib.import_module("monitoring.refresh")
+    worlds = []
+    for k in range(2):
+        ws = mw.light_workspace(tmp_path / f"w{k}")
+        cfg = ws.settings.monitor.model_copy(update={"baseline_table_name": None})
+        ws.tables.write(mw.LOG, mw.frame(2, rows_per_day=40, seed=k))
+        monitoring.refresh(ws, cfg)
+        worlds.append((ws, cfg))
+    keys = [refresh_module._summary_key(ws.tables, mw.LOG, 0) for ws, _ in worlds]
+    assert keys[0] != keys[1]
+    for k, (ws, cfg) in enumerate(worlds):
+        ws.tables.write(mw.LOG, mw.frame(1, first_day=2, rows_per_day=40, seed=k))
+        assert any("reused" in n for n in monitoring.refresh(ws, cfg).notes)
+        assert _same_as_full_recompute(ws, cfg)

@@ -270,3 +270,46 @@ def test_time_series_and_snapshot_analyses(ws, mon):
     table_rows = [r for r in rows if r["column_name"] == ":table" and r["log_type"] == "INPUT"]
     assert first.mode == "full" and [r["count"] for r in table_rows] == [ws.tables.read(mon.table_name).num_rows]
     assert {r["drift_type"] for r in ws.tables.read(snap.drift_metrics_table).to_pylist()} == {"BASELINE"}
+
+
+def _without_model(rows: list[dict], cfg) -> list[str]:
+    out = []
+    for r in rows:
+        r = dict(r)
+        r.pop(cfg.model_id_col)
+        out.append(repr(sorted(r.items())))
+    return sorted(out)
+
+
+def test_a_window_served_by_one_model_is_profiled_once_and_reported_twice(ws, mon, monkeypatch):
+    calls = []
+    real = engine.summarize
+    monkeypatch.setattr(engine, "summarize", lambda plan, rows: calls.append(rows.num_rows) or real(plan, rows))
+    monitoring.refresh(ws, mon)
+    windows = 6
+    groups = 1 + 2 + 2  # whole table, senior true/false, age < 40 true/false
+    assert len(calls) == windows * groups + groups  # the windows' groups once each, plus the baseline's
+    for table in (mon.profile_metrics_table, mon.drift_metrics_table):
+        rows = ws.tables.read(table).to_pylist()
+        if "log_type" in rows[0]:
+            rows = [r for r in rows if r["log_type"] == "INPUT"]
+        every = [r for r in rows if r[mon.model_id_col] == "*"]
+        one = [r for r in rows if r[mon.model_id_col] == "1"]
+        assert len(every) == len(one) > 0 and _without_model(every, mon) == _without_model(one, mon)
+
+
+def test_two_models_in_a_window_are_profiled_apart(ws, mon):
+    day = inference_log(1, seed=5, start=START + timedelta(days=6))
+    other = inference_log(1, rows_per_day=50, seed=6, start=START + timedelta(days=6), model_id="2", drift_from=0)
+    ws.tables.write(mon.table_name, pa.concat_tables([day, other]))
+    monitoring.refresh(ws, mon)
+    rows = [r for r in ws.tables.read(mon.profile_metrics_table).to_pylist()
+            if r["window"]["start"] == START + timedelta(days=6) and r["column_name"] == ":table"
+            and r["slice_key"] is None and r["log_type"] == "INPUT"]
+    counts = {r[mon.model_id_col]: r["count"] for r in rows}
+    assert counts == {"*": 250, "1": 200, "2": 50}
+    drift = [r for r in ws.tables.read(mon.drift_metrics_table).to_pylist()
+             if r["window"]["start"] == START + timedelta(days=6) and r["column_name"] == "monthly_charges"
+             and r["slice_key"] is None and r["drift_type"] == "BASELINE"]
+    psi = {r[mon.model_id_col]: r["population_stability_index"] for r in drift}
+    assert psi["2"] > psi["1"] and len(set(psi.values())) == 3

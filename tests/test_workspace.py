@@ -90,6 +90,110 @@ def test_every_tenth_commit_writes_a_checkpoint(tmp_path):
     assert store.read("main.s.t").num_rows == CHECKPOINT_INTERVAL + 1
 
 
+def _timed_rows(day: int, n: int = 4):
+    from datetime import datetime, timedelta, timezone
+
+    start = datetime(2026, 6, 1, tzinfo=timezone.utc) + timedelta(days=day)
+    # microseconds past the millisecond that Delta's timestamp statistics are truncated to
+    stamps = [start + timedelta(hours=5 * i, microseconds=999) for i in range(n)]
+    return pa.table({"id": [day * 100 + i for i in range(n)], "ts": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+                     "x": [float(i) for i in range(n)]})
+
+
+def test_filtered_reads_skip_files_and_return_what_a_full_scan_returns(tmp_path, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from workspace import tables as tables_module
+    from workspace.tables import DeltaTableStore
+
+    store = DeltaTableStore(tmp_path)
+    name = "main.s.t"
+    for day in range(6):
+        store.write(name, _timed_rows(day))
+    store.write(name, pa.table({"id": [999], "ts": pa.array([None], pa.timestamp("us", tz="UTC")), "x": [None]},
+                               schema=_timed_rows(0).schema))
+    opened = []
+    real = tables_module._read_skipping
+
+    def spy(table, columns, filters):
+        out = real(table, columns, filters)
+        opened.append(out is not None)
+        return out
+
+    monkeypatch.setattr(tables_module, "_read_skipping", spy)
+    start = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    last_of_day2 = max(_timed_rows(2).column("ts").to_pylist())
+    cases = [
+        [("ts", ">=", start + timedelta(days=2)), ("ts", "<", start + timedelta(days=3))],
+        [("ts", ">", last_of_day2 - timedelta(microseconds=1))],  # inside the truncated millisecond
+        [("ts", "<=", start + timedelta(days=1, microseconds=999))],
+        [("ts", "=", last_of_day2)],
+        [("x", ">", 2.5)],
+        [("id", "in", [101, 402])],
+    ]
+    for filters in cases:
+        got = store.read(name, filters=filters)
+        expected = store._table(name).to_pyarrow_table(filters=filters)
+        assert got.schema == expected.schema
+        assert sorted(got.column("id").to_pylist()) == sorted(expected.column("id").to_pylist()), filters
+    assert opened[:4] == [True, True, True, True]  # days outside the range were never opened
+    assert opened[4:] == [False, False]  # every file may match / no statistics for 'in': plain scan
+    projected = store.read(name, columns=["id"], filters=cases[0])
+    assert projected.column_names == ["id"] and projected.num_rows == 4
+
+
+def test_partitioned_tables_are_read_without_file_skipping(tmp_path):
+    from deltalake import DeltaTable
+
+    from workspace.tables import DeltaTableStore, _read_skipping
+
+    store = DeltaTableStore(tmp_path)
+    store.write("main.s.p", pa.table({"day": [1, 2], "v": [1.0, 2.0]}), partition_by=["day"])
+    table = DeltaTable(str(store.path("main.s.p")))
+    assert _read_skipping(table, None, [("v", ">", 1.5)]) is None  # partition values live in paths
+    assert store.read("main.s.p", filters=[("v", ">", 1.5)]).column("day").to_pylist() == [2]
+
+
+def test_read_since_follows_the_log_and_falls_back_after_compaction(tmp_path, monkeypatch):
+    from workspace import tables as tables_module
+    from workspace.tables import DeltaTableStore
+
+    store = DeltaTableStore(tmp_path)
+    name = "main.s.t"
+    for day in range(3):
+        store.write(name, _timed_rows(day))
+    v = store.version(name)
+    store.write(name, _timed_rows(3))
+    assert tables_module._added_files(store.path(name), v, v + 1) is not None
+    assert sorted(store.read_since(name, v).column("id").to_pylist()) == [300, 301, 302, 303]
+    store._table(name).optimize.compact()  # rearranges rows: no data change
+    assert tables_module._added_files(store.path(name), v, store.version(name)) is None
+    store.write(name, _timed_rows(4))
+    # the fallback (snapshot diff) sees the compacted file as new: rows again, never rows lost
+    assert {400, 401, 402, 403} <= set(store.read_since(name, v + 1).column("id").to_pylist())
+    current = store.version(name)
+    (store.path(name) / "_delta_log" / f"{v + 1:020d}.json").unlink()  # as log cleanup would
+    assert tables_module._added_files(store.path(name), v, current) is None
+
+
+def test_commit_metadata_round_trips_and_compaction_carries_it(tmp_path):
+    from workspace.tables import DeltaTableStore
+
+    store = DeltaTableStore(tmp_path)
+    name = "main.s.t"
+    for day in range(4):
+        store.write(name, _timed_rows(day), metadata={"source_version": str(day)})
+    assert store.commit_metadata(name) == {"driftgate.source_version": "3"}
+    store.write(name, _timed_rows(9))  # a writer that records nothing
+    assert store.commit_metadata(name) == {}
+    store.write(name, _timed_rows(10), metadata={"driftgate.source_version": "10"})
+    assert not store.compact(name, min_files=50)
+    before = sorted(store.read(name).column("id").to_pylist())
+    assert store.compact(name, min_files=3)
+    assert len(store.files(name)) == 1 and sorted(store.read(name).column("id").to_pylist()) == before
+    assert store.commit_metadata(name) == {"driftgate.source_version": "10"}
+
+
 def test_missing_table_is_a_table_error(ws):
     with pytest.raises(TableError, match="main.nope.missing: table does not exist"):
         ws.tables.version("main.nope.missing")
@@ -165,3 +269,52 @@ def test_audit_trail_is_appended_and_read_newest_first(ws):
     assert read_events(ws, ["train"])[0]["details"] == {"auc": 0.8}
     with pytest.raises(ValueError, match="audit kind"):
         record_event(ws, "bogus")
+
+
+class _RecordingSpark:
+    """Records what SparkTableStore asks of a Spark session (Delta on Spark is not available here)."""
+
+    def __init__(self, user_metadata=None):
+        self.options: dict[str, str] = {}
+        self.saved: list[str] = []
+        self.user_metadata = user_metadata
+
+    def sql(self, text):
+        assert text.startswith("DESCRIBE HISTORY")
+        row = {"version": 7, "userMetadata": self.user_metadata}
+        return type("Result", (), {"collect": lambda _self: [row]})()
+
+    def createDataFrame(self, frame):
+        spark = self
+
+        class Writer:
+            def format(self, _):
+                return self
+
+            def option(self, key, value):
+                spark.options[key] = value
+                return self
+
+            def mode(self, _):
+                return self
+
+            def saveAsTable(self, name):
+                spark.saved.append(name)
+
+        return type("DF", (), {"write": Writer()})()
+
+
+def test_spark_store_keeps_commit_metadata_in_delta_user_metadata():
+    import json
+
+    from workspace.tables import SparkTableStore
+
+    spark = _RecordingSpark()
+    store = SparkTableStore(spark)
+    assert store.write("main.s.t", pa.table({"a": [1]}), metadata={"source_version": "4"}) == 7
+    assert json.loads(spark.options["userMetadata"]) == {"driftgate.source_version": "4"}
+    assert spark.saved == ["main.s.t"]
+    assert SparkTableStore(_RecordingSpark('{"driftgate.source_version": "4", "other": 1}')).commit_metadata(
+        "main.s.t") == {"driftgate.source_version": "4"}
+    assert SparkTableStore(_RecordingSpark("not json")).commit_metadata("main.s.t") == {}
+    assert SparkTableStore(_RecordingSpark(None)).commit_metadata("main.s.t") == {}
