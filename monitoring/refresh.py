@@ -21,6 +21,7 @@ refresh that overwrites both tables.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -40,17 +41,107 @@ logger = logging.getLogger(__name__)
 __all__ = ["RefreshResult", "refresh", "processed_versions", "processed_state", "Processed"]
 
 # Summaries of the newest window per granularity from this process's last refresh of a monitor,
-# keyed (where the table lives, monitor_version) -> (source version, baseline version, summaries)
-# (two stores can hold tables of the same name: a demo world and a test's). The next
-# refresh reuses them as the CONSECUTIVE comparison instead of re-reading and re-profiling that
-# window, but only if the tables still record exactly that source and baseline version (no
-# other process refreshed in between) and the window was not touched since.
-_SUMMARIES: dict[tuple[str, int], tuple[int, int | None, dict]] = {}
+# keyed (where the table lives, monitor_version) -> (source version, baseline version, summaries,
+# profile table stamp) (two stores can hold tables of the same name: a demo world and a test's).
+# The next refresh reuses them as the CONSECUTIVE comparison instead of re-reading and
+# re-profiling that window, but only if the tables still record exactly that source and baseline
+# version, the profile table's latest commit is still the one that refresh made (no other
+# process or writer came in between) and the window was not touched since.
+_SUMMARIES: dict[tuple[str, int], tuple[int, int | None, dict, list]] = {}
+# Local stores also keep them in a file, so the next day's job (a new process) reuses them too.
+SUMMARY_DIR = ".monitor_cache"
 
 
 def _summary_key(tables, name: str, mv: int) -> tuple[str, int]:
     where = getattr(tables, "path", None)
     return (str(where(name)) if where is not None else f"{id(tables)}:{name}", mv)
+
+
+def _summary_file(tables, name: str, mv: int):
+    root = getattr(tables, "root", None)
+    if root is None or not hasattr(tables, "path"):
+        return None  # Spark / Unity Catalog: no local folder of ours; the in-process cache only
+    from pathlib import Path
+
+    return Path(root) / SUMMARY_DIR / f"{name}.{mv}.npz"
+
+
+def _profile_stamp(tables, monitor: MonitorConfig) -> list:
+    """The profile table's version and commit time: any commit after ours (another refresh, a
+    table deleted and created again) makes saved summaries unusable."""
+    name = monitor.profile_metrics_table
+    return [tables.version(name), tables.last_modified(name)]
+
+
+def _save_summaries(tables, name: str, mv: int, cached: tuple) -> None:
+    """Write the newest windows' summaries (sorted samples as arrays, the rest as JSON) atomically.
+
+    A cache only: a failure is logged and the next refresh recomputes the window.
+    """
+    import os
+
+    import numpy as np
+
+    path = _summary_file(tables, name, mv)
+    if path is None:
+        return
+    version, base_version, keep, stamp = cached
+    try:
+        arrays: dict[str, np.ndarray] = {}
+        groups: list[dict] = []
+        index: dict[int, int] = {}  # one entry per distinct summary ('*' and a sole model share theirs)
+        keys = []
+        for key, summary in keep.items():
+            if id(summary) not in index:
+                i = index[id(summary)] = len(groups)
+                for col, values in summary.numeric.items():
+                    arrays[f"{i}/{col}"] = values
+                groups.append({
+                    "rows": summary.rows, "profiles": {c: dataclasses.asdict(p) for c, p in summary.profiles.items()},
+                    "numeric": list(summary.numeric), "categories": summary.categories,
+                    "non_null_columns": list(summary.non_null_columns),
+                    "metrics": [[m, c, v] for (m, c), v in summary.metrics.items()],
+                })
+            gran, start, model, slice_key, slice_value = key
+            keys.append([gran, start.isoformat(), model, slice_key, slice_value, index[id(summary)]])
+        meta = {"table": name, "monitor_version": mv, "source_version": version, "baseline_version": base_version,
+                "profile_table": stamp, "groups": groups, "keys": keys}
+        arrays["meta"] = np.array(json.dumps(meta))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except Exception as exc:  # noqa: BLE001 - see docstring
+        logger.warning("%s: comparison summaries not saved: %s", name, exc)
+
+
+def _load_summaries(tables, name: str, mv: int) -> tuple[int, int | None, dict, list] | None:
+    """What :func:`_save_summaries` wrote, or None (no file, or unreadable: recompute)."""
+    import numpy as np
+
+    from monitoring.stats import ColumnProfile
+
+    path = _summary_file(tables, name, mv)
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            if meta["table"] != name or meta["monitor_version"] != mv:
+                return None
+            summaries = [
+                engine.GroupSummary(
+                    rows=g["rows"], profiles={c: ColumnProfile(**p) for c, p in g["profiles"].items()},
+                    numeric={c: data[f"{i}/{c}"] for c in g["numeric"]}, categories=g["categories"],
+                    non_null_columns=tuple(g["non_null_columns"]),
+                    metrics={(m, c): v for m, c, v in g["metrics"]})
+                for i, g in enumerate(meta["groups"])]
+            keep = {(gran, datetime.fromisoformat(start), model, slice_key, slice_value): summaries[i]
+                    for gran, start, model, slice_key, slice_value, i in meta["keys"]}
+        return meta["source_version"], meta["baseline_version"], keep, meta["profile_table"]
+    except Exception as exc:  # noqa: BLE001 - a cache: anything odd means recompute
+        logger.info("%s: comparison summaries not reused (%s)", name, exc)
+        return None
 
 
 @dataclass(frozen=True)
@@ -259,8 +350,9 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
         needed = [s for g, starts in touched.items() for s in starts]
         needed += [engine.previous_window(s, g) for g, starts in touched.items() for s in starts]
         ends = [engine.window_bounds(s, g)[1] for g, starts in drift_windows.items() for s in starts]
-        cached = _SUMMARIES.get(_summary_key(tables, name, mv))
-        if cached is not None and cached[0] == done_version and cached[1] == base_version \
+        cached = _SUMMARIES.get(_summary_key(tables, name, mv)) or _load_summaries(tables, name, mv)
+        if cached is not None and cached[:2] == (done_version, base_version) \
+                and cached[3] == _profile_stamp(tables, monitor) \
                 and monitor.engine != "spark":
             prevs = {(g, engine.previous_window(s, g)) for g, starts in touched.items() for s in starts}
             prevs -= {(g, s) for g, starts in touched.items() for s in starts}
@@ -332,8 +424,10 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
     _write_both(ws, monitor, profile, drift, full=full, append=append_only, profile_windows=profile_windows,
                 drift_windows=drift_windows, metadata=_commit_info(mv, version, base_version, newest))
     _compact(ws, monitor)
-    if keep and ts is not None:
-        _SUMMARIES[_summary_key(tables, name, mv)] = (version, base_version, keep)
+    if keep and ts is not None and monitor.engine != "spark":
+        stamp = _profile_stamp(tables, monitor)
+        _SUMMARIES[_summary_key(tables, name, mv)] = (version, base_version, keep, stamp)
+        _save_summaries(tables, name, mv, (version, base_version, keep, stamp))
     if reuse:
         notes.append(f"reused {len(reuse)} comparison summaries from the previous refresh")
     if append_only:

@@ -235,3 +235,56 @@ def test_comparison_summaries_are_not_shared_between_stores_with_the_same_names(
         ws.tables.write(mw.LOG, mw.frame(1, first_day=2, rows_per_day=40, seed=k))
         assert any("reused" in n for n in monitoring.refresh(ws, cfg).notes)
         assert _same_as_full_recompute(ws, cfg)
+
+
+def test_a_new_process_reuses_the_saved_comparison_summaries(world):
+    import importlib
+
+    refresh_module = importlib.import_module("monitoring.refresh")
+    ws, cfg = world
+    saved = refresh_module._summary_file(ws.tables, cfg.table_name, monitoring.engine.monitor_version(cfg))
+    assert saved.is_file() and saved.parent.name == refresh_module.SUMMARY_DIR
+    refresh_module._SUMMARIES.clear()  # what a new process starts with
+    ws.tables.write(mw.LOG, mw.frame(1, first_day=4, rows_per_day=60))
+    result = monitoring.refresh(ws, cfg)
+    assert any("reused" in n for n in result.notes)
+    assert _same_as_full_recompute(ws, cfg)
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_without_usable_saved_summaries_the_comparison_window_is_read_back(world, damage):
+    import importlib
+
+    refresh_module = importlib.import_module("monitoring.refresh")
+    ws, cfg = world
+    saved = refresh_module._summary_file(ws.tables, cfg.table_name, monitoring.engine.monitor_version(cfg))
+    refresh_module._SUMMARIES.clear()
+    if damage == "missing":
+        saved.unlink()
+    else:
+        saved.write_bytes(b"not an npz file")
+    ws.tables.write(mw.LOG, mw.frame(1, first_day=4, rows_per_day=60))
+    result = monitoring.refresh(ws, cfg)
+    assert not any("reused" in n for n in result.notes)
+    assert "only new windows: rows appended, nothing rewritten" in result.notes
+    assert _same_as_full_recompute(ws, cfg)
+    assert saved.is_file() and refresh_module._load_summaries(ws.tables, cfg.table_name,
+                                                              monitoring.engine.monitor_version(cfg)) is not None
+
+
+def test_saved_summaries_are_not_reused_after_another_commit_on_the_profile_table(world):
+    import importlib
+
+    from deltalake import write_deltalake
+
+    refresh_module = importlib.import_module("monitoring.refresh")
+    ws, cfg = world
+    empty = ws.tables.read(cfg.profile_metrics_table).schema.empty_table()
+    write_deltalake(str(ws.tables.path(cfg.profile_metrics_table)), empty, mode="append")
+    ws.tables.write(mw.LOG, mw.frame(1, first_day=4, rows_per_day=60))
+    assert not any("reused" in n for n in monitoring.refresh(ws, cfg).notes)  # in-process cache refused
+    refresh_module._SUMMARIES.clear()
+    write_deltalake(str(ws.tables.path(cfg.profile_metrics_table)), empty, mode="append")
+    ws.tables.write(mw.LOG, mw.frame(1, first_day=5, rows_per_day=60))
+    assert not any("reused" in n for n in monitoring.refresh(ws, cfg).notes)  # saved file refused
+    assert _same_as_full_recompute(ws, cfg)
