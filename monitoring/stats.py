@@ -157,22 +157,20 @@ def categorical_summary(arr: pa.Array | pa.ChunkedArray) -> tuple[ColumnProfile,
     num_nulls = int(arr.null_count)
     count = len(arr) - num_nulls
     dtype = spark_type(arr.type)
-    if True:
-        counts = category_counts(arr)
-        items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:FREQUENT_ITEMS]
-        extra: dict = {}
-        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
-            lengths = pc.utf8_length(pc.drop_null(arr)) if count else None
-            if count:
-                extra = dict(
-                    min_length=float(pc.min(lengths).as_py()),
-                    max_length=float(pc.max(lengths).as_py()),
-                    avg_length=float(pc.mean(lengths).as_py()),
-                )
-        return ColumnProfile(
-            count=count, num_nulls=num_nulls, data_type=dtype, distinct_count=len(counts),
-            frequent_items=[{"item": k, "count": int(v)} for k, v in items], **extra,
-        ), counts
+    counts = category_counts(arr)
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:FREQUENT_ITEMS]
+    extra: dict = {}
+    if count and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        # lengths from the distinct values and their counts: one pass over a few values
+        # instead of over every row (the keys are the strings themselves)
+        lengths = np.fromiter((len(k) for k in counts), dtype=np.float64, count=len(counts))
+        weights = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        extra = dict(min_length=float(lengths.min()), max_length=float(lengths.max()),
+                     avg_length=float(np.dot(lengths, weights) / weights.sum()))
+    return ColumnProfile(
+        count=count, num_nulls=num_nulls, data_type=dtype, distinct_count=len(counts),
+        frequent_items=[{"item": k, "count": int(v)} for k, v in items], **extra,
+    ), counts
 
 
 def sorted_quantiles(sorted_values: np.ndarray, probs=QUANTILES) -> list[float]:

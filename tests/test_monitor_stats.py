@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
@@ -176,3 +177,12 @@ def test_ks_pvalue_closed_form_for_large_samples_stays_within_4e_4_of_scipy():
     for p in (0.5, 0.05, 1e-3):
         d = special.kolmogi(p) / np.sqrt(n / 2)
         assert stats.ks_pvalue(d, n, n) == pytest.approx(sps.kstwo.sf(d, n // 2), abs=4e-4)
+
+
+def test_string_lengths_count_characters_like_arrow():
+    values = ["é", "日本語", "", "naïve", "日本語", None, "a" * 40]
+    prof = stats.profile_column(pa.array(values)).as_row()
+    lengths = pc.utf8_length(pc.drop_null(pa.array(values)))
+    assert prof["min_length"] == pc.min(lengths).as_py() == 0
+    assert prof["max_length"] == pc.max(lengths).as_py() == 40
+    assert prof["avg_length"] == pytest.approx(pc.mean(lengths).as_py(), rel=1e-12)
