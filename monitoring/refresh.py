@@ -4,17 +4,20 @@ Incremental bookkeeping lives in the output tables themselves, so a refresh need
 side state and works the same on Databricks: the profile table's INPUT rows carry the
 source's Delta version in ``logging_table_commit_version`` and BASELINE rows carry the
 baseline table's version; every row carries ``monitor_version`` (a hash of the monitor
-definition). A refresh then
+definition). Each refresh also puts that state in its profile-table commit's info, so the
+next one reads it without reading rows (:func:`processed_state`). A refresh then
 
 1. is a no-op when the source and baseline versions equal the recorded ones;
 2. reads only the rows appended since the recorded version (``ws.tables.read_since``),
-   maps them to windows (late rows and rewritten label files included), and re-reads
-   those windows and their neighbours;
+   maps them to windows (late rows and rewritten label files included), and plans what to
+   recompute (:func:`_plan_increment`);
 3. recomputes the profile rows of the touched windows and the drift rows of the touched
-   windows and of the windows right after them (their CONSECUTIVE comparison changed);
-4. writes each table in one Delta transaction (``replace_where`` on the recomputed
-   windows). If the second write fails, the first table is restored to its previous
-   version, so a failed refresh leaves both tables as they were.
+   windows and of the windows right after them (their CONSECUTIVE comparison changed),
+   comparing with the previous window's summaries kept by the last refresh when it can;
+4. writes each table in one Delta transaction: a plain append when every touched window is
+   newer than any recorded (the daily case), else ``replace_where`` on the recomputed
+   windows. If the second write fails, the first table is restored to its previous version,
+   so a failed refresh leaves both tables as they were.
 
 Anything else (first run, new monitor definition, new baseline version) is a full
 refresh that overwrites both tables.
@@ -275,6 +278,65 @@ def _schema(ws, name: str) -> pa.Schema:
     return ws.tables.read(name).schema
 
 
+@dataclass
+class _Increment:
+    """What an incremental refresh recomputes, and from which rows."""
+
+    appended: pa.Table
+    profile_windows: dict[str, set[datetime]]
+    """Per granularity, the windows the appended rows fall in (their profile rows are redone)."""
+    drift_windows: dict[str, set[datetime]]
+    """Those and the windows right after them (their CONSECUTIVE comparison changed)."""
+    needed: list[datetime]
+    """Window starts whose rows must be read (touched windows and their predecessors)."""
+    time_range: tuple[datetime, datetime]
+    reuse: dict | None
+    """Summaries of the predecessor windows from the previous refresh, when all are there."""
+    append_only: bool
+    notes: list[str]
+
+
+def _plan_increment(ws, monitor: MonitorConfig, state: Processed, mv: int, version: int,
+                    base_version: int | None) -> _Increment:
+    tables, name, ts = ws.tables, monitor.table_name, monitor.timestamp_col
+    done_version = state.source_version
+    notes = []
+    appended = tables.read_since(name, done_version)
+    if appended.num_rows == 0:
+        notes.append(f"versions {done_version + 1}..{version} added no rows")
+    touched: dict[str, set[datetime]] = {}
+    for gran in monitor.granularities:
+        starts = engine.window_starts(appended.column(ts), gran) if appended.num_rows else pa.array([])
+        touched[gran] = {s for s in pc.unique(starts).to_pylist() if s is not None}
+    after = {g: {engine.window_bounds(s, g)[1] for s in starts} for g, starts in touched.items()}
+    drift_windows = {g: touched[g] | after[g] for g in touched}
+    needed = [s for starts in touched.values() for s in starts]
+    needed += [engine.previous_window(s, g) for g, starts in touched.items() for s in starts]
+    ends = [engine.window_bounds(s, g)[1] for g, starts in drift_windows.items() for s in starts]
+    reuse = None
+    cached = None
+    if monitor.engine != "spark":
+        cached = _SUMMARIES.get(_summary_key(tables, name, mv)) or _load_summaries(tables, name, mv)
+    if cached is not None and cached[:2] == (done_version, base_version) \
+            and cached[3] == _profile_stamp(tables, monitor):
+        prevs = {(g, engine.previous_window(s, g)) for g, starts in touched.items() for s in starts}
+        prevs -= {(g, s) for g, starts in touched.items() for s in starts}
+        reuse = {k: v for k, v in cached[2].items() if (k[0], k[1]) in prevs}
+        if prevs and prevs <= {(k[0], k[1]) for k in reuse}:
+            needed = [s for starts in touched.values() for s in starts]  # no need to re-read them
+        else:
+            reuse = None
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    # The common daily case: every touched window is newer than any window the tables record.
+    # Then no output row can match the new windows (plain appends, no predicate scan) and all
+    # their rows are in ``appended`` (no second read of them).
+    append_only = any(touched.values()) and all(
+        g not in state.newest or min(starts) > state.newest[g] for g, starts in touched.items() if starts)
+    return _Increment(appended=appended, profile_windows=touched, drift_windows=drift_windows, needed=needed,
+                      time_range=(min(needed), max(ends)) if needed else (epoch, epoch), reuse=reuse,
+                      append_only=append_only, notes=notes)
+
+
 def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime | None = None) -> RefreshResult:
     """Bring ``monitor``'s profile and drift metric tables up to date with its source table.
 
@@ -329,52 +391,22 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
     full = snapshot or done_version is None or done_base != base_version or done_version > version
     notes: list[str] = []
     ts = monitor.timestamp_col
-    time_range = None
-    reuse = None
+    inc = None if full else _plan_increment(ws, monitor, state, mv, version, base_version)
+    if inc is not None:
+        notes += inc.notes
+    profile_windows = inc.profile_windows if inc else None
+    drift_windows = inc.drift_windows if inc else None
+    time_range = inc.time_range if inc else None
+    reuse = inc.reuse if inc else None
+    append_only = inc.append_only if inc else False
     keep: dict = {}
-    append_only = False
-    appended = None
-    if full:
-        profile_windows = drift_windows = None
-    else:
-        appended = tables.read_since(name, done_version)
-        if appended.num_rows == 0:
-            notes.append(f"versions {done_version + 1}..{version} added no rows")
-        touched: dict[str, set[datetime]] = {}
-        for gran in monitor.granularities:
-            starts = engine.window_starts(appended.column(ts), gran) if appended.num_rows else pa.array([])
-            touched[gran] = {s for s in pc.unique(starts).to_pylist() if s is not None}
-        after = {g: {engine.window_bounds(s, g)[1] for s in starts} for g, starts in touched.items()}
-        profile_windows = touched
-        drift_windows = {g: touched[g] | after[g] for g in touched}
-        needed = [s for g, starts in touched.items() for s in starts]
-        needed += [engine.previous_window(s, g) for g, starts in touched.items() for s in starts]
-        ends = [engine.window_bounds(s, g)[1] for g, starts in drift_windows.items() for s in starts]
-        cached = _SUMMARIES.get(_summary_key(tables, name, mv)) or _load_summaries(tables, name, mv)
-        if cached is not None and cached[:2] == (done_version, base_version) \
-                and cached[3] == _profile_stamp(tables, monitor) \
-                and monitor.engine != "spark":
-            prevs = {(g, engine.previous_window(s, g)) for g, starts in touched.items() for s in starts}
-            prevs -= {(g, s) for g, starts in touched.items() for s in starts}
-            reuse = {k: v for k, v in cached[2].items() if (k[0], k[1]) in prevs}
-            if prevs and prevs <= {(k[0], k[1]) for k in reuse}:
-                needed = [s for g, starts in touched.items() for s in starts]  # no need to re-read them
-            else:
-                reuse = None
-        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
-        time_range = (min(needed), max(ends)) if needed else (epoch, epoch)
-        # The common daily case: every touched window is newer than any window the tables
-        # record. Then no output row can match the new windows (plain appends, no predicate
-        # scan) and all their rows are in ``appended`` (no second read of them).
-        append_only = any(touched.values()) and all(
-            g not in state.newest or min(starts) > state.newest[g] for g, starts in touched.items() if starts)
     source = None
     if monitor.engine != "spark":
         if time_range is None:
             source = tables.read(name)
         elif append_only:
             try:
-                source = _append_source(tables, name, schema, ts, appended, touched, needed)
+                source = _append_source(tables, name, schema, ts, inc)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError) as exc:
                 # appended files whose columns differ from the table's (schema evolution): read the range
                 logger.info("%s: reading the touched windows back (%s)", name, exc)
@@ -561,15 +593,15 @@ def _compact(ws, monitor: MonitorConfig) -> None:
         compact(name)
 
 
-def _append_source(tables, name: str, schema: pa.Schema, ts: str, appended: pa.Table,
-                   touched: dict[str, set[datetime]], needed: list[datetime]) -> pa.Table:
+def _append_source(tables, name: str, schema: pa.Schema, ts: str, inc: "_Increment") -> pa.Table:
     """Rows for an append-only refresh: the appended rows, plus the comparison windows before them.
 
     Every touched window is newer than anything recorded, so older rows all lie before the
     earliest touched window and the appended rows are all the touched windows hold.
     """
-    first = min(s for starts in touched.values() for s in starts)
-    earlier = [s for s in needed if s < first]
+    first = min(s for starts in inc.profile_windows.values() for s in starts)
+    earlier = [s for s in inc.needed if s < first]
+    appended = inc.appended
     new = appended.filter(pc.is_valid(appended.column(ts))).select(schema.names).cast(schema)
     if not earlier:
         return new

@@ -20,7 +20,6 @@ def _content(ws, name):
 
 def _same_as_full_recompute(ws, cfg):
     incremental = _content(ws, cfg.profile_metrics_table), _content(ws, cfg.drift_metrics_table)
-    _, profile_table, drift_table = ws.tables, cfg.profile_metrics_table, cfg.drift_metrics_table
     fresh = cfg.model_copy(update={"output_schema_name": "main.driftgate_full"})
     monitoring.refresh(ws, fresh)
     full = (_content(ws, fresh.profile_metrics_table), _content(ws, fresh.drift_metrics_table))
