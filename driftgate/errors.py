@@ -10,6 +10,7 @@ __all__ = [
     "DriftgateError",
     "ConfigError",
     "TableError",
+    "TableConflict",
     "MonitorError",
     "GateError",
     "TrainingError",
@@ -43,6 +44,10 @@ class TableError(DriftgateError):
     def __init__(self, message: str, *, table: str | None = None):
         super().__init__(message)
         self.table = table
+
+
+class TableConflict(TableError):
+    """A guarded write found that another writer got there first; nothing was written."""
 
 
 class MonitorError(DriftgateError):

@@ -35,7 +35,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from driftgate.errors import MonitorError, TableError
+from driftgate.errors import MonitorError, TableConflict, TableError
 from monitoring import engine
 from monitoring.config import MonitorConfig
 
@@ -367,6 +367,9 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
             raise MonitorError(f"{base_name}: baseline table does not exist (monitor.baseline_table_name)")
         base_version = tables.version(base_name)
     mv = engine.monitor_version(monitor)
+    # the guards before the state: a refresh that commits after this point fails our write, and
+    # one that committed before it is in the state we plan from
+    guards = _guards(tables, monitor)
     state = processed_state(ws, monitor, mv)
     done_version, done_base = state.source_version, state.baseline_version
     common = dict(table_name=name, profile_metrics_table=monitor.profile_metrics_table,
@@ -453,8 +456,11 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
     windows = _written_windows(profile, drift)
     newest = _newest(profile, None if full else state.newest)
     _SUMMARIES.pop(_summary_key(tables, name, mv), None)
-    _write_both(ws, monitor, profile, drift, full=full, append=append_only, profile_windows=profile_windows,
-                drift_windows=drift_windows, metadata=_commit_info(mv, version, base_version, newest))
+    if not _write_both(ws, monitor, profile, drift, full=full, append=append_only, profile_windows=profile_windows,
+                       drift_windows=drift_windows, metadata=_commit_info(mv, version, base_version, newest),
+                       guards=guards):
+        notes.append("another refresh wrote the metric tables while this one computed; nothing written")
+        return RefreshResult(mode="noop", seconds=time.perf_counter() - started, notes=tuple(notes), **common)
     _compact(ws, monitor)
     if keep and ts is not None and monitor.engine != "spark":
         stamp = _profile_stamp(tables, monitor)
@@ -547,41 +553,74 @@ def _in_windows(windows: dict[str, set[datetime]]) -> str:
     return " OR ".join(parts) if parts else "1 = 0"
 
 
+REFRESH_APP_ID = "driftgate.monitor_refresh"
+"""Delta application-transaction id of refresh writes: each refresh records the next step."""
+
+
+def _guards(tables, monitor: MonitorConfig) -> dict[str, tuple[str, int]]:
+    """Per metric table, the ``txn`` step this refresh's write will record (stores that can).
+
+    Read when the refresh plans, so a refresh that lands while this one computes makes this
+    one's write fail cleanly instead of appending the same windows twice.
+    """
+    lookup = getattr(tables, "transaction_version", None)
+    if lookup is None:
+        return {}
+    out = {}
+    for name in (monitor.drift_metrics_table, monitor.profile_metrics_table):
+        done = lookup(name, REFRESH_APP_ID) if tables.exists(name) else None
+        out[name] = (REFRESH_APP_ID, (done or 0) + 1)
+    return out
+
+
 def _write_both(ws, monitor: MonitorConfig, profile: pa.Table, drift: pa.Table, *, full: bool, append: bool,
-                profile_windows, drift_windows, metadata: dict[str, str]) -> None:
-    """Drift table first, then the profile table, whose commit records what was processed."""
+                profile_windows, drift_windows, metadata: dict[str, str],
+                guards: dict[str, tuple[str, int]]) -> bool:
+    """Drift table first, then the profile table, whose commit records what was processed.
+
+    Returns False, having written nothing, when another refresh wrote the drift table after
+    this one planned (its guard step is taken).
+    """
     tables = ws.tables
     pname, dname = monitor.profile_metrics_table, monitor.drift_metrics_table
     before = tables.version(dname) if tables.exists(dname) else None
-    if full:
-        tables.write(dname, drift, mode="overwrite")
-    elif append:
-        tables.write(dname, drift, mode="append")
-    else:
-        tables.write(dname, drift, replace_where=_in_windows(drift_windows))
+    guard = {"txn": guards[dname]} if dname in guards else {}
     try:
         if full:
-            _write(tables, pname, profile, metadata, mode="overwrite")
+            tables.write(dname, drift, mode="overwrite", **guard)
         elif append:
-            _write(tables, pname, profile, metadata, mode="append")
+            tables.write(dname, drift, mode="append", **guard)
+        else:
+            tables.write(dname, drift, replace_where=_in_windows(drift_windows), **guard)
+    except TableConflict:
+        return False
+    try:
+        extra: dict = {"metadata": metadata}
+        if pname in guards:
+            extra["txn"] = guards[pname]
+        if full:
+            _write(tables, pname, profile, extra, mode="overwrite")
+        elif append:
+            _write(tables, pname, profile, extra, mode="append")
         else:
             if any(profile_windows.values()):
                 pred = f"log_type = 'INPUT' AND ({_in_windows(profile_windows)})"
             else:
                 pred = _marker_predicate(profile)
-            _write(tables, pname, profile, metadata, replace_where=pred)
+            _write(tables, pname, profile, extra, replace_where=pred)
     except Exception:
         _restore(ws, dname, before)
         raise
+    return True
 
 
-def _write(tables, name: str, data: pa.Table, metadata: dict[str, str], **kwargs) -> None:
+def _write(tables, name: str, data: pa.Table, extra: dict, **kwargs) -> None:
     try:
-        tables.write(name, data, metadata=metadata, **kwargs)
+        tables.write(name, data, **extra, **kwargs)
     except TypeError as exc:  # a store without commit metadata: the rows alone record the state
         if "metadata" not in str(exc):
             raise
-        tables.write(name, data, **kwargs)
+        tables.write(name, data, **{k: v for k, v in extra.items() if k != "metadata"}, **kwargs)
 
 
 def _compact(ws, monitor: MonitorConfig) -> None:

@@ -151,7 +151,7 @@ class _RowsOnly:
         self._tables = tables
 
     def __getattr__(self, name):
-        if name in ("commit_metadata", "compact"):
+        if name in ("commit_metadata", "compact", "transaction_version"):
             raise AttributeError(name)
         return getattr(self._tables, name)
 
@@ -287,3 +287,35 @@ def test_saved_summaries_are_not_reused_after_another_commit_on_the_profile_tabl
     ws.tables.write(mw.LOG, mw.frame(1, first_day=5, rows_per_day=60))
     assert not any("reused" in n for n in monitoring.refresh(ws, cfg).notes)  # saved file refused
     assert _same_as_full_recompute(ws, cfg)
+
+
+def test_a_refresh_that_lands_while_another_computes_makes_that_one_a_no_op(world, monkeypatch):
+    """Two refreshes of the same new day (a table-update trigger and an operator, say): the
+    second to write finds its step taken and writes nothing, so no window is appended twice."""
+    import importlib
+    from types import SimpleNamespace
+
+    from monitoring import engine
+    from workspace.tables import DeltaTableStore
+
+    refresh_module = importlib.import_module("monitoring.refresh")
+    ws, cfg = world
+    ws.tables.write(mw.LOG, mw.frame(1, first_day=4, rows_per_day=60))
+    real = engine.compute
+    other_results = []
+
+    def compute_while_another_refreshes(*args, **kwargs):
+        out = real(*args, **kwargs)
+        if not other_results:
+            monkeypatch.setattr(engine, "compute", real)
+            saved = dict(refresh_module._SUMMARIES)
+            other = SimpleNamespace(settings=ws.settings, tables=DeltaTableStore(ws.tables.root))
+            other_results.append(monitoring.refresh(other, cfg))
+            refresh_module._SUMMARIES.update(saved)
+        return out
+
+    monkeypatch.setattr(engine, "compute", compute_while_another_refreshes)
+    result = monitoring.refresh(ws, cfg)
+    assert other_results[0].mode == "incremental"
+    assert result.noop and "another refresh wrote the metric tables" in result.notes[-1]
+    assert _same_as_full_recompute(ws, cfg)  # one copy of the new day's rows

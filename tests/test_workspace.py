@@ -318,3 +318,28 @@ def test_spark_store_keeps_commit_metadata_in_delta_user_metadata():
         "main.s.t") == {"driftgate.source_version": "4"}
     assert SparkTableStore(_RecordingSpark("not json")).commit_metadata("main.s.t") == {}
     assert SparkTableStore(_RecordingSpark(None)).commit_metadata("main.s.t") == {}
+
+
+def test_guarded_writes_land_once(tmp_path, monkeypatch):
+    from driftgate.errors import TableConflict
+    from workspace.tables import DeltaTableStore
+
+    store = DeltaTableStore(tmp_path)
+    name, app = "main.s.t", "driftgate.test"
+    store.write(name, _timed_rows(0), txn=(app, 1))
+    assert store.transaction_version(name, app) == 1
+    with pytest.raises(TableConflict, match="already recorded step 1"):
+        store.write(name, _timed_rows(1), txn=(app, 1))
+    assert store.read(name).num_rows == 4 and store.version(name) == 0
+
+    # Two writers planned step 2: the second checks on a handle older than the first's commit,
+    # so only Delta's commit-time check can stop it.
+    other = DeltaTableStore(tmp_path)
+    stale = other._table(name)
+    store.write(name, _timed_rows(2), txn=(app, 2))
+    monkeypatch.setattr(other, "_cached", lambda path: stale)
+    with pytest.raises(TableConflict, match="concurrent writer"):
+        other.write(name, _timed_rows(2), txn=(app, 2))
+    assert sorted(store.read(name).column("id").to_pylist()) == [0, 1, 2, 3, 200, 201, 202, 203]
+    store.write(name, _timed_rows(3), txn=(app, 3))  # the next step is free
+    assert store.transaction_version(name, app) == 3

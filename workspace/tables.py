@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
 
-from driftgate.errors import TableError
+from driftgate.errors import TableConflict, TableError
 from driftgate.types import split_name
 
 __all__ = ["TableStore", "DeltaTableStore", "SparkTableStore", "CHECKPOINT_INTERVAL", "COMPACT_MIN_FILES"]
@@ -198,8 +198,22 @@ class DeltaTableStore:
         parts = [pq.read_table(uri) for uri in new]
         return pa.concat_tables(parts, promote_options="default")
 
-    def write(self, name, data, mode="append", replace_where=None, partition_by=None, metadata=None) -> int:
-        from deltalake import CommitProperties, write_deltalake
+    def transaction_version(self, name: str, app_id: str) -> int | None:
+        """The latest Delta application-transaction version recorded for ``app_id`` (None if never)."""
+        found = self._table(name).transaction_version(app_id)
+        return None if found is None else int(found)
+
+    def write(self, name, data, mode="append", replace_where=None, partition_by=None, metadata=None,
+              txn=None) -> int:
+        """One Delta commit (see :class:`TableStore`).
+
+        ``txn = (app_id, version)`` guards the write: it happens only if the table's recorded
+        version for ``app_id`` is below ``version`` (else :class:`TableConflict`, nothing
+        written) and records ``version`` in the same commit, so two writers that planned the
+        same step cannot both land (a commit with the same app id after the check fails ours).
+        """
+        from deltalake import CommitProperties, Transaction, write_deltalake
+        from deltalake.exceptions import CommitFailedError
 
         path = self.path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,12 +226,30 @@ class DeltaTableStore:
             kwargs["schema_mode"] = "overwrite"
         elif mode == "append":
             kwargs["schema_mode"] = "merge"
+        commit: dict[str, Any] = {}
         if metadata:
-            kwargs["commit_properties"] = CommitProperties(custom_metadata=_prefixed(metadata))
+            commit["custom_metadata"] = _prefixed(metadata)
+        # an open, up-to-date handle saves the writer from opening the table again (~10-25 ms)
+        target = self._cached(path) if self.exists(name) else None
+        if txn is not None:
+            app_id, txn_version = txn
+            if target is None and self.exists(name):
+                target = self._table(name)
+            done = target.transaction_version(app_id) if target is not None else None
+            if done is not None and done >= txn_version:
+                raise TableConflict(f"{name}: another writer already recorded step {done} of {app_id} "
+                                    f"(this write was step {txn_version}); nothing written", table=name)
+            # checked on this handle's version: a commit after it with the same app id fails ours
+            commit["app_transactions"] = [Transaction(app_id=app_id, version=txn_version)]
+        if commit:
+            kwargs["commit_properties"] = CommitProperties(**commit)
         try:
-            # an open, up-to-date handle saves the writer from opening the table again (~10-25 ms)
-            target = self._cached(path) if self.exists(name) else None
             write_deltalake(target if target is not None else str(path), data, **kwargs)
+        except CommitFailedError as exc:
+            if txn is not None and "oncurrent" in str(exc):
+                raise TableConflict(f"{name}: a concurrent writer committed step {txn[1]} of {txn[0]} first; "
+                                    "nothing written", table=name) from exc
+            raise TableError(f"{name}: write ({kwargs['mode']}) failed: {exc}", table=name) from exc
         except Exception as exc:
             raise TableError(f"{name}: write ({kwargs['mode']}) failed: {exc}", table=name) from exc
         table = self._table(name)
