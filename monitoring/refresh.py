@@ -241,8 +241,7 @@ def processed_state(ws, monitor: MonitorConfig, version: int) -> Processed:
     for log_type in ("INPUT", "BASELINE"):
         sel = rows.filter(pc.equal(rows.column("log_type"), log_type)).column("logging_table_commit_version")
         out.append(pc.max(sel).as_py() if len(sel) else None)
-    inputs = rows.filter(pc.equal(rows.column("log_type"), "INPUT"))
-    return Processed(out[0], out[1], _newest(inputs))
+    return Processed(out[0], out[1], _newest(rows))
 
 
 def processed_versions(ws, monitor: MonitorConfig, version: int) -> tuple[int | None, int | None]:
@@ -405,17 +404,15 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
     keep: dict = {}
     source = None
     if monitor.engine != "spark":
-        if time_range is None:
-            source = tables.read(name)
-        elif append_only:
+        if append_only:
             try:
                 source = _append_source(tables, name, schema, ts, inc)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError) as exc:
                 # appended files whose columns differ from the table's (schema evolution): read the range
                 logger.info("%s: reading the touched windows back (%s)", name, exc)
-                source = tables.read(name, filters=[(ts, ">=", time_range[0]), (ts, "<", time_range[1])])
-        else:
-            source = tables.read(name, filters=[(ts, ">=", time_range[0]), (ts, "<", time_range[1])])
+        if source is None:
+            filters = None if time_range is None else [(ts, ">=", time_range[0]), (ts, "<", time_range[1])]
+            source = tables.read(name, filters=filters)
 
     bar = _progress_bar() if progress else None
     try:
@@ -594,33 +591,25 @@ def _write_both(ws, monitor: MonitorConfig, profile: pa.Table, drift: pa.Table, 
             tables.write(dname, drift, replace_where=_in_windows(drift_windows), **guard)
     except TableConflict:
         return False
+    # a store that can read commit metadata back can write it; others keep the state in rows only
+    extra: dict = {"metadata": metadata} if hasattr(tables, "commit_metadata") else {}
+    if pname in guards:
+        extra["txn"] = guards[pname]
     try:
-        extra: dict = {"metadata": metadata}
-        if pname in guards:
-            extra["txn"] = guards[pname]
         if full:
-            _write(tables, pname, profile, extra, mode="overwrite")
+            tables.write(pname, profile, mode="overwrite", **extra)
         elif append:
-            _write(tables, pname, profile, extra, mode="append")
+            tables.write(pname, profile, mode="append", **extra)
         else:
             if any(profile_windows.values()):
                 pred = f"log_type = 'INPUT' AND ({_in_windows(profile_windows)})"
             else:
                 pred = _marker_predicate(profile)
-            _write(tables, pname, profile, extra, replace_where=pred)
+            tables.write(pname, profile, replace_where=pred, **extra)
     except Exception:
         _restore(ws, dname, before)
         raise
     return True
-
-
-def _write(tables, name: str, data: pa.Table, extra: dict, **kwargs) -> None:
-    try:
-        tables.write(name, data, **extra, **kwargs)
-    except TypeError as exc:  # a store without commit metadata: the rows alone record the state
-        if "metadata" not in str(exc):
-            raise
-        tables.write(name, data, **{k: v for k, v in extra.items() if k != "metadata"}, **kwargs)
 
 
 def _compact(ws, monitor: MonitorConfig) -> None:

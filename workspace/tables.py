@@ -174,9 +174,7 @@ class DeltaTableStore:
             raise TableError(f"{name}: read failed: {exc}", table=name) from exc
 
     def commit_metadata(self, name: str) -> dict[str, str]:
-        history = self._table(name).history(1)
-        info = history[0] if history else {}
-        return {k: str(v) for k, v in info.items() if k.startswith(METADATA_PREFIX)}
+        return _latest_metadata(self._table(name))
 
     def read_since(self, name: str, version: int) -> pa.Table:
         """Rows added by the commits after ``version``: the add actions of those commits."""
@@ -229,12 +227,10 @@ class DeltaTableStore:
         commit: dict[str, Any] = {}
         if metadata:
             commit["custom_metadata"] = _prefixed(metadata)
-        # an open, up-to-date handle saves the writer from opening the table again (~10-25 ms)
-        target = self._cached(path) if self.exists(name) else None
+        # the store's up-to-date handle: the writer need not open the table again (~10-25 ms)
+        target = self._table(name) if self.exists(name) else None
         if txn is not None:
             app_id, txn_version = txn
-            if target is None and self.exists(name):
-                target = self._table(name)
             done = target.transaction_version(app_id) if target is not None else None
             if done is not None and done >= txn_version:
                 raise TableConflict(f"{name}: another writer already recorded step {done} of {app_id} "
@@ -278,13 +274,19 @@ class DeltaTableStore:
         table = self._table(name)
         if len(table.file_uris()) < min_files:
             return False
-        carried = self.commit_metadata(name)
+        carried = _latest_metadata(table)
         try:
             table.optimize.compact(commit_properties=CommitProperties(custom_metadata=carried) if carried else None)
         except Exception as exc:  # noqa: BLE001 - compaction only buys speed; the table is intact
             log.warning("%s: compaction failed: %s", name, exc)
             return False
         return True
+
+
+def _latest_metadata(table) -> dict[str, str]:
+    history = table.history(1)
+    info = history[0] if history else {}
+    return {k: str(v) for k, v in info.items() if k.startswith(METADATA_PREFIX)}
 
 
 def _prefixed(metadata: dict[str, str]) -> dict[str, str]:
@@ -334,10 +336,10 @@ def _read_skipping(table, columns, filters) -> pa.Table | None:
         else:
             may = pc.and_(pc.less_equal(low, bound), pc.greater_equal(high, bound))
         keep = pc.and_(keep, pc.fill_null(may, True))  # no statistics: the file may match
-    kept = set(actions.filter(keep).column("path").to_pylist())
+    kept = {_file_name(p) for p in actions.filter(keep).column("path").to_pylist()}
     if len(kept) == actions.num_rows:
         return None
-    files = [uri for uri in table.file_uris() if _file_name(uri) in {_file_name(p) for p in kept}]
+    files = [uri for uri in table.file_uris() if _file_name(uri) in kept]
     data = ds.dataset(files, schema=schema, format="parquet")
     return data.to_table(columns=columns, filter=pq.filters_to_expression(filters))
 
