@@ -30,7 +30,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from gating.testing import DRIFT_SCHEMA, profile_rows  # noqa: E402
+from driftgate.gating.testing import DRIFT_SCHEMA, profile_rows  # noqa: E402
 
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 MODELS = ["*", "1", "2", "3"]
@@ -93,10 +93,10 @@ def main() -> None:
 
     from deltalake import DeltaTable
 
-    from driftgate.config import load_settings
-    from gating import decide, evaluate
-    from gating.evaluate import metric_tables, read_metrics
-    from workspace import open_workspace
+    from driftgate.core.settings import load_settings
+    from driftgate.gating import decide, evaluate
+    from driftgate.gating.evaluate import metric_tables, read_metrics
+    from driftgate.workspace import open_workspace
 
     repo = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory(prefix="gate-bench-") as tmp:

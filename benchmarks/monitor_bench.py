@@ -89,8 +89,8 @@ def floor_pass(ref: pa.Table, cur: pa.Table) -> None:
 
 
 def driftgate_run(ref: pa.Table, cur: pa.Table):
-    from monitoring import engine
-    from monitoring.config import MonitorConfig
+    from driftgate.monitoring import engine
+    from driftgate.monitoring.config import MonitorConfig
 
     cfg = MonitorConfig(snapshot={}, baseline_table_name="main.bench.baseline", table_name="main.bench.current",
                         exclude_columns=[])
@@ -182,9 +182,9 @@ def incremental(rows_per_day: int, repeats: int) -> dict:
     from datetime import datetime, timedelta, timezone
     from types import SimpleNamespace
 
-    import monitoring
-    from monitoring.config import MonitorConfig
-    from workspace.tables import DeltaTableStore
+    from driftgate import monitoring
+    from driftgate.monitoring.config import MonitorConfig
+    from driftgate.workspace.tables import DeltaTableStore
 
     cfg = MonitorConfig(slicing_exprs=["senior"])
     start = datetime(2026, 6, 1, tzinfo=timezone.utc)
@@ -202,7 +202,7 @@ def incremental(rows_per_day: int, repeats: int) -> dict:
         noop = median_time(lambda: monitoring.refresh(ws, cfg), max(repeats, 5))
         import importlib
 
-        refresh_module = importlib.import_module("monitoring.refresh")
+        refresh_module = importlib.import_module("driftgate.monitoring.refresh")
 
         into, cold, bare, alone = [], [], [], []
 

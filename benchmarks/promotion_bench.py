@@ -4,7 +4,7 @@ The shadow evaluation's statistical guard resamples the shadow rows ``n_resample
 and scores both models on each resample. Times, in the same run and on the same data:
 
 * ``baseline``: the textbook loop: draw row indices, ``roc_auc_score`` for each model, B times;
-* ``driftgate``: :func:`promotion.policy.paired_bootstrap` (multinomial resample counts as row
+* ``driftgate``: :func:`driftgate.promotion.policy.paired_bootstrap` (multinomial resample counts as row
   weights, one weighted Mann-Whitney AUC per resample, vectorised over resamples).
 
 Both give the same interval up to Monte-Carlo noise (checked below). Usage::
@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from promotion.policy import paired_bootstrap  # noqa: E402
+from driftgate.promotion.policy import paired_bootstrap  # noqa: E402
 
 
 def _data(n: int, seed: int = 0):

@@ -33,7 +33,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # measure the neighbours' load more than the training; baseline and stage run alike.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from driftgate.config import load_settings  # noqa: E402
+from driftgate.core.settings import load_settings  # noqa: E402
 
 
 class PeakRSS:
@@ -66,12 +66,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
 
-    import training
+    from driftgate import training
     from driftgate import demo
-    from training.features import LocalFeatureSource, load_training_data
-    from training.model import (_estimator_class, build_pipeline, column_kinds, estimator_params, model_input,
+    from driftgate.training.features import LocalFeatureSource, load_training_data
+    from driftgate.training.model import (_estimator_class, build_pipeline, column_kinds, estimator_params, model_input,
                                 quiet_fit, time_split)
-    from workspace import FakeRegistry, open_workspace
+    from driftgate.workspace import FakeRegistry, open_workspace
 
     days = 60
     with tempfile.TemporaryDirectory(prefix="driftgate-train-bench-") as tmp:

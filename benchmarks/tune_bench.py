@@ -33,7 +33,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # otherwise measure the neighbours' load more than the study. All studies run alike.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from driftgate.config import load_settings  # noqa: E402
+from driftgate.core.settings import load_settings  # noqa: E402
 
 
 def settings_for(root: Path, args, *extra: str):
@@ -45,8 +45,8 @@ def settings_for(root: Path, args, *extra: str):
 def run_study(root: Path, label: str, pruner: str, seed: int, args) -> tuple[float, object]:
     import dataclasses
 
-    import training
-    from workspace import open_workspace
+    from driftgate import training
+    from driftgate.workspace import open_workspace
 
     base = open_workspace(settings_for(root, args))
     name, _, percentile = pruner.partition(":")  # "percentile:25" keeps the top 25% at each fold
@@ -67,9 +67,9 @@ def auc_standard_error(root: Path, args, auc: float) -> float:
 
     import pandas as pd
 
-    from training.features import feature_source, load_training_data
-    from training.model import time_folds, time_split
-    from workspace import open_workspace
+    from driftgate.training.features import feature_source, load_training_data
+    from driftgate.training.model import time_folds, time_split
+    from driftgate.workspace import open_workspace
 
     ws = open_workspace(settings_for(root, args))
     cfg = ws.settings.training
@@ -98,7 +98,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="driftgate-tune-bench-") as tmp:
         from driftgate import demo
-        from workspace import open_workspace
+        from driftgate.workspace import open_workspace
 
         root = Path(tmp) / ".driftgate"
         settings = settings_for(root, args)

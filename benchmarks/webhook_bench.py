@@ -45,10 +45,10 @@ def serve(port: int, state_dir: str) -> None:
     import uvicorn
     from fastapi import FastAPI
 
-    from driftgate.config import load_settings
-    from triggers.webhook.auth import Credentials
-    from triggers.webhook.service import create_app, open_webhook
-    from workspace.jobs import FakeJobLauncher
+    from driftgate.core.settings import load_settings
+    from driftgate.triggers.webhook.auth import Credentials
+    from driftgate.triggers.webhook.service import create_app, open_webhook
+    from driftgate.workspace.jobs import FakeJobLauncher
 
     class Exceeded:
         status = "EXCEEDED"

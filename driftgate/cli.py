@@ -1,17 +1,17 @@
-"""The ``driftgate`` console script. Each command lives beside the stage it runs."""
+"""The ``driftgate`` console script. Each command lives in :mod:`driftgate.commands`, one module per stage."""
 from __future__ import annotations
 
 import warnings
 
 import typer
 
-from gating import commands as gating_cmds
-from monitoring import commands as monitoring_cmds
-from promotion import commands as promotion_cmds
-from training import commands as training_cmds
-from triggers import commands as trigger_cmds
-from triggers.webhook import commands as webhook_cmds
-from driftgate import pipeline_commands
+from driftgate.commands import gating as gating_cmds
+from driftgate.commands import monitoring as monitoring_cmds
+from driftgate.commands import pipeline as pipeline_commands
+from driftgate.commands import promotion as promotion_cmds
+from driftgate.commands import training as training_cmds
+from driftgate.commands import triggers as trigger_cmds
+from driftgate.commands import webhook as webhook_cmds
 
 app = typer.Typer(
     name="driftgate",

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from driftgate.audit import record_event
-from workspace.task_values import LocalTaskValues
+from driftgate.workspace.audit import record_event
+from driftgate.workspace.task_values import LocalTaskValues
 
 __all__ = ["JobRunResult", "run_retraining_job", "DemoSummary", "run_demo", "EVALUATE_TASK"]
 
@@ -94,9 +94,9 @@ def run_retraining_job(ws, *, trigger: str, run_key: str | None = None, now: dat
     Returns:
         A :class:`JobRunResult`; the champion alias moved only if ``promoted`` is true.
     """
-    import gating
-    import promotion
-    import training
+    from driftgate import gating
+    from driftgate import promotion
+    from driftgate import training
 
     job_run_id = job_run_id or uuid.uuid4().hex[:12]
     registry, model = ws.registry, ws.settings.project.model_name
@@ -195,8 +195,8 @@ def run_demo(ws, *, say=print, today: datetime | None = None) -> DemoSummary:
     """
     import mlflow
 
-    import monitoring
-    import training
+    from driftgate import monitoring
+    from driftgate import training
     from driftgate import demo
 
     cfg = ws.settings.demo

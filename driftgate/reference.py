@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from driftgate.config import Settings
+from driftgate.core.settings import Settings
 
 __all__ = ["render_reference"]
 

@@ -14,8 +14,8 @@ from typing import Annotated, Iterator
 import typer
 from rich.console import Console
 
-from driftgate.config import Settings, load_settings
-from driftgate.errors import DriftgateError
+from driftgate.core.settings import Settings, load_settings
+from driftgate.core.errors import DriftgateError
 
 __all__ = ["ConfOpt", "EnvOpt", "SetOpt", "console", "err_console", "settings_from", "workspace_from",
            "cli_errors", "not_built"]
@@ -36,7 +36,7 @@ def settings_from(conf: Path | None, env: str | None, sets: list[str] | None) ->
 
 
 def workspace_from(conf: Path | None, env: str | None, sets: list[str] | None, **kwargs):
-    from workspace import open_workspace
+    from driftgate.workspace import open_workspace
 
     return open_workspace(settings_from(conf, env, sets), **kwargs)
 

@@ -4,10 +4,12 @@
 calls it, records the decision (MLflow run, ``driftgate_decisions`` row, audit event) and
 publishes the task values ``drift_exceeded`` and ``decision``.
 """
-from gating.config import GateConfig, Rule
-from gating.decision import STATUSES, Decision, RuleResult, WindowResult
-from gating.evaluate import decisions_table, evaluate, read_decisions
-from gating.gate import AlwaysGate, Gate, NeverGate, RuleGate, decide, gate_for
+if __name__ != "driftgate.gating":  # the gating/ folder installs as driftgate.gating only (setup.py)
+    raise ImportError(f"import driftgate.gating, not {__name__}: run pip install -e . and import driftgate.*")
+from driftgate.gating.config import GateConfig, Rule
+from driftgate.gating.decision import STATUSES, Decision, RuleResult, WindowResult
+from driftgate.gating.evaluate import decisions_table, evaluate, read_decisions
+from driftgate.gating.gate import AlwaysGate, Gate, NeverGate, RuleGate, decide, gate_for
 
 __all__ = [
     "GateConfig", "Rule", "Decision", "RuleResult", "WindowResult", "STATUSES",

@@ -33,7 +33,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
-from driftgate.types import StrictModel, TableName
+from driftgate.core.types import StrictModel, TableName
 
 __all__ = [
     "GateConfig", "Rule", "RuleFilters", "SliceFilter", "Aggregation", "Persistence",

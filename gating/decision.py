@@ -1,4 +1,4 @@
-"""The gate's result records: data only, rendering lives in ``gating.commands``.
+"""The gate's result records: data only, rendering lives in ``driftgate.commands.gating``.
 
 A :class:`Decision` has a status (not just a boolean), one :class:`RuleResult` per rule
 with the observed values, windows, thresholds and the columns that fired, and serialises

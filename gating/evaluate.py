@@ -16,10 +16,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from driftgate.errors import GateError, TableError
-from gating.config import GateConfig, Rule
-from gating.decision import Decision
-from gating.gate import Unreadable, decide
+from driftgate.core.errors import GateError, TableError
+from driftgate.gating.config import GateConfig, Rule
+from driftgate.gating.decision import Decision
+from driftgate.gating.gate import Unreadable, decide
 
 __all__ = ["evaluate", "read_metrics", "metric_tables", "decisions_table", "read_decisions", "record_decision",
            "publish_decision", "attach_drift_chart"]
@@ -190,7 +190,7 @@ def _grain(text: str) -> timedelta | None:
 
 
 def _scan(ws, name: str, columns, filters, since: datetime | None) -> pa.Table:
-    from workspace.tables import DeltaTableStore
+    from driftgate.workspace.tables import DeltaTableStore
 
     if isinstance(ws.tables, DeltaTableStore):
         # Local Delta: a pyarrow dataset scan can push IS NULL and nested window.start filters too.
@@ -222,7 +222,7 @@ def record_decision(ws, decision: Decision, *, run_key: str | None = None, subje
     With ``gate`` (and ``gate.log_chart``), the run also gets the drift-over-time chart of the
     drift table the gate read, with the rules' thresholds drawn.
     """
-    from driftgate import audit
+    from driftgate.workspace import audit
 
     text = decision.to_json()
     run_id = _log_mlflow(ws, decision, text, run_key, gate)
@@ -259,7 +259,7 @@ def _log_mlflow(ws, decision: Decision, text: str, run_key: str | None, gate: Ga
     from mlflow.exceptions import MlflowException
 
     try:
-        from workspace.context import MLPROJECT_RUN_TAG, mlproject_run_id
+        from driftgate.workspace.context import MLPROJECT_RUN_TAG, mlproject_run_id
     except ImportError:  # older foundation
         MLPROJECT_RUN_TAG, mlproject_run_id = None, lambda: None
     tags = {
@@ -306,7 +306,7 @@ def attach_drift_chart(ws, run_id: str, gate: GateConfig | None = None) -> str |
     part of any decision: a failure to draw it is logged as a warning and returns None, so the
     caller's record is written all the same.
     """
-    from monitoring.report import chart_thresholds, log_drift_chart
+    from driftgate.monitoring.report import chart_thresholds, log_drift_chart
 
     gate = gate or ws.settings.gate
     if not gate.log_chart:

@@ -1,4 +1,4 @@
-"""The pure gate: metric rows + rules → :class:`~gating.decision.Decision`. No I/O here.
+"""The pure gate: metric rows + rules → :class:`~driftgate.gating.decision.Decision`. No I/O here.
 
 What each edge case means, decided once:
 
@@ -29,8 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gating.config import GateConfig, Rule
-from gating.decision import MAX_VALUES_PER_WINDOW, Decision, RuleResult, WindowResult
+from driftgate.gating.config import GateConfig, Rule
+from driftgate.gating.decision import MAX_VALUES_PER_WINDOW, Decision, RuleResult, WindowResult
 
 __all__ = ["Unreadable", "Gate", "RuleGate", "AlwaysGate", "NeverGate", "gate_for", "decide", "evaluate_rule", "MetricFrames"]
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from driftgate.types import SchemaName, StrictModel, TableName
+from driftgate.core.types import SchemaName, StrictModel, TableName
 
 __all__ = [
     "Granularity", "InferenceLogConfig", "TimeSeriesConfig", "SnapshotConfig", "CustomMetric", "MonitorConfig",

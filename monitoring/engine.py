@@ -4,7 +4,7 @@
 previous windows they are compared with) and the baseline, and returns the output
 rows as Arrow tables in the documented schemas (:func:`profile_schema`,
 :func:`drift_schema`). Reading, incremental bookkeeping and writing live in
-:mod:`monitoring.refresh`. The Spark engine reuses :func:`group_rows` and the output
+:mod:`driftgate.monitoring.refresh`. The Spark engine reuses :func:`group_rows` and the output
 schemas, so both engines share one definition of every row.
 """
 from __future__ import annotations
@@ -20,10 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from driftgate.errors import MonitorError
-from monitoring import stats
-from monitoring.config import MonitorConfig
-from monitoring.expressions import Expression, ExpressionError, parse
+from driftgate.core.errors import MonitorError
+from driftgate.monitoring import stats
+from driftgate.monitoring.config import MonitorConfig
+from driftgate.monitoring.expressions import Expression, ExpressionError, parse
 
 __all__ = [
     "TABLE", "ALL_MODELS", "profile_schema", "drift_schema", "monitor_version", "Plan", "plan_for",

@@ -35,9 +35,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from driftgate.errors import MonitorError, TableConflict, TableError
-from monitoring import engine
-from monitoring.config import MonitorConfig
+from driftgate.core.errors import MonitorError, TableConflict, TableError
+from driftgate.monitoring import engine
+from driftgate.monitoring.config import MonitorConfig
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def _load_summaries(tables, name: str, mv: int) -> tuple[int, int | None, dict, 
     """What :func:`_save_summaries` wrote, or None (no file, or unreadable: recompute)."""
     import numpy as np
 
-    from monitoring.stats import ColumnProfile
+    from driftgate.monitoring.stats import ColumnProfile
 
     path = _summary_file(tables, name, mv)
     if path is None or not path.is_file():
@@ -423,7 +423,7 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
             def callback(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
         if monitor.engine == "spark":
-            from monitoring import spark_engine
+            from driftgate.monitoring import spark_engine
 
             profile, drift = spark_engine.compute(
                 ws, plan, source_name=name, time_range=time_range, baseline=baseline,
@@ -480,7 +480,7 @@ def _audit(ws, result: RefreshResult) -> None:
     The metric tables are already committed here, so a failed audit append is a warning,
     not a failed refresh.
     """
-    from driftgate import audit
+    from driftgate.workspace import audit
 
     if getattr(ws, "settings", None) is None:
         return  # a bare table store (benchmarks, engine tests): no project, no audit table

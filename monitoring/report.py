@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitoring.config import MonitorConfig
+from driftgate.monitoring.config import MonitorConfig
 
 __all__ = ["DriftedColumn", "most_drifted", "drift_chart", "log_drift_chart", "chart_thresholds",
            "DEFAULT_THRESHOLDS"]

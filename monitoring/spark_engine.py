@@ -6,7 +6,7 @@ Parquet files from ``ws.tables.files(name)``, since Delta jars cannot be fetched
 evaluates the slicing expressions with Spark SQL, assigns every row to its window per
 granularity, copies each window's rows to the next window (its CONSECUTIVE comparison),
 and groups by (granularity, window). Each group is handed, as Arrow, to the same
-:func:`monitoring.engine.compute` the embedded engine runs, on the executors
+:func:`driftgate.monitoring.engine.compute` the embedded engine runs, on the executors
 (``applyInArrow``); only the small metric rows travel back to the driver. So one
 definition produces every row, and the parity test checks that the Spark-side
 windowing and slicing agree with the embedded engine's.
@@ -20,8 +20,8 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from driftgate.errors import MonitorError
-from monitoring import engine
+from driftgate.core.errors import MonitorError
+from driftgate.monitoring import engine
 
 __all__ = ["compute", "spark_session"]
 
@@ -82,7 +82,7 @@ def compute(ws, plan: engine.Plan, *, source_name: str, time_range: tuple[dateti
             baseline: pa.Table | None, profile_windows: dict[str, set[datetime]] | None,
             drift_windows: dict[str, set[datetime]] | None, commit_version: int,
             now: datetime | None = None) -> tuple[pa.Table, pa.Table]:
-    """Same contract as :func:`monitoring.engine.compute`, with the source read and grouped by Spark.
+    """Same contract as :func:`driftgate.monitoring.engine.compute`, with the source read and grouped by Spark.
 
     Args:
         ws: the workspace (its table store gives the Spark session or the local file list).

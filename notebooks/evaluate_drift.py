@@ -9,14 +9,14 @@
 
 # COMMAND ----------
 
-from triggers.jobtask import open_task_workspace
+from driftgate.jobtask import open_task_workspace
 
 ws, params = open_task_workspace(dbutils, spark, task_key="evaluate_drift")  # noqa: F821 (Databricks globals)
 
 # COMMAND ----------
 
-import gating
-from gating.commands import render
+from driftgate import gating
+from driftgate.commands.gating import render
 
 decision = gating.evaluate(
     ws,

@@ -7,13 +7,13 @@
 
 # COMMAND ----------
 
-from triggers.jobtask import open_task_workspace
+from driftgate.jobtask import open_task_workspace
 
 ws, params = open_task_workspace(dbutils, spark, task_key="promote")  # noqa: F821 (Databricks globals)
 
 # COMMAND ----------
 
-import promotion
+from driftgate import promotion
 
 value = ws.task_values.get("shadow", "shadow", default=None)
 if not value:

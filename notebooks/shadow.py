@@ -7,14 +7,14 @@
 
 # COMMAND ----------
 
-from triggers.jobtask import open_task_workspace
+from driftgate.jobtask import open_task_workspace
 
 ws, params = open_task_workspace(dbutils, spark, task_key="shadow")  # noqa: F821 (Databricks globals)
 
 # COMMAND ----------
 
-import promotion
-from triggers.jobtask import as_value
+from driftgate import promotion
+from driftgate.jobtask import as_value
 
 version = ws.task_values.get("train", "model_version", default="") or ""
 if not version:

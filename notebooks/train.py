@@ -7,13 +7,13 @@
 
 # COMMAND ----------
 
-from triggers.jobtask import open_task_workspace
+from driftgate.jobtask import open_task_workspace
 
 ws, params = open_task_workspace(dbutils, spark, task_key="train")  # noqa: F821 (Databricks globals)
 
 # COMMAND ----------
 
-import training
+from driftgate import training
 
 decision = ws.task_values.get("evaluate_drift", "decision", default={}) or {}
 result = training.train(

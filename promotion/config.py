@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from driftgate.types import StrictModel
+from driftgate.core.types import StrictModel
 
 __all__ = [
     "METRICS", "GREATER_IS_BETTER", "MetricCriterion", "StatisticalGuard", "FairnessPolicy",

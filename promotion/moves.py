@@ -15,11 +15,11 @@ import time
 from datetime import datetime, timezone
 from typing import Iterator
 
-from driftgate.audit import record_event
-from driftgate.errors import PromotionRefused, RegistryError
-from promotion import notify
-from promotion.results import PromotionResult, ShadowResult
-from promotion.replay import CHALLENGER, CHAMPION, PREVIOUS
+from driftgate.workspace.audit import record_event
+from driftgate.core.errors import PromotionRefused, RegistryError
+from driftgate.promotion import notify
+from driftgate.promotion.results import PromotionResult, ShadowResult
+from driftgate.promotion.replay import CHALLENGER, CHAMPION, PREVIOUS
 
 __all__ = ["promote", "rollback", "aliases"]
 
@@ -162,7 +162,7 @@ def promote(ws, shadow: ShadowResult) -> PromotionResult:
 
     Args:
         ws: the open workspace.
-        shadow: the result of :func:`promotion.shadow` for this challenger.
+        shadow: the result of :func:`driftgate.promotion.shadow` for this challenger.
 
     Returns:
         A :class:`PromotionResult`; ``promoted`` is False for every refusal (recorded

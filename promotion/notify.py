@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from driftgate.audit import record_event
-from driftgate.config import secret
+from driftgate.workspace.audit import record_event
+from driftgate.core.secrets import secret
 
 __all__ = ["send", "notify_gate_decision"]
 

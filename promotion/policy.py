@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from promotion.config import GREATER_IS_BETTER, PromotionConfig
+from driftgate.promotion.config import GREATER_IS_BETTER, PromotionConfig
 
 __all__ = [
     "STATUSES", "Interval", "Check", "Verdict", "ShadowEvidence", "classification_metrics",
@@ -156,7 +156,7 @@ def paired_bootstrap(y, champion: tuple[np.ndarray, np.ndarray], challenger: tup
         y: labels (0/1).
         champion: ``(prediction, probability)`` of the champion on the same rows.
         challenger: ``(prediction, probability)`` of the challenger.
-        metric: one of :data:`promotion.config.METRICS`.
+        metric: one of :data:`driftgate.promotion.config.METRICS`.
         n_resamples: bootstrap resamples.
         confidence: two-sided level, e.g. 0.95.
         seed: makes the interval reproducible.

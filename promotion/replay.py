@@ -1,7 +1,7 @@
 """Shadow evaluation: replay the traffic the champion served through both models.
 
 I/O lives here (inference table, model loading, the shadow table, MLflow, the audit
-trail); every judgement is made by :func:`promotion.policy.decide`.
+trail); every judgement is made by :func:`driftgate.promotion.policy.decide`.
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from driftgate.audit import record_event
-from driftgate.errors import PromotionRefused, RegistryError, TableError
-from promotion import policy
-from promotion.results import ShadowResult
+from driftgate.workspace.audit import record_event
+from driftgate.core.errors import PromotionRefused, RegistryError, TableError
+from driftgate.promotion import policy
+from driftgate.promotion.results import ShadowResult
 
 __all__ = ["set_challenger", "shadow", "shadow_table_name", "load_scorer", "model_inputs"]
 
@@ -52,7 +52,7 @@ def set_challenger(ws, version: str) -> None:
 def _refuse(ws, version: str | None, message: str) -> None:
     name = ws.settings.project.model_name
     record_event(ws, "refusal", subject=f"{name}@{version}", status="refused", details={"reason": message})
-    from promotion import notify
+    from driftgate.promotion import notify
 
     notify.send(ws, "refusal", message, {"model": name, "version": version})
     raise PromotionRefused(message, model=name, version=version)
@@ -139,7 +139,7 @@ def _window(ws, champion: str | None, unseen_from: pd.Timestamp | None = None
 
 
 def _trained_before(info) -> pd.Timestamp | None:
-    from training.trainer import TRAINED_BEFORE_TAG
+    from driftgate.training.trainer import TRAINED_BEFORE_TAG
 
     text = (info.tags or {}).get(TRAINED_BEFORE_TAG)
     if not text:
@@ -175,7 +175,7 @@ def shadow(ws, *, challenger_version: str | None = None) -> ShadowResult:
 
     Replays the last ``promotion.shadow_days`` days of rows the champion served
     (``model_id`` = champion version) through both models, writes the challenger's
-    predictions to the shadow table, judges them with :func:`promotion.policy.decide`,
+    predictions to the shadow table, judges them with :func:`driftgate.promotion.policy.decide`,
     logs the report to MLflow and records a ``shadow`` event.
 
     Args:
@@ -183,7 +183,7 @@ def shadow(ws, *, challenger_version: str | None = None) -> ShadowResult:
         challenger_version: the version to evaluate (default: the ``challenger`` alias).
 
     Returns:
-        A :class:`ShadowResult`; only PASS lets :func:`promotion.promote` move aliases.
+        A :class:`ShadowResult`; only PASS lets :func:`driftgate.promotion.promote` move aliases.
 
     Raises:
         PromotionRefused: there is no challenger, or its version no longer exists (recorded).
@@ -244,7 +244,7 @@ def shadow(ws, *, challenger_version: str | None = None) -> ShadowResult:
         shadow_table=shadow_table_name(ws) if not frame.empty and not problems else None,
         shadow_id=uuid.uuid4().hex[:12],
     )
-    from promotion import report
+    from driftgate.promotion import report
 
     run_id = report.log_shadow_report(result, cfg, ws=ws)
     result = _with(result, run_id=run_id)

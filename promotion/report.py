@@ -1,6 +1,6 @@
 """Rendering of a shadow evaluation: tables, a chart and a Markdown report, logged to MLflow.
 
-Drawn from the :class:`~promotion.results.ShadowResult` record only, after the
+Drawn from the :class:`~driftgate.promotion.results.ShadowResult` record only, after the
 decision was made; nothing here decides anything.
 """
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from promotion.config import METRICS
-from promotion.results import ShadowResult
+from driftgate.promotion.config import METRICS
+from driftgate.promotion.results import ShadowResult
 
 __all__ = ["metric_table", "fairness_table", "shadow_chart", "markdown", "log_shadow_report"]
 
@@ -134,7 +134,7 @@ def log_shadow_report(result: ShadowResult, cfg: Any, *, ws) -> str:
         client.log_figure(run_id, fig, "shadow/chart.png")
         plt.close(fig)
         # the drift that led here, beside the evidence for the challenger
-        from gating.evaluate import attach_drift_chart
+        from driftgate.gating.evaluate import attach_drift_chart
 
         attach_drift_chart(ws, run_id)
     except Exception:

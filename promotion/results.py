@@ -1,4 +1,4 @@
-"""The records the promotion stage returns: data only, rendering lives in :mod:`promotion.report`."""
+"""The records the promotion stage returns: data only, rendering lives in :mod:`driftgate.promotion.report`."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from promotion.policy import Check, Interval
+from driftgate.promotion.policy import Check, Interval
 
 __all__ = ["ShadowResult", "PromotionResult"]
 

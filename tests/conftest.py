@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def settings(tmp_path):
     """Repo conf with the workspace root moved into a temp dir."""
-    from driftgate.config import load_settings
+    from driftgate.core.settings import load_settings
 
     return load_settings(REPO / "conf", "local", (f"workspace.root={tmp_path / '.driftgate'}",))
 
@@ -22,7 +22,7 @@ def settings(tmp_path):
 @pytest.fixture
 def ws(settings):
     """An open local workspace (Delta tables + SQLite MLflow) under a temp dir."""
-    from workspace import open_workspace
+    from driftgate.workspace import open_workspace
 
     return open_workspace(settings)
 

@@ -52,11 +52,11 @@ def light_workspace(root, *overrides: str):
     """A local workspace without MLflow (Delta tables only): the monitor needs no tracking store."""
     from pathlib import Path
 
-    from driftgate.config import load_settings
-    from workspace.context import Workspace
-    from workspace.registry import FakeRegistry
-    from workspace.tables import DeltaTableStore
-    from workspace.task_values import LocalTaskValues
+    from driftgate.core.settings import load_settings
+    from driftgate.workspace.context import Workspace
+    from driftgate.workspace.registry import FakeRegistry
+    from driftgate.workspace.tables import DeltaTableStore
+    from driftgate.workspace.task_values import LocalTaskValues
 
     root = Path(root)
     repo = Path(__file__).resolve().parent.parent

@@ -149,7 +149,7 @@ def test_notebooks_call_the_same_stage_functions():
 
 
 def test_task_keys_and_trigger_match_the_local_pipeline():
-    from driftgate.config import load_settings
+    from driftgate.core.settings import load_settings
     from driftgate.pipeline import EVALUATE_TASK
 
     job, _ = _job()
@@ -160,7 +160,7 @@ def test_task_keys_and_trigger_match_the_local_pipeline():
 
 
 def test_targets_and_parameters_map_onto_settings(tmp_path):
-    from triggers.jobtask import settings_for_task
+    from driftgate.jobtask import settings_for_task
 
     root = _load(REPO / "databricks.yml")
     assert set(root["targets"]) == {"dev", "prod"} and root["targets"]["dev"]["mode"] == "development"
@@ -210,9 +210,9 @@ class FakeDbutils:
 
 def test_evaluate_notebook_publishes_task_values_through_dbutils(tmp_path):
     """Run the notebook's code with a fake dbutils on local tables: the condition task would see "true"."""
-    from driftgate.config import load_settings
-    from gating.testing import day, drift_rows, profile_rows
-    from workspace import open_workspace
+    from driftgate.core.settings import load_settings
+    from driftgate.gating.testing import day, drift_rows, profile_rows
+    from driftgate.workspace import open_workspace
 
     root = tmp_path / ".driftgate"
     ws = open_workspace(load_settings(REPO / "conf", "local", (f"workspace.root={root}",)))
@@ -223,7 +223,7 @@ def test_evaluate_notebook_publishes_task_values_through_dbutils(tmp_path):
     ws.tables.write(ws.settings.monitor.profile_metrics_table, profile_rows(now_days), mode="overwrite")
     when = day(now_days) + timedelta(hours=2)
 
-    import gating
+    from driftgate import gating
 
     real = gating.evaluate
     fake = FakeDbutils({"conf_dir": str(REPO / "conf"), "env": "local", "trigger": "table_update",
@@ -243,9 +243,9 @@ def test_evaluate_notebook_publishes_task_values_through_dbutils(tmp_path):
 
 def test_shadow_result_survives_the_task_value_round_trip():
     """The promote task rebuilds what the shadow task published (JSON in between)."""
-    from promotion import ShadowResult
-    from promotion.policy import Check, Interval
-    from triggers.jobtask import as_value
+    from driftgate.promotion import ShadowResult
+    from driftgate.promotion.policy import Check, Interval
+    from driftgate.jobtask import as_value
 
     shadow = ShadowResult(status="PASS", model_name="main.s.m", champion_version="1", challenger_version="2",
                           metrics={"delta_f1": 0.04}, reasons=("better",), checks=(Check("f1", True, "ok"),),
@@ -257,11 +257,11 @@ def test_shadow_result_survives_the_task_value_round_trip():
 def test_retraining_branch_notebooks_hand_results_along(tmp_path, monkeypatch):
     """train → shadow → promote notebooks, with the stage functions faked: the glue passes the
     registered version and the shadow result through task values, as on Databricks."""
-    import promotion
-    import training
-    from promotion import PromotionResult, ShadowResult
-    from promotion.policy import Check
-    from training.trainer import TrainResult
+    from driftgate import promotion
+    from driftgate import training
+    from driftgate.promotion import PromotionResult, ShadowResult
+    from driftgate.promotion.policy import Check
+    from driftgate.training.trainer import TrainResult
 
     calls = []
     monkeypatch.setattr(training, "train", lambda ws, **kw: calls.append(("train", kw["reason"]["decision_id"])) or

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from driftgate.config import Settings, load_settings
-from driftgate.errors import ConfigError
+from driftgate.core.settings import Settings, load_settings
+from driftgate.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -103,7 +103,7 @@ def test_settings_are_frozen():
 
 
 def test_monitor_conf_accepts_the_sdk_enum_spellings():
-    from monitoring.config import CustomMetric, InferenceLogConfig
+    from driftgate.monitoring.config import CustomMetric, InferenceLogConfig
 
     assert InferenceLogConfig(problem_type="PROBLEM_TYPE_REGRESSION").problem_type == "regression"
     assert InferenceLogConfig(problem_type="INFERENCE_PROBLEM_TYPE_CLASSIFICATION").problem_type == "classification"

@@ -5,11 +5,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from driftgate.audit import read_events
-from driftgate.config import load_settings
+from driftgate.workspace.audit import read_events
+from driftgate.core.settings import load_settings
 from driftgate.pipeline import run_demo, run_retraining_job
 from tests.conftest import REPO
-from workspace import open_workspace
+from driftgate.workspace import open_workspace
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from gating import GateConfig, Rule, decide
-from gating.config import Aggregation, Persistence, RuleFilters, SliceFilter
-from gating.decision import Decision
-from gating.testing import day, drift_rows, profile_rows
+from driftgate.gating import GateConfig, Rule, decide
+from driftgate.gating.config import Aggregation, Persistence, RuleFilters, SliceFilter
+from driftgate.gating.decision import Decision
+from driftgate.gating.testing import day, drift_rows, profile_rows
 
 FEATURES = ["tenure_months", "monthly_charges", "usage_gb", "age", "plan", "region"]
 NOW = day(10) + timedelta(hours=6)  # windows of days 0..9 are complete, day 10 still open
@@ -214,7 +214,7 @@ def test_filters_pick_drift_type_granularity_and_columns():
     (("EXCEEDED", "ERROR", "STALE"), "all", "ERROR"),
 ])
 def test_combination(statuses, combine, expected):
-    from gating.gate import combine as combine_fn
+    from driftgate.gating.gate import combine as combine_fn
 
     assert combine_fn(list(statuses), combine) == expected
 

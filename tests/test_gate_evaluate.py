@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from mlflow import MlflowClient
 
-from driftgate.config import load_settings
-from driftgate.errors import ConfigError
-from gating import evaluate, read_decisions
-from gating.testing import day, drift_rows, profile_rows
+from driftgate.core.settings import load_settings
+from driftgate.core.errors import ConfigError
+from driftgate.gating import evaluate, read_decisions
+from driftgate.gating.testing import day, drift_rows, profile_rows
 
 from pathlib import Path
 
@@ -22,7 +22,7 @@ NOW = day(12) + timedelta(hours=3)
 @pytest.fixture(scope="module")
 def base_ws(tmp_path_factory):
     """One local workspace (one MLflow store) for the module: creating the store is the slow part."""
-    from workspace import open_workspace
+    from driftgate.workspace import open_workspace
 
     root = tmp_path_factory.mktemp("gate") / ".driftgate"
     return open_workspace(load_settings(REPO_ROOT / "conf", "local", (f"workspace.root={root}",)))
@@ -34,7 +34,7 @@ def ws(base_ws, request):
     import dataclasses
     import re
 
-    from workspace.task_values import LocalTaskValues
+    from driftgate.workspace.task_values import LocalTaskValues
 
     schema = "main.t_" + re.sub(r"\W", "_", request.node.name)[:40]
     settings = load_settings(REPO_ROOT / "conf", "local", (
@@ -80,7 +80,7 @@ def test_evaluate_records_and_publishes(ws):
     chart = client.download_artifacts(run.info.run_id, "monitoring/drift_over_time.png")
     assert open(chart, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     # audit event
-    from driftgate.audit import read_events
+    from driftgate.workspace.audit import read_events
 
     ev = read_events(ws, ["gate_decision"])
     assert ev and ev[0]["status"] == "EXCEEDED" and ev[0]["details"]["decision_id"] == d.decision_id
@@ -95,8 +95,7 @@ def test_evaluate_ok_and_no_publish(ws):
 
 
 def test_chart_is_optional_and_never_fails_the_decision(ws, monkeypatch):
-    import monitoring.report
-
+    from driftgate.monitoring import report as monitoring_report
     write_metrics(ws, drifted_from=8)
     off = ws.settings.gate.model_copy(update={"log_chart": False})
     d_off = evaluate(ws, off, now=NOW, publish=False)
@@ -104,7 +103,7 @@ def test_chart_is_optional_and_never_fails_the_decision(ws, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("renderer gone")
 
-    monkeypatch.setattr(monitoring.report, "drift_chart", broken)
+    monkeypatch.setattr(monitoring_report, "drift_chart", broken)
     d_broken = evaluate(ws, ws.settings.gate, now=NOW, publish=False)
     assert d_off.status == d_broken.status == "EXCEEDED"
     client = MlflowClient(ws.tracking_uri)
@@ -115,8 +114,8 @@ def test_chart_is_optional_and_never_fails_the_decision(ws, monkeypatch):
 
 
 def test_chart_thresholds_come_from_the_rules():
-    from gating.config import GateConfig
-    from monitoring.report import chart_thresholds
+    from driftgate.gating.config import GateConfig
+    from driftgate.monitoring.report import chart_thresholds
 
     gate = GateConfig.model_validate({"rules": [
         {"name": "psi", "metric": "population_stability_index", "threshold": 0.25},
@@ -142,7 +141,7 @@ def test_stale_metrics(ws):
 
 def test_pushdown_reads_only_needed_rows(ws):
     """Rows of other models, drift types and old windows are not read; the verdict is the same."""
-    from gating.evaluate import read_metrics
+    from driftgate.gating.evaluate import read_metrics
 
     import pyarrow as pa
 
@@ -221,7 +220,7 @@ def test_readme_rule_examples_load_and_decide(tmp_path):
     """The rule language documented in the README is valid configuration."""
     import re
 
-    from gating import decide
+    from driftgate.gating import decide
 
     readme = (REPO_ROOT / "README.md").read_text()
     section = readme.split("<!-- section: gate -->")[1].split("<!-- section:")[0]

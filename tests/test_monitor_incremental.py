@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 
 import monitor_world as mw
-import monitoring
-from driftgate.audit import read_events
-from driftgate.errors import DriftgateError, TableError
+from driftgate import monitoring
+from driftgate.workspace.audit import read_events
+from driftgate.core.errors import DriftgateError, TableError
 
 
 def _content(ws, name):
@@ -162,8 +162,8 @@ class _RowsOnly:
 def test_commit_metadata_and_rows_record_the_same_state(world):
     from types import SimpleNamespace
 
-    from monitoring.engine import monitor_version
-    from monitoring.refresh import processed_state
+    from driftgate.monitoring.engine import monitor_version
+    from driftgate.monitoring.refresh import processed_state
 
     ws, cfg = world
     ws.tables.write(mw.LOG, mw.frame(1, first_day=4, rows_per_day=60))
@@ -204,7 +204,7 @@ def test_a_foreign_commit_on_the_profile_table_falls_back_to_its_rows(world):
 
 
 def test_metric_tables_are_compacted_once_they_hold_many_files(world, monkeypatch):
-    from workspace import tables as tables_module
+    from driftgate.workspace import tables as tables_module
 
     ws, cfg = world
     monkeypatch.setattr(tables_module, "COMPACT_MIN_FILES", 3)
@@ -220,7 +220,7 @@ def test_metric_tables_are_compacted_once_they_hold_many_files(world, monkeypatc
 def test_comparison_summaries_are_not_shared_between_stores_with_the_same_names(tmp_path):
     import importlib
 
-    refresh_module = importlib.import_module("monitoring.refresh")
+    refresh_module = importlib.import_module("driftgate.monitoring.refresh")
     worlds = []
     for k in range(2):
         ws = mw.light_workspace(tmp_path / f"w{k}")
@@ -239,7 +239,7 @@ def test_comparison_summaries_are_not_shared_between_stores_with_the_same_names(
 def test_a_new_process_reuses_the_saved_comparison_summaries(world):
     import importlib
 
-    refresh_module = importlib.import_module("monitoring.refresh")
+    refresh_module = importlib.import_module("driftgate.monitoring.refresh")
     ws, cfg = world
     saved = refresh_module._summary_file(ws.tables, cfg.table_name, monitoring.engine.monitor_version(cfg))
     assert saved.is_file() and saved.parent.name == refresh_module.SUMMARY_DIR
@@ -254,7 +254,7 @@ def test_a_new_process_reuses_the_saved_comparison_summaries(world):
 def test_without_usable_saved_summaries_the_comparison_window_is_read_back(world, damage):
     import importlib
 
-    refresh_module = importlib.import_module("monitoring.refresh")
+    refresh_module = importlib.import_module("driftgate.monitoring.refresh")
     ws, cfg = world
     saved = refresh_module._summary_file(ws.tables, cfg.table_name, monitoring.engine.monitor_version(cfg))
     refresh_module._SUMMARIES.clear()
@@ -276,7 +276,7 @@ def test_saved_summaries_are_not_reused_after_another_commit_on_the_profile_tabl
 
     from deltalake import write_deltalake
 
-    refresh_module = importlib.import_module("monitoring.refresh")
+    refresh_module = importlib.import_module("driftgate.monitoring.refresh")
     ws, cfg = world
     empty = ws.tables.read(cfg.profile_metrics_table).schema.empty_table()
     write_deltalake(str(ws.tables.path(cfg.profile_metrics_table)), empty, mode="append")
@@ -295,10 +295,10 @@ def test_a_refresh_that_lands_while_another_computes_makes_that_one_a_no_op(worl
     import importlib
     from types import SimpleNamespace
 
-    from monitoring import engine
-    from workspace.tables import DeltaTableStore
+    from driftgate.monitoring import engine
+    from driftgate.workspace.tables import DeltaTableStore
 
-    refresh_module = importlib.import_module("monitoring.refresh")
+    refresh_module = importlib.import_module("driftgate.monitoring.refresh")
     ws, cfg = world
     ws.tables.write(mw.LOG, mw.frame(1, first_day=4, rows_per_day=60))
     real = engine.compute

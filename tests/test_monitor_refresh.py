@@ -1,4 +1,4 @@
-"""monitoring.refresh: documented tables, incremental refresh, no-op, bad input, atomic failure."""
+"""driftgate.monitoring.refresh: documented tables, incremental refresh, no-op, bad input, atomic failure."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -8,10 +8,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-import monitoring
-from driftgate.errors import MonitorError, TableError
-from monitoring import engine
-from workspace.tables import DeltaTableStore
+from driftgate import monitoring
+from driftgate.core.errors import MonitorError, TableError
+from driftgate.monitoring import engine
+from driftgate.workspace.tables import DeltaTableStore
 from tests.monitor_data import START, inference_log
 
 
@@ -165,7 +165,7 @@ def test_failed_write_leaves_tables_as_they_were(ws, mon, monkeypatch):
 
 
 def test_custom_metrics_aggregate_derived_and_drift(ws, mon):
-    from monitoring.config import CustomMetric
+    from driftgate.monitoring.config import CustomMetric
 
     cfg = mon.model_copy(update={"custom_metrics": [
         CustomMetric(name="high_charge_share", definition="avg(CASE WHEN monthly_charges > 100 THEN 1 ELSE 0 END)"),
@@ -192,7 +192,7 @@ def test_custom_metrics_aggregate_derived_and_drift(ws, mon):
 
 
 def test_custom_metric_that_does_not_parse_names_the_metric(ws, mon):
-    from monitoring.config import CustomMetric
+    from driftgate.monitoring.config import CustomMetric
 
     cfg = mon.model_copy(update={"custom_metrics": [CustomMetric(name="broken", definition="avg(monthly_charges")]})
     with pytest.raises(MonitorError, match="custom_metrics.broken"):
@@ -224,7 +224,7 @@ def test_nan_inf_all_null_and_unseen_categories_get_rows(ws, mon):
 
 def test_most_drifted_columns_and_chart(ws, mon, tmp_path):
     monitoring.refresh(ws, mon)
-    from monitoring.report import drift_chart, most_drifted
+    from driftgate.monitoring.report import drift_chart, most_drifted
 
     drift = ws.tables.read(mon.drift_metrics_table)
     top = most_drifted(drift, mon, limit=3)
@@ -250,7 +250,7 @@ def test_next_day_reuses_previous_window_and_equals_full_recompute(ws, mon, tmp_
 
 
 def test_time_series_and_snapshot_analyses(ws, mon):
-    from monitoring.config import MonitorConfig
+    from driftgate.monitoring.config import MonitorConfig
 
     ts = MonitorConfig(table_name=mon.table_name, output_schema_name="main.ts", baseline_table_name=None,
                        time_series={"timestamp_col": "timestamp", "granularities": ["1 week", "1 day"]})

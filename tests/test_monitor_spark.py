@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-import monitoring
+from driftgate import monitoring
 from tests.monitor_data import START, inference_log
-from workspace.tables import DeltaTableStore
+from driftgate.workspace.tables import DeltaTableStore
 
 pytestmark = pytest.mark.spark
 

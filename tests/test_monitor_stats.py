@@ -8,8 +8,8 @@ import pytest
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
 
-from monitoring import stats
-from monitoring.expressions import ExpressionError, parse
+from driftgate.monitoring import stats
+from driftgate.monitoring.expressions import ExpressionError, parse
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pyarrow.compute as pc
 import pytest
 
 import monitor_world as mw
-import monitoring
-from driftgate.errors import MonitorError
+from driftgate import monitoring
+from driftgate.core.errors import MonitorError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -105,7 +105,7 @@ def test_drift_rows_compare_with_previous_window_and_baseline(drifted):
 
 def test_gate_exceeded_after_drift_and_ok_without(ws):
     """The default gate rules (PSI share on BASELINE drift, f1_score.macro) read these tables as they are."""
-    import gating
+    from driftgate import gating
 
     now = mw.START + timedelta(days=6, hours=1)
     for drift_from, expected in ((3, "EXCEEDED"), (None, "OK")):
@@ -143,7 +143,7 @@ def test_monitor_command_prints_most_drifted_columns(drifted, monkeypatch):
     from typer.testing import CliRunner
 
     from driftgate.cli import app
-    from monitoring import commands
+    from driftgate.commands import monitoring as commands
 
     from driftgate.runtime import console
 

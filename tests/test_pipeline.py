@@ -5,10 +5,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-import gating
-import promotion
-import training
-from driftgate.audit import read_events
+from driftgate import gating
+from driftgate import promotion
+from driftgate import training
+from driftgate.workspace.audit import read_events
 from driftgate.pipeline import _condition, run_retraining_job
 
 

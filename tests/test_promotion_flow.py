@@ -11,9 +11,9 @@ import pandas as pd
 
 import pytest
 
-import promotion
-from driftgate.audit import read_events
-from driftgate.errors import PromotionRefused
+from driftgate import promotion
+from driftgate.workspace.audit import read_events
+from driftgate.core.errors import PromotionRefused
 from promotion_world import build, reset_aliases, served, fit, with_settings
 
 NAME = "main.driftgate_demo.churn_model"
@@ -21,8 +21,8 @@ NAME = "main.driftgate_demo.churn_model"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from driftgate.config import load_settings
-    from workspace import open_workspace
+    from driftgate.core.settings import load_settings
+    from driftgate.workspace import open_workspace
     from tests.conftest import REPO
 
     root = tmp_path_factory.mktemp("promotion") / ".driftgate"
@@ -57,7 +57,7 @@ def test_shadow_passes_a_better_challenger_and_writes_the_shadow_table(world):
 def test_shadow_report_is_logged_to_mlflow_with_the_decision(world):
     from mlflow import MlflowClient
 
-    from gating.testing import drift_rows
+    from driftgate.gating.testing import drift_rows
 
     ws = world.ws
     # the drift that led to this challenger: its chart goes beside the shadow evidence
@@ -165,8 +165,8 @@ def test_a_deleted_challenger_version_is_refused(world):
 
 
 def test_status_shows_aliases_metrics_and_the_audit_trail(world):
-    from driftgate.audit import record_event
-    from promotion.commands import collect_status
+    from driftgate.workspace.audit import record_event
+    from driftgate.commands.promotion import collect_status
 
     ws = world.ws
     reset_aliases(ws, champion=world.v1, challenger=world.v2)
@@ -229,8 +229,8 @@ def test_mlflow_registry_fault_restores_real_aliases(world):
     """The fault-injection guarantee against MLflow's own registry (SQLite), not only the fake."""
     from mlflow.exceptions import MlflowException
 
-    from driftgate.errors import PromotionRefused
-    from promotion import ShadowResult
+    from driftgate.core.errors import PromotionRefused
+    from driftgate.promotion import ShadowResult
 
     ws = world.ws
     reg = ws.registry
@@ -267,7 +267,7 @@ def test_mlflow_registry_fault_restores_real_aliases(world):
 
 def test_the_shadow_window_skips_rows_the_challenger_was_fitted_on(world):
     """Retraining appends served rows to the training data: those must not judge the challenger."""
-    from training.trainer import TRAINED_BEFORE_TAG
+    from driftgate.training.trainer import TRAINED_BEFORE_TAG
 
     ws = world.ws
     name = ws.settings.project.model_name

@@ -5,10 +5,10 @@ import dataclasses
 
 import pytest
 
-from driftgate.audit import read_events
-from promotion import notify
+from driftgate.workspace.audit import read_events
+from driftgate.promotion import notify
 from promotion_world import with_settings
-from workspace import DeltaTableStore, FakeRegistry, LocalTaskValues, Workspace
+from driftgate.workspace import DeltaTableStore, FakeRegistry, LocalTaskValues, Workspace
 
 NAME = "main.driftgate_demo.churn_model"
 
@@ -25,7 +25,7 @@ def _hooked(ws, httpserver, **extra):
 
 
 def test_promotion_and_refusal_post_slack_compatible_json_with_the_env_token(ws, httpserver, monkeypatch):
-    from promotion import ShadowResult, promote
+    from driftgate.promotion import ShadowResult, promote
 
     monkeypatch.setenv("DRIFTGATE_NOTIFY_TOKEN", "s3cret")
     httpserver.expect_request("/hooks/abc", method="POST", headers={"Authorization": "Bearer s3cret"}) \
@@ -84,8 +84,8 @@ def test_disabled_or_filtered_kinds_send_nothing(ws, httpserver):
 
 
 def test_the_token_cannot_live_in_conf(tmp_path):
-    from driftgate.config import load_settings
-    from driftgate.errors import ConfigError
+    from driftgate.core.settings import load_settings
+    from driftgate.core.errors import ConfigError
     from tests.conftest import REPO
 
     with pytest.raises(ConfigError, match="secrets must not live"):

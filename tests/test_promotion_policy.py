@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from driftgate.config import load_settings
-from driftgate.errors import ConfigError
-from promotion.config import MetricCriterion, PromotionConfig
-from promotion.policy import (ShadowEvidence, agreement, classification_metrics, decide, fairness_gaps, mcnemar,
+from driftgate.core.settings import load_settings
+from driftgate.core.errors import ConfigError
+from driftgate.promotion.config import MetricCriterion, PromotionConfig
+from driftgate.promotion.policy import (ShadowEvidence, agreement, classification_metrics, decide, fairness_gaps, mcnemar,
                               paired_bootstrap, slice_rates)
 
 RNG = np.random.default_rng(0)
@@ -101,7 +101,7 @@ BASE = {**GOOD, "accuracy_score": 0.75, "roc_auc": 0.80, "log_loss": 0.50}
 
 
 def _iv(low, high, metric="roc_auc"):
-    from promotion.policy import Interval
+    from driftgate.promotion.policy import Interval
 
     return Interval(metric, (low + high) / 2, low, high, 0.95, 1000)
 

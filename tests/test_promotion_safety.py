@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from driftgate.errors import PromotionRefused, RegistryError
-from promotion import PromotionResult, ShadowResult, promote, rollback
-from promotion.moves import aliases
-from workspace import FakeRegistry
+from driftgate.core.errors import PromotionRefused, RegistryError
+from driftgate.promotion import PromotionResult, ShadowResult, promote, rollback
+from driftgate.promotion.moves import aliases
+from driftgate.workspace import FakeRegistry
 
 NAME = "main.driftgate_demo.churn_model"
 
@@ -49,7 +49,7 @@ class FaultyRegistry:
 @pytest.fixture
 def ws(settings, tmp_path):
     """Tables for the audit trail and a fake registry: no MLflow database to create per test."""
-    from workspace import DeltaTableStore, LocalTaskValues, Workspace
+    from driftgate.workspace import DeltaTableStore, LocalTaskValues, Workspace
 
     return Workspace(settings=settings, tables=DeltaTableStore(tmp_path / "lakehouse"), registry=FakeRegistry(),
                      task_values=LocalTaskValues(tmp_path, "t", "promote"), tracking_uri="", registry_uri="",
@@ -178,7 +178,7 @@ def test_refuses_a_deleted_version(ws):
 
 @pytest.mark.parametrize("status", ["FAIL", "INSUFFICIENT_DATA", "NO_LABELS"])
 def test_only_a_pass_promotes(ws, status):
-    from driftgate.audit import read_events
+    from driftgate.workspace.audit import read_events
 
     inner = _fake()
     inner.set_alias(NAME, "champion", "1")
@@ -215,7 +215,7 @@ def test_two_promotions_racing_cannot_both_win(ws):
 
 
 def test_rollback_restores_previous_champion_with_a_recorded_reason(ws):
-    from driftgate.audit import read_events
+    from driftgate.workspace.audit import read_events
 
     inner = _fake()
     inner.set_alias(NAME, "champion", "2")
@@ -297,7 +297,7 @@ def test_approval_mode_waits_for_the_approved_tag(ws):
 
 
 def test_dry_run_is_opt_in_loud_and_moves_nothing(ws, capsys):
-    from driftgate.audit import read_events
+    from driftgate.workspace.audit import read_events
     from promotion_world import with_settings
 
     assert ws.settings.promotion.dry_run is False  # off unless asked for

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from driftgate.config import load_settings
-from driftgate.errors import ConfigError
+from driftgate.core.settings import load_settings
+from driftgate.core.errors import ConfigError
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,9 +11,9 @@ import pytest
 
 import training_world as tw
 from training_world import mlflow_template, tws  # noqa: F401  (fixtures)
-from driftgate.errors import TrainingError
-from training.config import FeatureLookupConfig
-from training.features import (DatabricksFeatureSource, LocalFeatureSource, feature_source, load_training_data,
+from driftgate.core.errors import TrainingError
+from driftgate.training.config import FeatureLookupConfig
+from driftgate.training.features import (DatabricksFeatureSource, LocalFeatureSource, feature_source, load_training_data,
                                point_in_time_join)
 
 
@@ -137,8 +137,8 @@ class FakeSpark:
 def test_databricks_path_goes_through_feature_engineering(tws):
     from databricks.feature_engineering import FeatureLookup
 
-    import training
-    from workspace import FakeRegistry
+    from driftgate import training
+    from driftgate.workspace import FakeRegistry
 
     frame = tw.world(tws, days=20, rows_per_day=30)
     client = FakeFeatureEngineeringClient(frame.drop(columns=["label"]))

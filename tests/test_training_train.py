@@ -7,13 +7,13 @@ import mlflow
 import pandas as pd
 import pytest
 
-import training
+from driftgate import training
 import training_world as tw
-from driftgate.errors import ConfigError
-from training.config import TrainingConfig
-from training.model import time_folds, time_split
+from driftgate.core.errors import ConfigError
+from driftgate.training.config import TrainingConfig
+from driftgate.training.model import time_folds, time_split
 from training_world import mlflow_template, tws  # noqa: F401  (fixtures)
-from workspace import FakeRegistry
+from driftgate.workspace import FakeRegistry
 
 
 def with_training(ws, **update):
@@ -134,7 +134,7 @@ def test_unknown_estimator_parameter_fails_before_any_run(tws):
     ({}, {"roc_auc": 0.1}, True),
 ])
 def test_quality_floor_truth_table(floor, metrics, passes):
-    from training.trainer import check_floor
+    from driftgate.training.trainer import check_floor
 
     cfg = TrainingConfig(quality_floor=floor)
     reason = check_floor(cfg, metrics)

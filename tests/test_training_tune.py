@@ -7,13 +7,13 @@ import mlflow
 import optuna
 import pytest
 
-import training
+from driftgate import training
 import training_world as tw
-from driftgate.config import Settings
-from driftgate.errors import ConfigError
-from training.tuner import storage_url, study_name
+from driftgate.core.settings import Settings
+from driftgate.core.errors import ConfigError
+from driftgate.training.tuner import storage_url, study_name
 from training_world import mlflow_template, tws  # noqa: F401  (fixtures)
-from workspace import FakeRegistry
+from driftgate.workspace import FakeRegistry
 
 SMALL_SPACE = {"hist_gradient_boosting": {
     "learning_rate": {"type": "float", "low": 0.02, "high": 0.3, "log": True},

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from driftgate.config import load_settings
-from driftgate.errors import ConfigError, TriggerError
-from triggers import StateStore, TriggerRunner, available, build_triggers, create, load
-from triggers.base import TickResult
+from driftgate.core.settings import load_settings
+from driftgate.core.errors import ConfigError, TriggerError
+from driftgate.triggers import StateStore, TriggerRunner, available, build_triggers, create, load
+from driftgate.triggers.base import TickResult
 
 FIXTURE = Path(__file__).parent / "fixtures" / "driftgate_trigger_example"
 REPO = Path(__file__).resolve().parent.parent

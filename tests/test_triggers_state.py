@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from driftgate.errors import TriggerError
-from triggers.state import StateStore
+from driftgate.core.errors import TriggerError
+from driftgate.triggers.state import StateStore
 
 T0 = datetime(2026, 7, 1, 12, 0, tzinfo=timezone.utc)
 

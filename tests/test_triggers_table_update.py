@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 
-from driftgate.errors import TableError
-from triggers import StateStore, TableUpdateTrigger, TriggerRunner
-from triggers.queued import ManualTrigger, request_run
-from triggers.schedule import ScheduleTrigger
+from driftgate.core.errors import TableError
+from driftgate.triggers import StateStore, TableUpdateTrigger, TriggerRunner
+from driftgate.triggers.queued import ManualTrigger, request_run
+from driftgate.triggers.schedule import ScheduleTrigger
 
 T0 = datetime(2026, 7, 1, 12, 0, tzinfo=timezone.utc)
 A, B = "main.s.a_drift_metrics", "main.s.b_profile_metrics"
@@ -286,7 +286,7 @@ def test_schedule_trigger_fires_once_per_occurrence(tmp_path):
 
 def test_against_a_real_delta_table(tmp_path):
     """The real version source: deltalake commits on a local table."""
-    from workspace.tables import DeltaTableStore
+    from driftgate.workspace.tables import DeltaTableStore
 
     tables = DeltaTableStore(tmp_path / "lakehouse")
     state = StateStore(tmp_path / "state.db")
@@ -306,7 +306,7 @@ def test_against_a_real_delta_table(tmp_path):
 
 
 def test_webhook_trigger_leaves_keys_claimed_by_another_worker_alone(tmp_path):
-    from triggers.queued import WebhookTrigger
+    from driftgate.triggers.queued import WebhookTrigger
 
     state = StateStore(tmp_path / "state.db")
     state.claim("alert:a1:2026-07-01T12:00:00Z", source="webhook", details={}, at=T0)  # the receiver's worker owns it
@@ -321,7 +321,7 @@ def test_webhook_trigger_leaves_keys_claimed_by_another_worker_alone(tmp_path):
 
 def test_corrupt_state_file_is_moved_aside_and_fired_keys_restored_from_the_audit_trail(ws):
     """The whole state file is garbage: the watcher starts over without double-firing."""
-    from triggers.commands import _open_state, audit_sink
+    from driftgate.commands.triggers import _open_state, audit_sink
 
     v, clock, launch = Versions(A), Clock(), Launcher()
 

@@ -6,8 +6,8 @@ import json
 import pytest
 from werkzeug import Response
 
-from driftgate.errors import LaunchError
-from workspace.jobs import (
+from driftgate.core.errors import LaunchError
+from driftgate.workspace.jobs import (
     DatabricksJobLauncher, FakeJobLauncher, JobLauncher, LaunchRequest, LocalJobLauncher, TransientLaunchError,
     idempotency_token, launcher_for,
 )

@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from driftgate.errors import ConfigError
-from triggers.webhook.auth import Credentials, sign
-from triggers.webhook.payload import parse_alert
-from triggers.webhook.queue import AlertQueue
-from triggers.webhook.receiver import Receiver, run_key_for
+from driftgate.core.errors import ConfigError
+from driftgate.triggers.webhook.auth import Credentials, sign
+from driftgate.triggers.webhook.payload import parse_alert
+from driftgate.triggers.webhook.queue import AlertQueue
+from driftgate.triggers.webhook.receiver import Receiver, run_key_for
 from tests.webhook_support import (
     EVALUATED, HMAC_SECRET, PASSWORD, TOKEN, USER, Clock, basic, redash_body, template_body, webhook_settings,
 )

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from triggers.webhook import serverless
-from triggers.webhook.auth import Credentials
-from triggers.webhook.service import open_webhook
-from workspace.jobs import FakeJobLauncher
+from driftgate.triggers.webhook import serverless
+from driftgate.triggers.webhook.auth import Credentials
+from driftgate.triggers.webhook.service import open_webhook
+from driftgate.workspace.jobs import FakeJobLauncher
 from tests.webhook_support import PASSWORD, USER, basic, template_body, webhook_settings
 
 AUTH = basic()["Authorization"]
@@ -44,7 +44,7 @@ def lambda_event_v2(body: bytes, *, b64: bool = False, method: str = "POST") -> 
 
 
 def test_lambda_function_url_event_launches_once(launcher):
-    from triggers.webhook.aws_lambda import handler
+    from driftgate.triggers.webhook.aws_lambda import handler
 
     answer = handler(lambda_event_v2(template_body(alert_id="lam")), None)
     assert answer["statusCode"] == 202 and answer["headers"]["content-type"] == "application/json"
@@ -56,7 +56,7 @@ def test_lambda_function_url_event_launches_once(launcher):
 
 
 def test_lambda_rest_api_event_and_refusals(launcher):
-    from triggers.webhook.aws_lambda import handler
+    from driftgate.triggers.webhook.aws_lambda import handler
 
     rest = {"resource": "/v1/alerts/databricks-sql", "path": "/v1/alerts/databricks-sql", "httpMethod": "POST",
             "headers": {"Authorization": "Basic " + base64.b64encode(b"x:y").decode(),
@@ -72,7 +72,7 @@ def test_lambda_rest_api_event_and_refusals(launcher):
 def test_azure_http_trigger(launcher):
     import azure.functions as func
 
-    from triggers.webhook.azure_function import app, handle_request
+    from driftgate.triggers.webhook.azure_function import app, handle_request
 
     body = template_body(alert_id="az")
     req = func.HttpRequest(method="POST", url="https://driftgate.azurewebsites.net/api/v1/alerts/databricks-sql",

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from triggers.webhook.auth import Credentials
-from triggers.webhook.service import ALERT_PATH, create_app, is_loopback, open_webhook, serving
-from workspace.jobs import FakeJobLauncher
+from driftgate.triggers.webhook.auth import Credentials
+from driftgate.triggers.webhook.service import ALERT_PATH, create_app, is_loopback, open_webhook, serving
+from driftgate.workspace.jobs import FakeJobLauncher
 from tests.webhook_support import FakeGate, PASSWORD, USER, basic, template_body, webhook_settings
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from driftgate.errors import LaunchError
-from triggers.webhook.auth import Credentials
-from triggers.webhook.service import open_webhook
-from workspace.jobs import FakeJobLauncher, TransientLaunchError
+from driftgate.core.errors import LaunchError
+from driftgate.triggers.webhook.auth import Credentials
+from driftgate.triggers.webhook.service import open_webhook
+from driftgate.workspace.jobs import FakeJobLauncher, TransientLaunchError
 from tests.webhook_support import AuditLog, Clock, FakeGate, basic, redash_body, template_body, webhook_settings
 
 
@@ -192,8 +192,8 @@ def test_gate_deferred_to_the_job_still_launches_once(tmp_path):
 
 
 def test_audit_lands_in_the_workspace_events_table(tmp_path, ws):
-    from driftgate.audit import read_events
-    from triggers.webhook.worker import audit_to_workspace
+    from driftgate.workspace.audit import read_events
+    from driftgate.triggers.webhook.worker import audit_to_workspace
 
     gate = FakeGate("EXCEEDED")
     wh, launcher, _, _ = make(tmp_path, ws=ws, audit=audit_to_workspace(ws), gate=gate)
@@ -208,7 +208,7 @@ def test_audit_lands_in_the_workspace_events_table(tmp_path, ws):
 
 def test_the_real_shared_gate_decides(tmp_path, ws):
     """Default wiring: ``gating.evaluate`` on the workspace; no metric tables yet, so no launch."""
-    from driftgate.audit import read_events
+    from driftgate.workspace.audit import read_events
 
     launcher = FakeJobLauncher()
     wh = open_webhook(ws.settings, ws=ws, credentials=Credentials("databricks", "s3cret-pass"), launcher=launcher)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from driftgate.audit import read_events, record_event
-from driftgate.errors import DriftgateError, RegistryError, TableError
-from workspace import FakeRegistry, LocalTaskValues, MlflowRegistry
+from driftgate.workspace.audit import read_events, record_event
+from driftgate.core.errors import DriftgateError, RegistryError, TableError
+from driftgate.workspace import FakeRegistry, LocalTaskValues, MlflowRegistry
 
 T = "main.test_schema.events"
 
@@ -66,7 +66,7 @@ def test_open_handles_follow_writes_and_a_recreated_table(tmp_path):
 
     from deltalake import write_deltalake
 
-    from workspace.tables import DeltaTableStore
+    from driftgate.workspace.tables import DeltaTableStore
 
     store = DeltaTableStore(tmp_path)
     name = "main.s.t"
@@ -80,7 +80,7 @@ def test_open_handles_follow_writes_and_a_recreated_table(tmp_path):
 
 
 def test_every_tenth_commit_writes_a_checkpoint(tmp_path):
-    from workspace.tables import CHECKPOINT_INTERVAL, DeltaTableStore
+    from driftgate.workspace.tables import CHECKPOINT_INTERVAL, DeltaTableStore
 
     store = DeltaTableStore(tmp_path)
     for i in range(CHECKPOINT_INTERVAL + 1):
@@ -103,8 +103,8 @@ def _timed_rows(day: int, n: int = 4):
 def test_filtered_reads_skip_files_and_return_what_a_full_scan_returns(tmp_path, monkeypatch):
     from datetime import datetime, timedelta, timezone
 
-    from workspace import tables as tables_module
-    from workspace.tables import DeltaTableStore
+    from driftgate.workspace import tables as tables_module
+    from driftgate.workspace.tables import DeltaTableStore
 
     store = DeltaTableStore(tmp_path)
     name = "main.s.t"
@@ -145,7 +145,7 @@ def test_filtered_reads_skip_files_and_return_what_a_full_scan_returns(tmp_path,
 def test_partitioned_tables_are_read_without_file_skipping(tmp_path):
     from deltalake import DeltaTable
 
-    from workspace.tables import DeltaTableStore, _read_skipping
+    from driftgate.workspace.tables import DeltaTableStore, _read_skipping
 
     store = DeltaTableStore(tmp_path)
     store.write("main.s.p", pa.table({"day": [1, 2], "v": [1.0, 2.0]}), partition_by=["day"])
@@ -155,8 +155,8 @@ def test_partitioned_tables_are_read_without_file_skipping(tmp_path):
 
 
 def test_read_since_follows_the_log_and_falls_back_after_compaction(tmp_path, monkeypatch):
-    from workspace import tables as tables_module
-    from workspace.tables import DeltaTableStore
+    from driftgate.workspace import tables as tables_module
+    from driftgate.workspace.tables import DeltaTableStore
 
     store = DeltaTableStore(tmp_path)
     name = "main.s.t"
@@ -177,7 +177,7 @@ def test_read_since_follows_the_log_and_falls_back_after_compaction(tmp_path, mo
 
 
 def test_commit_metadata_round_trips_and_compaction_carries_it(tmp_path):
-    from workspace.tables import DeltaTableStore
+    from driftgate.workspace.tables import DeltaTableStore
 
     store = DeltaTableStore(tmp_path)
     name = "main.s.t"
@@ -307,7 +307,7 @@ class _RecordingSpark:
 def test_spark_store_keeps_commit_metadata_in_delta_user_metadata():
     import json
 
-    from workspace.tables import SparkTableStore
+    from driftgate.workspace.tables import SparkTableStore
 
     spark = _RecordingSpark()
     store = SparkTableStore(spark)
@@ -321,8 +321,8 @@ def test_spark_store_keeps_commit_metadata_in_delta_user_metadata():
 
 
 def test_guarded_writes_land_once(tmp_path, monkeypatch):
-    from driftgate.errors import TableConflict
-    from workspace.tables import DeltaTableStore
+    from driftgate.core.errors import TableConflict
+    from driftgate.workspace.tables import DeltaTableStore
 
     store = DeltaTableStore(tmp_path)
     name, app = "main.s.t", "driftgate.test"

@@ -72,7 +72,7 @@ def mlflow_template(tmp_path_factory):
 @pytest.fixture
 def tws(settings, mlflow_template):
     """Like the shared ``ws`` fixture, but starts from a pre-migrated MLflow database."""
-    from workspace import open_workspace
+    from driftgate.workspace import open_workspace
 
     root = settings.workspace.root.resolve()
     root.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from driftgate.config import load_settings
+from driftgate.core.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 USER, PASSWORD, TOKEN, HMAC_SECRET = "databricks", "s3cret-pass", "tok-123", "hmac-key"

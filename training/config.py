@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from driftgate.types import StrictModel, TableName
+from driftgate.core.types import StrictModel, TableName
 
 __all__ = [
     "ESTIMATORS", "METRICS", "FeatureLookupConfig", "FloorThreshold", "TrainingConfig",

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from driftgate.errors import TableError, TrainingError
-from training.config import FeatureLookupConfig, TrainingConfig
+from driftgate.core.errors import TableError, TrainingError
+from driftgate.training.config import FeatureLookupConfig, TrainingConfig
 
 __all__ = ["TableVersion", "table_version", "TrainingData", "FeatureSource", "LocalFeatureSource", "DatabricksFeatureSource",
            "feature_source", "own_types", "load_training_data", "point_in_time_join"]

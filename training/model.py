@@ -16,8 +16,8 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from driftgate.errors import ConfigError, TrainingError
-from training.config import TrainingConfig
+from driftgate.core.errors import ConfigError, TrainingError
+from driftgate.training.config import TrainingConfig
 
 __all__ = ["Split", "time_split", "time_folds", "column_kinds", "estimator_params", "build_pipeline", "quiet_fit",
            "score_metrics", "check_params"]

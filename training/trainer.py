@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from driftgate.audit import record_event
-from driftgate.errors import TrainingError
-from training.features import TrainingData, feature_source, load_training_data
-from training.model import (build_pipeline, check_params, column_kinds, estimator_params, model_input, quiet_fit,
+from driftgate.workspace.audit import record_event
+from driftgate.core.errors import TrainingError
+from driftgate.training.features import TrainingData, feature_source, load_training_data
+from driftgate.training.model import (build_pipeline, check_params, column_kinds, estimator_params, model_input, quiet_fit,
                             score_metrics, time_split)
 
 __all__ = ["TrainResult", "train", "code_version", "check_floor", "TRAINED_BEFORE_TAG"]
@@ -114,7 +114,7 @@ def _resolve_params(ws, cfg, params: dict | None, use_best_params: bool) -> tupl
     extra: dict[str, Any] = {}
     source = None
     if use_best_params or cfg.use_best_params:
-        from training.tuner import best_params
+        from driftgate.training.tuner import best_params
 
         best = best_params(ws)
         if best is not None:
@@ -149,7 +149,7 @@ def train(ws, *, reason: dict[str, str] | None = None, params: dict | None = Non
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.models import infer_signature
 
-    from workspace.context import MLPROJECT_RUN_TAG, mlproject_run_id
+    from driftgate.workspace.context import MLPROJECT_RUN_TAG, mlproject_run_id
 
     settings = ws.settings
     cfg = settings.training

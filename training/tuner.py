@@ -15,9 +15,9 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from driftgate.errors import ConfigError, TrainingError
-from training.features import feature_source, load_training_data
-from training.model import build_pipeline, check_params, column_kinds, estimator_params, model_input, quiet_fit, \
+from driftgate.core.errors import ConfigError, TrainingError
+from driftgate.training.features import feature_source, load_training_data
+from driftgate.training.model import build_pipeline, check_params, column_kinds, estimator_params, model_input, quiet_fit, \
     time_folds, time_split
 
 __all__ = ["TuneResult", "TuneProgress", "tune", "best_params", "storage_url", "study_name"]
@@ -69,7 +69,7 @@ def study_name(settings) -> str:
 
 def storage_url(ws) -> str:
     """``$DRIFTGATE_OPTUNA_STORAGE``, else ``tuning.storage``, else ``sqlite:///<root>/optuna.db``."""
-    from driftgate.config import secret
+    from driftgate.core.secrets import secret
 
     url = secret(STORAGE_ENV) or ws.settings.tuning.storage
     if url:
@@ -226,7 +226,7 @@ def tune(ws, *, n_trials: int | None = None, timeout: float | None = None,
     import optuna
     from mlflow import MlflowClient
 
-    from workspace.context import MLPROJECT_RUN_TAG, mlproject_run_id
+    from driftgate.workspace.context import MLPROJECT_RUN_TAG, mlproject_run_id
 
     settings = ws.settings
     cfg, tcfg = settings.training, settings.tuning

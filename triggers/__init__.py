@@ -6,13 +6,15 @@ durable :class:`StateStore` and launches at most one run at a time. Built in:
 ``table_update``, ``schedule``, ``manual``, ``webhook``; more come from packages that
 register under the entry-point group ``driftgate.triggers`` (see docs/triggers.md).
 """
-from triggers.base import RunRequest, SkipReason, TickContext, TickResult, Trigger
-from triggers.queued import ManualTrigger, QueuedTrigger, WebhookTrigger, request_run
-from triggers.registry import GROUP, available, build_triggers, create, load
-from triggers.runner import TickOutcome, TriggerRunner
-from triggers.schedule import ScheduleTrigger
-from triggers.state import RunKeyRecord, StateStore, state_store_for
-from triggers.table_update import TableUpdateTrigger, run_key_for
+if __name__ != "driftgate.triggers":  # the triggers/ folder installs as driftgate.triggers only (setup.py)
+    raise ImportError(f"import driftgate.triggers, not {__name__}: run pip install -e . and import driftgate.*")
+from driftgate.triggers.base import RunRequest, SkipReason, TickContext, TickResult, Trigger
+from driftgate.triggers.queued import ManualTrigger, QueuedTrigger, WebhookTrigger, request_run
+from driftgate.triggers.registry import GROUP, available, build_triggers, create, load
+from driftgate.triggers.runner import TickOutcome, TriggerRunner
+from driftgate.triggers.schedule import ScheduleTrigger
+from driftgate.triggers.state import RunKeyRecord, StateStore, state_store_for
+from driftgate.triggers.table_update import TableUpdateTrigger, run_key_for
 
 __all__ = [
     "Trigger", "RunRequest", "SkipReason", "TickResult", "TickContext",

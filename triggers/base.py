@@ -1,9 +1,9 @@
 """The trigger interface: one ``tick`` that returns run requests or a skip reason, plus a cursor.
 
 Modelled on Dagster sensors. A trigger is a small object with a ``name`` and one
-decision method, :meth:`Trigger.tick`. The runner (:mod:`triggers.runner`) owns all I/O
+decision method, :meth:`Trigger.tick`. The runner (:mod:`driftgate.triggers.runner`) owns all I/O
 that matters for correctness: it reads the trigger's cursor from the
-:class:`~triggers.state.StateStore`, calls ``tick``, claims each request's ``run_key``
+:class:`~driftgate.triggers.state.StateStore`, calls ``tick``, claims each request's ``run_key``
 before launching (so a replay cannot launch twice) and saves the new cursor after.
 
 A trigger never launches anything itself and never writes the state store; it only

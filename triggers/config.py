@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from driftgate.types import StrictModel, TableName
+from driftgate.core.types import StrictModel, TableName
 
 __all__ = ["TableUpdateConfig", "ScheduleConfig", "QueuedTriggerConfig", "PluginTriggerConfig", "TriggersConfig"]
 

@@ -1,7 +1,7 @@
 """Triggers fed by requests queued in the state store: ``manual`` and ``webhook``.
 
 Something outside the runner (``driftgate watch --request``, the alert webhook receiver)
-claims a run key in the :class:`~triggers.state.StateStore` with status ``queued``;
+claims a run key in the :class:`~driftgate.triggers.state.StateStore` with status ``queued``;
 the next tick of the matching trigger turns every queued key into a :class:`RunRequest`.
 The key is already claimed, so the runner's atomic ``take`` decides who launches it.
 """
@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from triggers.base import RunRequest, TickContext, TickResult, Trigger
+from driftgate.triggers.base import RunRequest, TickContext, TickResult, Trigger
 
 __all__ = ["QueuedTrigger", "ManualTrigger", "WebhookTrigger", "request_run"]
 

@@ -5,7 +5,7 @@ A package makes a trigger available by declaring, in its ``pyproject.toml``::
     [project.entry-points."driftgate.triggers"]
     s3_object = "my_package.triggers:S3ObjectTrigger"
 
-The value is a :class:`~triggers.base.Trigger` subclass (or any callable returning one)
+The value is a :class:`~driftgate.triggers.base.Trigger` subclass (or any callable returning one)
 that accepts its configuration as keyword arguments plus ``name``. driftgate's own
 triggers are declared the same way in its ``pyproject.toml``; they are also known here by
 module path, so a source checkout works before it is (re)installed.
@@ -16,18 +16,18 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
 
-from driftgate.errors import ConfigError, TriggerError
-from triggers.base import Trigger
+from driftgate.core.errors import ConfigError, TriggerError
+from driftgate.triggers.base import Trigger
 
 __all__ = ["GROUP", "BUILTINS", "available", "load", "create", "build_triggers"]
 
 GROUP = "driftgate.triggers"
 
 BUILTINS = {
-    "table_update": "triggers.table_update:TableUpdateTrigger",
-    "schedule": "triggers.schedule:ScheduleTrigger",
-    "manual": "triggers.queued:ManualTrigger",
-    "webhook": "triggers.queued:WebhookTrigger",
+    "table_update": "driftgate.triggers.table_update:TableUpdateTrigger",
+    "schedule": "driftgate.triggers.schedule:ScheduleTrigger",
+    "manual": "driftgate.triggers.queued:ManualTrigger",
+    "webhook": "driftgate.triggers.queued:WebhookTrigger",
 }
 
 

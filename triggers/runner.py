@@ -2,7 +2,7 @@
 
 For each tick of each trigger the runner:
 
-1. reads the trigger's cursor from the :class:`~triggers.state.StateStore`;
+1. reads the trigger's cursor from the :class:`~driftgate.triggers.state.StateStore`;
 2. calls ``trigger.tick``; a skip reason is logged (never silent);
 3. for each run request claims its ``run_key`` (atomic insert), then hands it to the single
    launch worker, which ``take``s the key (atomic ``claimed/queued → running``) before
@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
-from driftgate.errors import DriftgateError
-from triggers.base import Clock, RunRequest, TickContext, TickResult, Trigger
-from triggers.state import StateStore
+from driftgate.core.errors import DriftgateError
+from driftgate.triggers.base import Clock, RunRequest, TickContext, TickResult, Trigger
+from driftgate.triggers.state import StateStore
 
 __all__ = ["TriggerRunner", "TickOutcome", "Launcher", "utc_now"]
 
@@ -228,7 +228,7 @@ class TriggerRunner:
     def recover(self) -> list[str]:
         """Requeue keys of these triggers that were claimed or queued but never started."""
         requeued = []
-        from triggers.queued import QueuedTrigger
+        from driftgate.triggers.queued import QueuedTrigger
 
         for trigger in self.triggers:
             # A queued trigger's source may be shared with another worker (the webhook's), whose

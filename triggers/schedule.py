@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from croniter import croniter
 
-from triggers.base import RunRequest, TickContext, TickResult, Trigger
+from driftgate.triggers.base import RunRequest, TickContext, TickResult, Trigger
 
 __all__ = ["ScheduleTrigger"]
 

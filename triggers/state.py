@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from driftgate.errors import TriggerError
+from driftgate.core.errors import TriggerError
 
 __all__ = ["StateStore", "RunKeyRecord", "RUN_STATUSES", "state_store_for", "reseed_from_events"]
 
@@ -321,7 +321,7 @@ def reseed_from_events(state: StateStore, events: list[dict[str, Any]]) -> int:
 
     After a corrupt state file was moved aside, this keeps every key that was already fired
     from firing again, and gives triggers their last fire to resume from. ``events`` are
-    :func:`driftgate.audit.read_events` rows (``run_key``, ``subject`` = trigger name,
+    :func:`driftgate.workspace.audit.read_events` rows (``run_key``, ``subject`` = trigger name,
     ``details``, ``at``). Returns how many keys were restored.
     """
     restored = 0

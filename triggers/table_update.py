@@ -29,8 +29,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from driftgate.errors import TableError
-from triggers.base import RunRequest, TickContext, TickResult, Trigger
+from driftgate.core.errors import TableError
+from driftgate.triggers.base import RunRequest, TickContext, TickResult, Trigger
 
 __all__ = ["TableUpdateTrigger", "VersionSource", "run_key_for"]
 
@@ -89,7 +89,7 @@ class TableUpdateTrigger(Trigger):
 
     @classmethod
     def from_config(cls, cfg, *, name: str | None = None, versions: VersionSource | None = None):
-        """Build from :class:`triggers.config.TableUpdateConfig`."""
+        """Build from :class:`driftgate.triggers.config.TableUpdateConfig`."""
         return cls(list(cfg.table_names), condition=cfg.condition,
                    min_time_between_triggers_seconds=cfg.min_time_between_triggers_seconds,
                    wait_after_last_change_seconds=cfg.wait_after_last_change_seconds,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from driftgate.types import StrictModel
+from driftgate.core.types import StrictModel
 
 
 class WorkspaceConfig(StrictModel):

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workspace.registry import MlflowRegistry, ModelRegistry
-from workspace.tables import DeltaTableStore, SparkTableStore, TableStore
-from workspace.task_values import DbutilsTaskValues, LocalTaskValues, TaskValues
+from driftgate.workspace.registry import MlflowRegistry, ModelRegistry
+from driftgate.workspace.tables import DeltaTableStore, SparkTableStore, TableStore
+from driftgate.workspace.task_values import DbutilsTaskValues, LocalTaskValues, TaskValues
 
 if TYPE_CHECKING:
-    from driftgate.config import Settings
+    from driftgate.core.settings import Settings
 
 __all__ = ["Workspace", "open_workspace", "MLPROJECT_RUN_TAG", "mlproject_run_id"]
 

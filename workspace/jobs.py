@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from driftgate.errors import DriftgateError, LaunchError
+from driftgate.core.errors import DriftgateError, LaunchError
 
 __all__ = [
     "LaunchRequest", "LaunchResult", "JobLauncher", "DatabricksJobLauncher", "LocalJobLauncher",

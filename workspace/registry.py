@@ -3,7 +3,7 @@
 Locally this is MLflow's SQLite registry; on Databricks it is ``databricks-uc``.
 Both go through :class:`MlflowRegistry`; tests use :class:`FakeRegistry`, which
 passes the same contract tests. ``MlflowException`` never leaks: it becomes
-:class:`~driftgate.errors.RegistryError` naming the model and version.
+:class:`~driftgate.core.errors.RegistryError` naming the model and version.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from driftgate.errors import RegistryError
+from driftgate.core.errors import RegistryError
 
 __all__ = ["ModelRegistry", "ModelVersionInfo", "MlflowRegistry", "FakeRegistry"]
 

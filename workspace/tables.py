@@ -13,8 +13,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
 
-from driftgate.errors import TableConflict, TableError
-from driftgate.types import split_name
+from driftgate.core.errors import TableConflict, TableError
+from driftgate.core.types import split_name
 
 __all__ = ["TableStore", "DeltaTableStore", "SparkTableStore", "CHECKPOINT_INTERVAL", "COMPACT_MIN_FILES"]
 

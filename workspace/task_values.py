@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from driftgate.errors import DriftgateError
+from driftgate.core.errors import DriftgateError
 
 __all__ = ["TaskValues", "LocalTaskValues", "DbutilsTaskValues", "MAX_TASK_VALUE_BYTES"]
 

@@ -17,7 +17,7 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from driftgate.config import secret
+from driftgate.core.secrets import secret
 
 __all__ = ["Credentials", "authenticate", "sign", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "ENV_VARS"]
 

@@ -2,7 +2,7 @@
 
 Deploy: package driftgate with its ``conf/`` folder, set the handler to
 ``triggers.webhook.aws_lambda.handler`` and the environment described in
-:mod:`triggers.webhook.serverless`.
+:mod:`driftgate.triggers.webhook.serverless`.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import binascii
 import json
 from typing import Any
 
-from triggers.webhook.serverless import handle_invocation
+from driftgate.triggers.webhook.serverless import handle_invocation
 
 __all__ = ["handler"]
 

@@ -3,7 +3,7 @@
 Deploy: in the function app's ``function_app.py`` write
 ``from triggers.webhook.azure_function import app`` and publish with
 ``func azure functionapp publish <app>``; set the environment described in
-:mod:`triggers.webhook.serverless` as application settings.
+:mod:`driftgate.triggers.webhook.serverless` as application settings.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import json
 
 import azure.functions as func
 
-from triggers.webhook.serverless import handle_invocation
+from driftgate.triggers.webhook.serverless import handle_invocation
 
 __all__ = ["app", "handle_request"]
 

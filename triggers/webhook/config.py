@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from driftgate.types import StrictModel
+from driftgate.core.types import StrictModel
 
 __all__ = ["WebhookConfig", "LaunchConfig"]
 

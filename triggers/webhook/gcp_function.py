@@ -10,7 +10,7 @@ import json
 
 import functions_framework
 
-from triggers.webhook.serverless import handle_invocation
+from driftgate.triggers.webhook.serverless import handle_invocation
 
 __all__ = ["databricks_sql_alert"]
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from driftgate.errors import WebhookError
+from driftgate.core.errors import WebhookError
 
 __all__ = ["AlertNotification", "parse_alert", "STATES", "CUSTOM_TEMPLATE"]
 

@@ -6,7 +6,7 @@ credentials, media type and body, derives the run key and queues the request und
 it in the durable queue (the run key is its primary key, so duplicate deliveries only
 count), and answers at once: acknowledging never waits for the gate, the Jobs API or
 the shared state store. The worker claims the key in the
-:class:`~triggers.state.StateStore` before it launches.
+:class:`~driftgate.triggers.state.StateStore` before it launches.
 
 Answers: 202 queued; 200 duplicate (already claimed) or acknowledged (a state other
 than TRIGGERED, recorded but never launched); 400 naming the bad part of the body;
@@ -21,11 +21,11 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
-from driftgate.errors import ConfigError, WebhookError
-from triggers.webhook.auth import Credentials, authenticate
-from triggers.webhook.config import WebhookConfig
-from triggers.webhook.payload import AlertNotification, parse_alert
-from triggers.webhook.queue import AlertQueue
+from driftgate.core.errors import ConfigError, WebhookError
+from driftgate.triggers.webhook.auth import Credentials, authenticate
+from driftgate.triggers.webhook.config import WebhookConfig
+from driftgate.triggers.webhook.payload import AlertNotification, parse_alert
+from driftgate.triggers.webhook.queue import AlertQueue
 
 __all__ = ["Receiver", "run_key_for", "SOURCE"]
 

@@ -20,7 +20,7 @@ import os
 import threading
 from typing import Any, Iterable, Mapping
 
-from triggers.webhook.service import Webhook, open_webhook
+from driftgate.triggers.webhook.service import Webhook, open_webhook
 
 __all__ = ["handle_invocation", "webhook_from_env", "reset"]
 
@@ -34,7 +34,7 @@ def webhook_from_env(**overrides: Any) -> Webhook:
     global _instance
     with _lock:
         if _instance is None:
-            from driftgate.config import load_settings
+            from driftgate.core.settings import load_settings
 
             sets = ["webhook.gate=job"]
             sets += [s.strip() for s in os.environ.get("DRIFTGATE_SET", "").split(";") if s.strip()]

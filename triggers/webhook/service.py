@@ -16,14 +16,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from driftgate.errors import ConfigError
-from triggers.state import StateStore
-from triggers.webhook.auth import Credentials
-from triggers.webhook.payload import STATES
-from triggers.webhook.queue import AlertQueue
-from triggers.webhook.receiver import Receiver
-from triggers.webhook.worker import AuditFn, GateFn, Worker, audit_to_log, audit_to_workspace
-from workspace.jobs import JobLauncher, launcher_for
+from driftgate.core.errors import ConfigError
+from driftgate.triggers.state import StateStore
+from driftgate.triggers.webhook.auth import Credentials
+from driftgate.triggers.webhook.payload import STATES
+from driftgate.triggers.webhook.queue import AlertQueue
+from driftgate.triggers.webhook.receiver import Receiver
+from driftgate.triggers.webhook.worker import AuditFn, GateFn, Worker, audit_to_log, audit_to_workspace
+from driftgate.workspace.jobs import JobLauncher, launcher_for
 
 __all__ = ["Webhook", "open_webhook", "create_app", "serving", "is_loopback", "ALERT_PATH"]
 
@@ -59,7 +59,7 @@ def open_webhook(settings, *, ws=None, insecure: bool = False, credentials: Cred
         ws: the open workspace; needed for the worker's gate, local launches and the audit table.
         insecure: allow no credentials (callers check the bind address).
         credentials: default: from the environment.
-        launcher: default: :func:`workspace.jobs.launcher_for` ``settings``.
+        launcher: default: :func:`driftgate.workspace.jobs.launcher_for` ``settings``.
         gate: default with ``webhook.gate: worker``:
             ``gating.evaluate(ws, ws.settings.gate, trigger="webhook", run_key=<the alert's run key>)``.
         audit: default: the workspace's audit table, or log lines without a workspace.
@@ -90,7 +90,7 @@ def open_webhook(settings, *, ws=None, insecure: bool = False, credentials: Cred
 
 def _shared_gate(ws) -> GateFn:
     def evaluate(*, run_key: str | None = None):
-        import gating  # imported when first used: it pulls in MLflow
+        from driftgate import gating  # imported when first used: it pulls in MLflow
 
         return gating.evaluate(ws, ws.settings.gate, trigger="webhook", run_key=run_key)
 

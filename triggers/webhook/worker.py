@@ -24,12 +24,12 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from driftgate.errors import DriftgateError, LaunchError
-from triggers.state import StateStore
-from triggers.webhook.config import WebhookConfig
-from triggers.webhook.queue import AlertQueue, QueueItem
-from triggers.webhook.receiver import SOURCE
-from workspace.jobs import JobLauncher, LaunchRequest, TransientLaunchError
+from driftgate.core.errors import DriftgateError, LaunchError
+from driftgate.triggers.state import StateStore
+from driftgate.triggers.webhook.config import WebhookConfig
+from driftgate.triggers.webhook.queue import AlertQueue, QueueItem
+from driftgate.triggers.webhook.receiver import SOURCE
+from driftgate.workspace.jobs import JobLauncher, LaunchRequest, TransientLaunchError
 
 __all__ = ["Worker", "AuditFn", "GateFn", "audit_to_workspace", "audit_to_log"]
 
@@ -39,7 +39,7 @@ GateFn = Callable[..., Any]
 """``gate(run_key=...)`` runs the shared gate and returns its ``Decision`` (``.status``, ``.reasons``,
 ``.decision_id``); the run key lets the decision be traced back to the alert."""
 AuditFn = Callable[..., Any]
-"""``audit(kind, *, run_key, subject, status, details)``, as :func:`driftgate.audit.record_event` without ``ws``."""
+"""``audit(kind, *, run_key, subject, status, details)``, as :func:`driftgate.workspace.audit.record_event` without ``ws``."""
 
 _DONE = ("succeeded", "failed", "skipped")
 _LOCAL_RUN_LEASE_SECONDS = 86400
@@ -47,7 +47,7 @@ _LOCAL_RUN_LEASE_SECONDS = 86400
 
 def audit_to_workspace(ws) -> AuditFn:
     """Audit into the workspace's ``driftgate_events`` table."""
-    from driftgate.audit import record_event
+    from driftgate.workspace.audit import record_event
 
     def audit(kind: str, **kwargs: Any) -> None:
         record_event(ws, kind, **kwargs)

@@ -27,7 +27,7 @@ def shadow(
 
     With --version, that version first becomes the challenger. Exit code 0 whatever the verdict.
     """
-    import promotion
+    from driftgate import promotion
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
@@ -50,7 +50,7 @@ def promote(
 
     Exit code 0 when promoted, 1 when refused (the reason is printed and recorded).
     """
-    import promotion
+    from driftgate import promotion
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
@@ -69,7 +69,7 @@ def rollback(
     json_out: JsonOpt = False,
 ) -> None:
     """Restore the previous champion, with a recorded reason."""
-    import promotion
+    from driftgate import promotion
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
@@ -90,7 +90,7 @@ def _finish(outcome, json_out: bool) -> None:
 
 def render_shadow(result) -> None:
     """Verdict line, metric table, guard and fairness lines of a shadow evaluation."""
-    from promotion import report
+    from driftgate.promotion import report
 
     colour = _COLOURS.get(result.status, "bold")
     console.print(f"[{colour}]{result.status}[/]  challenger v{result.challenger_version} vs champion "
@@ -157,9 +157,9 @@ def _detail(details: dict[str, Any]) -> str:
 
 def collect_status(ws, *, limit: int = 5) -> dict[str, Any]:
     """What ``driftgate status`` shows, as data: aliases with key metrics, and recent audit events."""
-    from driftgate.audit import read_events
-    from driftgate.errors import RegistryError
-    from promotion.moves import aliases
+    from driftgate.workspace.audit import read_events
+    from driftgate.core.errors import RegistryError
+    from driftgate.promotion.moves import aliases
 
     name = ws.settings.project.model_name
     rows = []

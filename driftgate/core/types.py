@@ -1,18 +1,16 @@
 """Primitive config types shared by every section model.
 
-Kept apart from :mod:`driftgate.config` so that each package's own config
+Kept apart from :mod:`driftgate.core.settings` so that each package's own config
 module can use them without importing the whole settings tree.
 """
 from __future__ import annotations
 
-import importlib
 import re
-import sys
-from typing import Annotated, Any, Callable
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-__all__ = ["StrictModel", "TableName", "ModelName", "SchemaName", "split_name", "lazy_surface"]
+__all__ = ["StrictModel", "TableName", "ModelName", "SchemaName", "split_name"]
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_\-]*"
 _THREE = re.compile(rf"^{_IDENT}\.{_IDENT}\.{_IDENT}$")
@@ -51,25 +49,3 @@ def split_name(name: str) -> tuple[str, str, str]:
     """Split ``catalog.schema.table`` into its three parts (validated)."""
     catalog, schema, table = _three_level(name).split(".")
     return catalog, schema, table
-
-
-def lazy_surface(module: str, surface: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``__getattr__`` and ``__dir__`` for a package whose public names live in submodules.
-
-    ``surface`` maps each public name to the module defining it; a name is imported on first
-    use and then cached in the package. Packages use it where importing their submodules
-    eagerly would be circular (the config models import each other through
-    :mod:`driftgate.config`) or would slow every CLI start.
-    """
-
-    def __getattr__(name: str) -> Any:
-        if name in surface:
-            value = getattr(importlib.import_module(surface[name]), name)
-            setattr(sys.modules[module], name, value)
-            return value
-        raise AttributeError(f"module {module!r} has no attribute {name!r}")
-
-    def __dir__() -> list[str]:
-        return sorted({*vars(sys.modules[module]), *surface})
-
-    return __getattr__, __dir__

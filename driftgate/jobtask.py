@@ -1,7 +1,7 @@
 """Plumbing shared by the Databricks job's notebook tasks (``notebooks/*.py``).
 
 A task notebook stays thin: :func:`open_task_workspace` turns widgets and job parameters
-into :class:`~driftgate.config.Settings` and a :class:`~workspace.Workspace` whose task
+into :class:`~driftgate.core.settings.Settings` and a :class:`~driftgate.workspace.Workspace` whose task
 values go through ``dbutils.jobs.taskValues``; the notebook then calls one stage function
 and publishes its result. Job parameters (pushed down to notebook widgets):
 
@@ -43,7 +43,7 @@ def widget_params(dbutils, names=JOB_PARAMETERS + TASK_PARAMETERS) -> dict[str, 
 
 def settings_for_task(params: Mapping[str, str], *, conf_dir: str | Path | None = None, env: str | None = None):
     """Settings for one task from its parameters (see module docstring)."""
-    from driftgate.config import load_settings
+    from driftgate.core.settings import load_settings
 
     overrides = [line.strip() for chunk in params.get("overrides", "").splitlines() for line in chunk.split(";")
                  if line.strip()]
@@ -91,8 +91,8 @@ def open_task_workspace(dbutils, spark, *, task_key: str, params: Mapping[str, s
     Returns:
         ``(ws, params)``.
     """
-    from workspace import open_workspace
-    from workspace.task_values import DbutilsTaskValues
+    from driftgate.workspace import open_workspace
+    from driftgate.workspace.task_values import DbutilsTaskValues
 
     params = dict(params if params is not None else widget_params(dbutils))
     settings = settings_for_task(params)

@@ -23,15 +23,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError
 
-from driftgate.errors import ConfigError
-from driftgate.types import ModelName, SchemaName, StrictModel, TableName
-from gating.config import GateConfig
-from monitoring.config import MonitorConfig
-from promotion.config import PromotionConfig
-from training.config import TrainingConfig, TuningConfig
-from triggers.config import TriggersConfig
-from triggers.webhook.config import WebhookConfig
-from workspace.config import WorkspaceConfig
+from driftgate.core.errors import ConfigError
+from driftgate.core.secrets import secret  # noqa: F401  (re-exported)
+from driftgate.core.types import ModelName, SchemaName, StrictModel, TableName
+from driftgate.gating.config import GateConfig
+from driftgate.monitoring.config import MonitorConfig
+from driftgate.promotion.config import PromotionConfig
+from driftgate.training.config import TrainingConfig, TuningConfig
+from driftgate.triggers.config import TriggersConfig
+from driftgate.triggers.webhook.config import WebhookConfig
+from driftgate.workspace.config import WorkspaceConfig
 
 __all__ = ["Settings", "ProjectConfig", "DemoConfig", "load_settings", "secret", "ENVIRONMENTS"]
 
@@ -94,7 +95,7 @@ def default_conf_dir() -> Path:
     here = Path.cwd() / "conf"
     if (here / "base").is_dir():
         return here
-    return Path(__file__).resolve().parent.parent / "conf"
+    return Path(__file__).resolve().parents[2] / "conf"
 
 
 def load_settings(
@@ -146,18 +147,6 @@ def load_settings(
         return Settings.model_validate(merged)
     except ValidationError as exc:
         raise _as_config_error(exc, origin) from None
-
-
-def secret(name: str, *, required: bool = False) -> str | None:
-    """Read a credential from the environment, the only place secrets live.
-
-    On Databricks, job tasks map secret scopes to environment variables
-    (``{{secrets/<scope>/<key>}}``), so the same lookup works there.
-    """
-    value = os.environ.get(name)
-    if required and not value:
-        raise ConfigError(f"environment: {name} must be set (secrets never live in conf files)", key=name)
-    return value or None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -23,9 +23,9 @@ def serve(
 
     import uvicorn
 
-    from driftgate.errors import ConfigError
-    from triggers.webhook.auth import Credentials
-    from triggers.webhook.service import create_app, is_loopback, open_webhook
+    from driftgate.core.errors import ConfigError
+    from driftgate.triggers.webhook.auth import Credentials
+    from driftgate.triggers.webhook.service import create_app, is_loopback, open_webhook
 
     with cli_errors():
         settings = settings_from(conf, env, set_)
@@ -42,7 +42,7 @@ def serve(
                                   key="--host")
         ws = None
         if settings.workspace.backend == "local" or settings.webhook.gate == "worker":
-            from workspace import open_workspace
+            from driftgate.workspace import open_workspace
 
             ws = open_workspace(settings)
         webhook = open_webhook(settings, ws=ws, insecure=insecure, credentials=credentials)

@@ -24,7 +24,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON"
 
 
 def _params(raw: str | None) -> dict | None:
-    from driftgate.errors import ConfigError
+    from driftgate.core.errors import ConfigError
 
     if not raw:
         return None
@@ -48,7 +48,7 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Train, log and register a challenger candidate as an MLflow run."""
-    from training import train as train_stage
+    from driftgate.training import train as train_stage
 
     with cli_errors():
         parsed = _params(params)
@@ -81,7 +81,7 @@ def tune(
     """Tune hyperparameters with an Optuna study (nested MLflow runs, resumable)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from training import tune as tune_stage
+    from driftgate.training import tune as tune_stage
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)

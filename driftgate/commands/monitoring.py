@@ -20,8 +20,8 @@ def monitor(
     """Refresh the profile and drift metric tables (incremental)."""
     from rich.table import Table
 
-    from monitoring.refresh import refresh
-    from monitoring.report import drift_chart, most_drifted
+    from driftgate.monitoring.refresh import refresh
+    from driftgate.monitoring.report import drift_chart, most_drifted
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)

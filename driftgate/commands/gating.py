@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, cli_errors, console, workspace_from
-from gating.decision import Decision
+from driftgate.gating.decision import Decision
 
 _COLOURS = {"EXCEEDED": "bold red", "OK": "bold green", "INSUFFICIENT_DATA": "bold yellow",
             "STALE": "bold yellow", "ERROR": "bold magenta"}
@@ -27,7 +27,7 @@ def gate(
 
     Exit code 0 whatever the verdict; the verdict is in the output (and the task values).
     """
-    import gating
+    from driftgate import gating
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
@@ -40,7 +40,7 @@ def gate(
 
 
 def _parse_now(text: str | None) -> datetime | None:
-    from driftgate.errors import ConfigError
+    from driftgate.core.errors import ConfigError
 
     if text is None:
         return None

@@ -26,9 +26,9 @@ def watch(
     Also runs the schedule, manual, webhook and plug-in triggers that are enabled. At most
     one job run at a time; new requests queue behind it (or are skipped: triggers.queue=false).
     """
-    from triggers.queued import request_run
-    from triggers.registry import build_triggers
-    from triggers.runner import TriggerRunner
+    from driftgate.triggers.queued import request_run
+    from driftgate.triggers.registry import build_triggers
+    from driftgate.triggers.runner import TriggerRunner
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with cli_errors():
@@ -78,7 +78,7 @@ def pipeline_launcher(ws):
 
 def audit_sink(ws):
     """Write trigger events to the audit trail."""
-    from driftgate import audit
+    from driftgate.workspace import audit
 
     def sink(kind: str, fields: dict) -> None:
         audit.record_event(ws, kind, run_key=fields.get("run_key"), subject=fields.get("subject"),
@@ -91,8 +91,8 @@ def _open_state(ws):
     """The state store; a corrupt file is moved aside and the fired keys restored from the audit trail."""
     from pathlib import Path
 
-    from driftgate import audit
-    from triggers.state import StateStore, reseed_from_events
+    from driftgate.workspace import audit
+    from driftgate.triggers.state import StateStore, reseed_from_events
 
     root = ws.root if ws.root is not None else Path("/tmp/driftgate")
     state, moved = StateStore.open_or_quarantine(Path(root) / "state.db")
