@@ -39,5 +39,15 @@ app.command("status")(promotion_cmds.status)
 app.command("watch")(trigger_cmds.watch)
 app.command("serve")(webhook_cmds.serve)
 
+
+
+@app.callback()
+def _main() -> None:
+    """Drift- and quality-gated retraining for MLflow models, locally and on Databricks."""
+    from driftgate.runtime import show_stage_warnings
+
+    show_stage_warnings()
+
+
 if __name__ == "__main__":
     app()

@@ -18,7 +18,7 @@ from driftgate.core.settings import Settings, load_settings
 from driftgate.core.errors import DriftgateError
 
 __all__ = ["ConfOpt", "EnvOpt", "SetOpt", "console", "err_console", "settings_from", "workspace_from",
-           "cli_errors", "not_built"]
+           "cli_errors", "not_built", "progress_bar", "show_stage_warnings"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -54,3 +54,35 @@ def cli_errors() -> Iterator[None]:
 def not_built(stage: str) -> None:
     err_console.print(f"driftgate {stage}: not built yet", highlight=False)
     sys.exit(2)
+
+
+@contextmanager
+def progress_bar(description: str, enabled: bool = True) -> Iterator:
+    """A transient bar on stderr; yields the ``(done, total)`` callback stages take (or None)."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=err_console, transient=True)
+    task = bar.add_task(description, total=None)
+    bar.start()
+    try:
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+    finally:
+        bar.stop()
+
+
+def show_stage_warnings() -> None:
+    """Stages report through the ``driftgate`` loggers; the CLI shows their warnings on stderr."""
+    import logging
+
+    log = logging.getLogger("driftgate")
+    if not any(getattr(h, "_driftgate_cli", False) for h in log.handlers):
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
+        handler.setLevel(logging.WARNING)
+        handler._driftgate_cli = True
+        log.addHandler(handler)

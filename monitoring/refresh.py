@@ -30,7 +30,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -336,13 +336,14 @@ def _plan_increment(ws, monitor: MonitorConfig, state: Processed, mv: int, versi
                       append_only=append_only, notes=notes)
 
 
-def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime | None = None) -> RefreshResult:
+def refresh(ws, monitor: MonitorConfig, *, progress: Callable[[int, int], None] | None = None,
+            now: datetime | None = None) -> RefreshResult:
     """Bring ``monitor``'s profile and drift metric tables up to date with its source table.
 
     Args:
         ws: the open workspace (tables are read and written through ``ws.tables``).
         monitor: the monitor definition (``settings.monitor``).
-        progress: show a progress bar on the console (the CLI sets it).
+        progress: called with (windows done, windows in all) as the engine goes (the CLI draws a bar).
         now: snapshot time for snapshot analysis (default: now).
 
     Returns:
@@ -414,27 +415,16 @@ def refresh(ws, monitor: MonitorConfig, *, progress: bool = False, now: datetime
             filters = None if time_range is None else [(ts, ">=", time_range[0]), (ts, "<", time_range[1])]
             source = tables.read(name, filters=filters)
 
-    bar = _progress_bar() if progress else None
-    try:
-        callback = None
-        if bar is not None:
-            task = bar.add_task("profiling windows", total=None)
+    if monitor.engine == "spark":
+        from driftgate.monitoring import spark_engine
 
-            def callback(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-        if monitor.engine == "spark":
-            from driftgate.monitoring import spark_engine
-
-            profile, drift = spark_engine.compute(
-                ws, plan, source_name=name, time_range=time_range, baseline=baseline,
-                profile_windows=profile_windows, drift_windows=drift_windows, commit_version=version, now=now)
-        else:
-            profile, drift = engine.compute(
-                plan, source, baseline, profile_windows=profile_windows, drift_windows=drift_windows,
-                commit_version=version, now=now, progress=callback, reuse=reuse, keep=keep, emit_baseline=full)
-    finally:
-        if bar is not None:
-            bar.stop()
+        profile, drift = spark_engine.compute(
+            ws, plan, source_name=name, time_range=time_range, baseline=baseline,
+            profile_windows=profile_windows, drift_windows=drift_windows, commit_version=version, now=now)
+    else:
+        profile, drift = engine.compute(
+            plan, source, baseline, profile_windows=profile_windows, drift_windows=drift_windows,
+            commit_version=version, now=now, progress=progress, reuse=reuse, keep=keep, emit_baseline=full)
     if base_version is not None and profile.num_rows:
         is_base = pc.equal(profile.column("log_type"), "BASELINE")
         col = profile.column("logging_table_commit_version")
@@ -669,14 +659,3 @@ def _restore(ws, name: str, version: int | None) -> None:
             spark.sql(f"DROP TABLE IF EXISTS {name}")
         else:
             spark.sql(f"RESTORE TABLE {name} TO VERSION AS OF {version}")
-
-
-def _progress_bar():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from driftgate.runtime import err_console
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err_console, transient=True)
-    bar.start()
-    return bar

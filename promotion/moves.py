@@ -142,13 +142,7 @@ def _approved(ws, version: str) -> bool:
 
 def _dry_run(ws, what: str) -> None:
     banner = f"DRY RUN (promotion.dry_run=true): {what}; no alias was moved"
-    _log.warning(banner)
-    try:
-        from driftgate.runtime import err_console
-
-        err_console.print(f"[bold yellow]{banner}[/]", highlight=False)
-    except Exception:  # noqa: BLE001 - the warning above already said it
-        pass
+    _log.warning(banner)  # the CLI shows warnings of the driftgate loggers on stderr
 
 
 def promote(ws, shadow: ShadowResult) -> PromotionResult:

@@ -296,7 +296,7 @@ def test_approval_mode_waits_for_the_approved_tag(ws):
     assert promote(wsx, _passed("1", "2")).promoted
 
 
-def test_dry_run_is_opt_in_loud_and_moves_nothing(ws, capsys):
+def test_dry_run_is_opt_in_loud_and_moves_nothing(ws, caplog):
     from driftgate.workspace.audit import read_events
     from promotion_world import with_settings
 
@@ -307,6 +307,7 @@ def test_dry_run_is_opt_in_loud_and_moves_nothing(ws, capsys):
     before = dict(inner.aliases[NAME])
     outcome = promote(with_settings(_ws(ws, inner), promotion={"dry_run": True}), _passed("1", "2"))
     assert not outcome.promoted and outcome.status == "dry_run" and "DRY RUN" in outcome.reason
-    assert "DRY RUN" in capsys.readouterr().err
+    assert any("DRY RUN" in r.getMessage() and r.levelname == "WARNING" and r.name.startswith("driftgate")
+               for r in caplog.records)
     assert inner.aliases[NAME] == before
     assert read_events(ws, ["promotion"], 1)[0]["status"] == "dry_run"

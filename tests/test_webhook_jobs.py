@@ -126,19 +126,19 @@ def test_idempotency_tokens_fit_64_characters_without_collisions():
 
 def test_launchers_share_the_protocol_and_config_picks_them(tmp_path, client):
     settings = webhook_settings(tmp_path)
-    assert isinstance(launcher_for(settings, ws=object()), LocalJobLauncher)
+    assert isinstance(launcher_for(settings, ws=object(), run_job=print), LocalJobLauncher)
+    with pytest.raises(LaunchError, match="run_job"):
+        launcher_for(settings, ws=object())
     remote = launcher_for(webhook_settings(tmp_path, "webhook.launch.mode=run_now", "webhook.launch.job_id=5"),
                           client=client)
     assert isinstance(remote, DatabricksJobLauncher) and remote.job_id == 5
-    for launcher in (remote, LocalJobLauncher(None), FakeJobLauncher()):
+    for launcher in (remote, LocalJobLauncher(None, print), FakeJobLauncher()):
         assert isinstance(launcher, JobLauncher)
     with pytest.raises(LaunchError, match="webhook.launch.job_id"):
         launcher_for(webhook_settings(tmp_path, "webhook.launch.mode=run_now"), client=client)
 
 
-def test_local_launcher_runs_the_shared_task_graph(monkeypatch):
-    import driftgate.pipeline as pipeline
-
+def test_local_launcher_runs_the_injected_task_graph():
     calls = []
 
     class Result:
@@ -151,7 +151,6 @@ def test_local_launcher_runs_the_shared_task_graph(monkeypatch):
         calls.append((ws, trigger, run_key))
         return Result()
 
-    monkeypatch.setattr(pipeline, "run_retraining_job", fake_job)
-    result = LocalJobLauncher("ws").launch(_request())
+    result = LocalJobLauncher("ws", fake_job).launch(_request())
     assert calls == [("ws", "webhook", KEY)]
     assert (result.run_id, result.state, result.details) == ("job-1", "succeeded", {"branch": "retrain"})

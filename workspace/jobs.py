@@ -16,7 +16,7 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Callable, Literal, Protocol, runtime_checkable
 
 from driftgate.core.errors import DriftgateError, LaunchError
 
@@ -193,14 +193,15 @@ class LocalJobLauncher:
 
     idempotent = False
 
-    def __init__(self, ws):
+    def __init__(self, ws, run_job: Callable[..., Any]):
+        """``run_job(ws, *, trigger, run_key)`` is the application's task graph
+        (:func:`driftgate.pipeline.run_retraining_job`), injected so this adapter never imports it."""
         self.ws = ws
+        self.run_job = run_job
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
-        from driftgate.pipeline import run_retraining_job  # the lead's task graph; imported late on purpose
-
         try:
-            result = run_retraining_job(self.ws, trigger=request.trigger, run_key=request.run_key)
+            result = self.run_job(self.ws, trigger=request.trigger, run_key=request.run_key)
         except DriftgateError as exc:
             raise LaunchError(f"run key {request.run_key}: local retraining job failed: {exc}",
                               run_key=request.run_key) from exc
@@ -229,8 +230,11 @@ class FakeJobLauncher:
             return LaunchResult(f"fake-{len(self.requests)}", "running", {"fake": True})
 
 
-def launcher_for(settings, ws=None, *, client=None) -> JobLauncher:
-    """The launcher ``settings.webhook.launch`` asks for (``auto``: local for the local backend)."""
+def launcher_for(settings, ws=None, *, client=None, run_job: Callable[..., Any] | None = None) -> JobLauncher:
+    """The launcher ``settings.webhook.launch`` asks for (``auto``: local for the local backend).
+
+    ``run_job`` is the task graph a local launch runs; the application layer passes it.
+    """
     cfg = settings.webhook.launch
     mode = cfg.mode
     if mode == "auto":
@@ -238,7 +242,9 @@ def launcher_for(settings, ws=None, *, client=None) -> JobLauncher:
     if mode == "local":
         if ws is None:
             raise LaunchError("webhook.launch.mode: local launching needs an open workspace")
-        return LocalJobLauncher(ws)
+        if run_job is None:
+            raise LaunchError("webhook.launch.mode: local launching needs the task graph (run_job)")
+        return LocalJobLauncher(ws, run_job)
     return DatabricksJobLauncher(
         client, job_id=cfg.job_id, job_parameters=cfg.job_parameters, queue=cfg.queue,
         submit_run=cfg.submit_run if mode == "submit" else None, retry_timeout_seconds=cfg.retry_timeout_seconds,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, cli_errors, console, workspace_from
+from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, cli_errors, console, progress_bar, workspace_from
 
 
 def monitor(
@@ -26,7 +26,8 @@ def monitor(
     with cli_errors():
         ws = workspace_from(conf, env, set_)
         cfg = ws.settings.monitor
-        result = refresh(ws, cfg, progress=not quiet)
+        with progress_bar("profiling windows", enabled=not quiet) as callback:
+            result = refresh(ws, cfg, progress=callback)
         console.print(
             f"monitor [bold]{result.mode}[/]: {cfg.table_name}@v{result.source_version} -> "
             f"{len(result.windows)} window(s), {result.profile_rows} profile rows, {result.drift_rows} drift rows "

@@ -25,6 +25,7 @@ def serve(
 
     from driftgate.core.errors import ConfigError
     from driftgate.triggers.webhook.auth import Credentials
+    from driftgate.pipeline import run_retraining_job
     from driftgate.triggers.webhook.service import create_app, is_loopback, open_webhook
 
     with cli_errors():
@@ -45,7 +46,8 @@ def serve(
             from driftgate.workspace import open_workspace
 
             ws = open_workspace(settings)
-        webhook = open_webhook(settings, ws=ws, insecure=insecure, credentials=credentials)
+        webhook = open_webhook(settings, ws=ws, insecure=insecure, credentials=credentials,
+                               run_job=run_retraining_job)
         auth = ", ".join(credentials.methods) or "NONE (insecure, loopback only)"
         console.print(f"driftgate serve: http://{host}:{port}/v1/alerts/databricks-sql  auth: {auth}  "
                       f"state: {webhook.state_dir}", highlight=False)

@@ -51,7 +51,8 @@ def _state_dir(settings, ws) -> Path:
 
 def open_webhook(settings, *, ws=None, insecure: bool = False, credentials: Credentials | None = None,
                  launcher: JobLauncher | None = None, gate: GateFn | None = None, audit: AuditFn | None = None,
-                 state_dir: str | Path | None = None, clock=None) -> Webhook:
+                 state_dir: str | Path | None = None, clock=None,
+                 run_job=None) -> Webhook:
     """Build the receiver and worker for ``settings``.
 
     Args:
@@ -66,6 +67,8 @@ def open_webhook(settings, *, ws=None, insecure: bool = False, credentials: Cred
         state_dir: where ``state.db`` and ``webhook_queue.db`` live (default: the workspace root,
             ``$DRIFTGATE_STATE_DIR``, or ``/tmp/driftgate``).
         clock: unix-seconds clock for both (tests).
+        run_job: the task graph a local launch runs (the application passes
+            :func:`driftgate.pipeline.run_retraining_job`).
     """
     import time
 
@@ -81,7 +84,8 @@ def open_webhook(settings, *, ws=None, insecure: bool = False, credentials: Cred
             raise ConfigError("webhook.gate: 'worker' needs the metric tables; use 'job' where no workspace is "
                               "open (the job's evaluate_drift task then runs the gate)", key="webhook.gate")
         gate = _shared_gate(ws)
-    worker = Worker(cfg, queue=AlertQueue(queue.path, synchronous="NORMAL"), store=store, launcher=launcher or launcher_for(settings, ws),
+    worker = Worker(cfg, queue=AlertQueue(queue.path, synchronous="NORMAL"), store=store, 
+                    launcher=launcher or launcher_for(settings, ws, run_job=run_job),
                     gate=gate if cfg.gate == "worker" else None,
                     audit=audit if audit is not None else (audit_to_workspace(ws) if ws is not None else audit_to_log),
                     clock=clock)
