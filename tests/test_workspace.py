@@ -307,7 +307,7 @@ class _RecordingSpark:
 def test_spark_store_keeps_commit_metadata_in_delta_user_metadata():
     import json
 
-    from driftgate.workspace.tables import SparkTableStore
+    from driftgate.workspace.spark_tables import SparkTableStore
 
     spark = _RecordingSpark()
     store = SparkTableStore(spark)

@@ -4,7 +4,8 @@ if __name__ != "driftgate.workspace":  # the workspace/ folder installs as drift
     raise ImportError(f"import driftgate.workspace, not {__name__}: run pip install -e . and import driftgate.*")
 from driftgate.workspace.context import Workspace, open_workspace
 from driftgate.workspace.registry import FakeRegistry, MlflowRegistry, ModelRegistry, ModelVersionInfo
-from driftgate.workspace.tables import DeltaTableStore, SparkTableStore, TableStore
+from driftgate.workspace.spark_tables import SparkTableStore
+from driftgate.workspace.tables import DeltaTableStore, TableStore
 from driftgate.workspace.task_values import DbutilsTaskValues, LocalTaskValues, TaskValues
 
 __all__ = [

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from driftgate.workspace.registry import MlflowRegistry, ModelRegistry
-from driftgate.workspace.tables import DeltaTableStore, SparkTableStore, TableStore
+from driftgate.workspace.spark_tables import SparkTableStore
+from driftgate.workspace.tables import DeltaTableStore, TableStore
 from driftgate.workspace.task_values import DbutilsTaskValues, LocalTaskValues, TaskValues
 
 if TYPE_CHECKING:
