@@ -20,19 +20,19 @@ def gate(
     set_: SetOpt = None,
     now: Annotated[str | None, typer.Option(help="evaluate as of this UTC time (ISO 8601), default now")] = None,
     trigger: Annotated[str, typer.Option(help="what asked for the decision (recorded)")] = "manual",
-    publish: Annotated[bool, typer.Option(help="set the task values drift_exceeded and decision")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="print the decision as JSON only")] = False,
 ) -> None:
     """Evaluate the drift gate and print the decision with its reasons.
 
-    Exit code 0 whatever the verdict; the verdict is in the output (and the task values).
+    The evaluate_drift task (:func:`driftgate.tasks.evaluate`): records the decision, notifies
+    an EXCEEDED one and sets the task values. Exit code 0 whatever the verdict.
     """
-    from driftgate import gating
+    from driftgate import tasks
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
         when = _parse_now(now)
-        decision = gating.evaluate(ws, ws.settings.gate, now=when, trigger=trigger, publish=publish)
+        decision = tasks.evaluate(ws, job=tasks.JobContext(trigger=trigger), now=when)
     if json_out:
         console.print_json(decision.to_json())
     else:
