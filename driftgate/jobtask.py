@@ -12,7 +12,9 @@ publishes everything. Job parameters (pushed down to notebook widgets):
   from the configured ``project.audit_schema`` to ``catalog.schema``;
 * ``trigger``: what started the run (recorded with the decision);
 * ``run_key``: the fact the run answers, when the launcher knows it (the webhook's
-  ``alert:...`` key); empty: derived by :func:`driftgate.tasks.run_key_for_job`.
+  ``alert:...`` key); empty: derived by :func:`driftgate.tasks.run_key_for_job`;
+* ``as_of``: the run's as-of time (ISO 8601, UTC when no zone is given), to replay history;
+  empty: now.
 
 Task parameters: ``conf_dir`` (the bundle's synced ``conf/``), ``env`` (default
 ``databricks``), ``job_run_id`` (``{{job.run_id}}``), ``overrides`` (extra ``key=value``
@@ -21,15 +23,16 @@ settings, one per line or separated by ``;``).
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
-from driftgate.tasks import JobContext, as_value
+from driftgate.tasks import JobContext, as_value, parse_time
 
 __all__ = ["JOB_PARAMETERS", "TASK_PARAMETERS", "widget_params", "settings_for_task", "relocate",
-           "open_task_workspace", "job_context", "as_value"]
+           "open_task_workspace", "job_context", "as_of", "as_value"]
 
-JOB_PARAMETERS = ("model_name", "thresholds_profile", "catalog", "schema", "trigger", "run_key")
+JOB_PARAMETERS = ("model_name", "thresholds_profile", "catalog", "schema", "trigger", "run_key", "as_of")
 TASK_PARAMETERS = ("conf_dir", "env", "job_run_id", "overrides")
 
 
@@ -96,11 +99,17 @@ def job_context(params: Mapping[str, str]) -> JobContext:
                       job_run_id=params.get("job_run_id") or None)
 
 
+def as_of(params: Mapping[str, str]) -> datetime | None:
+    """The ``as_of`` parameter as a UTC time (None: now)."""
+    return parse_time(params.get("as_of"), "as_of")
+
+
 def open_task_workspace(dbutils, spark, *, task_key: str, params: Mapping[str, str] | None = None):
-    """Settings, workspace and job context for one notebook task; task values go through ``dbutils``.
+    """Settings, workspace, job context and as-of time for one notebook task; task values go
+    through ``dbutils``.
 
     Returns:
-        ``(ws, job)``: the workspace and the :class:`~driftgate.tasks.JobContext` to pass to the task.
+        ``(ws, job, now)``: pass them to the task function, ``tasks.<task>(ws, job=job, now=now)``.
     """
     from driftgate.workspace import open_workspace
     from driftgate.workspace.task_values import DbutilsTaskValues
@@ -110,4 +119,4 @@ def open_task_workspace(dbutils, spark, *, task_key: str, params: Mapping[str, s
     ws = open_workspace(settings, spark=spark, dbutils=dbutils, run_id=params.get("job_run_id"), task_key=task_key)
     if dbutils is not None:
         ws = dataclasses.replace(ws, task_values=DbutilsTaskValues(dbutils))
-    return ws, job_context(params)
+    return ws, job_context(params), as_of(params)

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MONITOR", "EVALUATE", "TRAIN", "SHADOW", "PROMOTE", "JOB_TASKS", "JobContext", "JobRunResult",
            "monitor", "evaluate", "condition", "train", "shadow", "promote", "run_key_for_job", "job_result",
-           "upstream", "as_value"]
+           "upstream", "as_value", "parse_time"]
 
 log = logging.getLogger("driftgate.tasks")
 
@@ -126,6 +126,22 @@ def upstream(ws, task_key: str, key: str, default: Any) -> Any:
     except ValueError:
         return default
     return default if value is None else value
+
+
+def parse_time(text: str | None, what: str) -> datetime | None:
+    """An as-of time given as text (ISO 8601; UTC when no zone is given); None when empty."""
+    from datetime import timezone
+
+    from driftgate.core.errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{what}: must be an ISO 8601 time like 2026-06-22T06:00:00Z, got {text!r}",
+                          key=what) from None
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
 
 
 def _status(record) -> str | None:

@@ -14,9 +14,9 @@
 from driftgate import tasks
 from driftgate.jobtask import open_task_workspace
 
-ws, job = open_task_workspace(dbutils, spark, task_key=tasks.EVALUATE)  # noqa: F821 (Databricks globals)
+ws, job, now = open_task_workspace(dbutils, spark, task_key=tasks.EVALUATE)  # noqa: F821 (Databricks globals)
 
 # COMMAND ----------
 
-decision = tasks.evaluate(ws, job=job)
+decision = tasks.evaluate(ws, job=job, now=now)
 print(f"{decision.status} drift_exceeded={str(decision.drift_exceeded).lower()}: {decision.summary}")

@@ -11,9 +11,9 @@
 from driftgate import tasks
 from driftgate.jobtask import open_task_workspace
 
-ws, job = open_task_workspace(dbutils, spark, task_key=tasks.PROMOTE)  # noqa: F821 (Databricks globals)
+ws, job, now = open_task_workspace(dbutils, spark, task_key=tasks.PROMOTE)  # noqa: F821 (Databricks globals)
 
 # COMMAND ----------
 
-result = tasks.promote(ws, job=job)
+result = tasks.promote(ws, job=job, now=now)
 print(f"{result.status}: champion={result.champion_version}: {result.reason}")

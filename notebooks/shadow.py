@@ -11,10 +11,10 @@
 from driftgate import tasks
 from driftgate.jobtask import open_task_workspace
 
-ws, job = open_task_workspace(dbutils, spark, task_key=tasks.SHADOW)  # noqa: F821 (Databricks globals)
+ws, job, now = open_task_workspace(dbutils, spark, task_key=tasks.SHADOW)  # noqa: F821 (Databricks globals)
 
 # COMMAND ----------
 
-result = tasks.shadow(ws, job=job)
+result = tasks.shadow(ws, job=job, now=now)
 print("nothing to shadow-test" if result is None else
       f"shadow {result.status}: champion {result.champion_version} vs challenger {result.challenger_version}")

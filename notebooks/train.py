@@ -11,10 +11,10 @@
 from driftgate import tasks
 from driftgate.jobtask import open_task_workspace
 
-ws, job = open_task_workspace(dbutils, spark, task_key=tasks.TRAIN)  # noqa: F821 (Databricks globals)
+ws, job, now = open_task_workspace(dbutils, spark, task_key=tasks.TRAIN)  # noqa: F821 (Databricks globals)
 
 # COMMAND ----------
 
-result = tasks.train(ws, job=job)
+result = tasks.train(ws, job=job, now=now)
 print(f"run {result.run_id}: registered={result.registered} version={result.version} "
       f"refused={result.refused_reason}")

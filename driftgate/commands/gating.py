@@ -1,7 +1,6 @@
 """Command-line entry points of the gating package (registered in driftgate/cli.py)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Annotated
 
 import typer
@@ -31,24 +30,12 @@ def gate(
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
-        when = _parse_now(now)
+        when = tasks.parse_time(now, "--now")
         decision = tasks.evaluate(ws, job=tasks.JobContext(trigger=trigger), now=when)
     if json_out:
         console.print_json(decision.to_json())
     else:
         render(decision)
-
-
-def _parse_now(text: str | None) -> datetime | None:
-    from driftgate.core.errors import ConfigError
-
-    if text is None:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"--now: must be an ISO 8601 time like 2026-06-22T06:00:00Z, got {text!r}") from None
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
 
 
 def render(decision: Decision) -> None:
