@@ -22,6 +22,7 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 """MLflow 3's experiment kind for model training: the UI opens such an experiment on its runs."""
 _PARENT_ENV = "DRIFTGATE_MLPROJECT_RUN_ID"
+_ADOPTED_ENV = "DRIFTGATE_MLPROJECT_ADOPTED_RUN_ID"
 _PARENT_RUN_TAG = "mlflow.parentRunId"
 
 
@@ -42,7 +43,7 @@ def stage_run_tags() -> dict[str, str]:
     if parent := os.environ.get(_PARENT_ENV):
         tags[MLPROJECT_RUN_TAG] = parent
         tags[_PARENT_RUN_TAG] = parent
-    elif run := os.environ.get("MLFLOW_RUN_ID"):
+    elif run := os.environ.get("MLFLOW_RUN_ID") or os.environ.get(_ADOPTED_ENV):
         tags[MLPROJECT_RUN_TAG] = run
     return tags
 
@@ -79,6 +80,7 @@ def open_stage_run(ws: "Workspace", run_name: str, tags: dict[str, str]) -> str:
     if adopt:
         from mlflow.entities import RunTag
 
+        os.environ[_ADOPTED_ENV] = adopt  # later stage runs of this process name it
         client.update_run(adopt, status="RUNNING", name=run_name)
         client.log_batch(adopt, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         return adopt
