@@ -89,6 +89,26 @@ def test_the_promote_entry_point_maps_a_refusal_to_success_and_keeps_errors(tmp_
         assert subprocess.run(["bash", "-c", command], env=env).returncode == expected, code
 
 
+def test_a_resumed_study_leaves_its_summary_in_the_project_run(ws, project_run, monkeypatch):
+    from driftgate import tasks, training
+    from driftgate.training.tuner import TuneResult
+
+    client, rid = project_run
+    study_parent = client.create_run(ws.experiment_id()).info.run_id
+
+    def resumed(ws, *, n_trials=None, timeout=None, progress=None):
+        nest_stage_runs()  # what the tuner does when the study already has its parent run
+        return TuneResult("driftgate-tuning.hgb", "sqlite:///optuna.db", "roc_auc", "maximize", 0.91,
+                          {"learning_rate": 0.05}, 7, 12, 11, 1, 0, 4, study_parent)
+
+    monkeypatch.setattr(training, "tune", resumed)
+    tasks.tune(ws, n_trials=12)
+    run = client.get_run(rid)
+    assert run.info.status == "FINISHED" and run.data.tags["driftgate.study_parent_run_id"] == study_parent
+    assert run.data.metrics["n_new"] == 4 and run.data.metrics["best_roc_auc"] == 0.91
+    assert run.data.tags["best.learning_rate"] == "0.05"
+
+
 def test_the_monitor_task_logs_the_refresh(ws):
     from driftgate import tasks
     from tests.monitor_world import write_world

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from driftgate.core.settings import Settings
 
 __all__ = ["Workspace", "open_workspace", "MLPROJECT_RUN_TAG", "EXPERIMENT_KIND_TAG", "EXPERIMENT_KIND",
-           "mlproject_run_id", "stage_run_tags", "nest_stage_runs", "open_stage_run"]
+           "mlproject_run_id", "stage_run_tags", "nest_stage_runs", "open_stage_run", "reopen_run"]
 
 MLPROJECT_RUN_TAG = "driftgate.mlproject_run_id"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -78,13 +78,20 @@ def open_stage_run(ws: "Workspace", run_name: str, tags: dict[str, str]) -> str:
     tags = {**stage_run_tags(), **tags}
     adopt = os.environ.pop("MLFLOW_RUN_ID", None)
     if adopt:
-        from mlflow.entities import RunTag
-
         os.environ[_ADOPTED_ENV] = adopt  # later stage runs of this process name it
-        client.update_run(adopt, status="RUNNING", name=run_name)
-        client.log_batch(adopt, tags=[RunTag(k, str(v)) for k, v in tags.items()])
-        return adopt
+        return reopen_run(ws, adopt, run_name, tags)
     return client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
+
+
+def reopen_run(ws: "Workspace", run_id: str, run_name: str, tags: dict[str, str]) -> str:
+    """Log into an existing run (the project run): running again, renamed ``run_name``, tags added."""
+    from mlflow import MlflowClient
+    from mlflow.entities import RunTag
+
+    client = MlflowClient(ws.tracking_uri, ws.registry_uri)
+    client.update_run(run_id, status="RUNNING", name=run_name)
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    return run_id
 
 
 @dataclass
