@@ -110,11 +110,30 @@ class JobRunResult:
 # --------------------------------------------------------------------------- plumbing
 
 
+class _TaskValues:
+    """One task's task values: sets go to the store (locally one file per task key; ``dbutils``
+    knows the task it runs in) and are remembered, so the task reads its own values back from
+    memory; reading the running task's values through ``dbutils`` is not something to rely on."""
+
+    def __init__(self, store, task_key: str):
+        for_task = getattr(store, "for_task", None)
+        self.store = for_task(task_key) if callable(for_task) else store
+        self.task_key = task_key
+        self.own: dict[str, Any] = {}
+
+    def set(self, key: str, value: Any) -> None:
+        self.store.set(key, value)
+        self.own[key] = json.loads(json.dumps(value, default=str))  # as a reader gets it back
+
+    def get(self, task_key: str, key: str, default: Any = None) -> Any:
+        if task_key == self.task_key and key in self.own:
+            return self.own[key]
+        return self.store.get(task_key, key, default)
+
+
 def _scoped(ws, task_key: str):
-    """The workspace whose task values are this task's (locally one file per task key;
-    ``dbutils`` knows the task it runs in)."""
-    for_task = getattr(ws.task_values, "for_task", None)
-    return dataclasses.replace(ws, task_values=for_task(task_key)) if callable(for_task) else ws
+    """The workspace whose task values are this task's."""
+    return dataclasses.replace(ws, task_values=_TaskValues(ws.task_values, task_key))
 
 
 def upstream(ws, task_key: str, key: str, default: Any) -> Any:
