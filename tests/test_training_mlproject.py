@@ -57,7 +57,7 @@ def test_entry_point_runs_the_matching_driftgate_command(tmp_path, entry, comman
 
 
 def test_parameters_map_to_options_and_set_overrides(tmp_path):
-    args = argv(tmp_path, "train", estimator="random_forest", use_best_params="true", decision_id="d-9",
+    args = argv(tmp_path, "train", estimator_name="random_forest", use_best_params="true", decision_id="d-9",
                 overrides="training.window_days=30 training.seed=5", params='{"max_depth": 4}')
     assert args[args.index("--decision-id") + 1] == "d-9" and "--use-best-params" in args
     assert args[args.index("--params") + 1] == '{"max_depth": 4}'
