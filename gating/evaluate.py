@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from driftgate.core.errors import GateError, TableError
+from driftgate.core.layering import removed_defaults_tags
 from driftgate.gating.config import GateConfig, Rule
 from driftgate.gating.decision import Decision
 from driftgate.gating.gate import Unreadable, decide
@@ -272,6 +273,7 @@ def _log_mlflow(ws, decision: Decision, text: str, run_key: str | None, gate: Ga
     }
     if run_key:
         tags["driftgate.run_key"] = run_key
+    tags.update(removed_defaults_tags(ws.settings))
     parent = mlproject_run_id()
     if parent and MLPROJECT_RUN_TAG:
         tags[MLPROJECT_RUN_TAG] = parent

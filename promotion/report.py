@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from driftgate.core.layering import removed_defaults_tags
 from driftgate.promotion.config import METRICS
 from driftgate.promotion.results import ShadowResult
 
@@ -109,7 +110,7 @@ def log_shadow_report(result: ShadowResult, cfg: Any, *, ws) -> str:
     run = client.create_run(ws.experiment_id(), run_name=f"shadow v{result.challenger_version} vs "
                             f"{'v' + result.champion_version if result.champion_version else 'none'}",
                             tags={"driftgate.stage": "shadow", "driftgate.decision": result.status,
-                                  "driftgate.model": result.model_name})
+                                  "driftgate.model": result.model_name, **removed_defaults_tags(ws.settings)})
     run_id = run.info.run_id
     status = "FINISHED"
     try:
