@@ -101,7 +101,7 @@ class _ConfLoader(yaml.SafeLoader):
                 here = (*path, key)
                 if key in first:
                     raise ConfigError(
-                        f"{self.name}:{line}: {dotted(here)}: each key once per mapping "
+                        f"{self.name}:{line}: {dotted(here)}: expected each key once per mapping "
                         f"(first at {self.name}:{first[key]}), got it again",
                         source=self.name, key=dotted(here))
                 first[key] = line
@@ -148,7 +148,7 @@ def read_layer_file(path: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
     if data is None:
         return {}, lines
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: <root>: a mapping at the top level, got {type(data).__name__}", source=str(path))
+        raise ConfigError(f"{path}: <root>: expected a mapping at the top level, got {type(data).__name__}", source=str(path))
     return data, lines
 
 
@@ -159,7 +159,7 @@ def parse_value(raw: str, source: str) -> Any:
     try:
         return _load(raw, source)[0]
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: a YAML value, got {raw!r} ({getattr(exc, 'problem', exc)})",
+        raise ConfigError(f"{source}: expected a YAML value, got {raw!r} ({getattr(exc, 'problem', exc)})",
                           source=source) from None
 
 
@@ -276,7 +276,7 @@ class LayerMerge:
 
     def _fail(self, raw: Path_, canon: Path_, expected: str, got: Any) -> ConfigError:
         where = self._origin(raw).where
-        return ConfigError(f"{where}: {dotted(canon)}: {expected}, got {got!r}", source=self._source,
+        return ConfigError(f"{where}: {dotted(canon)}: expected {expected}, got {got!r}", source=self._source,
                            key=dotted(canon))
 
     def _lookup(self, canon: Path_) -> Any:
@@ -360,8 +360,8 @@ class LayerMerge:
                 if name not in by_name:
                     if value is None and here in self.removed:
                         continue
-                    raise self._fail(at, canon, f"the name of an item ({', '.join(by_name) or 'none defined'}); "
-                                     "to add one, list it with its name", name)
+                    raise self._fail(at, canon, f"the name of a {kind.model.__name__} ({', '.join(by_name) or 'none defined'}; "
+                                     "to add one, list it with its name)", name)
                 if value is None:
                     items.remove(by_name.pop(name))
                     self._remove(here, at, "the item")

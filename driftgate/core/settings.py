@@ -234,7 +234,7 @@ def _claim(claimed: dict[tuple[str, ...], str], data: dict[str, Any], lines: dic
         for other, where in claimed.items():
             if other[: len(path)] == path or path[: len(other)] == other:
                 raise ConfigError(
-                    f"{here}: {'.'.join(path)}: one definition per layer, got a second one "
+                    f"{here}: {'.'.join(path)}: expected one definition per layer, got a second one "
                     f"(also set at {where})", source=source, key=".".join(path))
     for path in leaf_paths(data):
         claimed[path] = f"{source}:{lines.get(path, '?')}"
