@@ -382,20 +382,24 @@ class LayerMerge:
                               (*raw, index), True)
 
     def _declare(self, items: list, data: list, kind: _Kind, canon: Path_, raw: Path_) -> None:
-        """A layer's list of named items: update the ones it names, append the new ones."""
+        """A layer's list of named items: update the ones it names (in its order), add the new ones,
+        and keep the items it does not name after them (removing one takes ``<name>: null``)."""
         by_name = _named(items)
+        ordered: list = []
         for i, value in enumerate(data):
             at = (*raw, str(i))
             name = value.get("name") if isinstance(value, dict) else None
             if not isinstance(name, str):
-                items.append(value)  # the model says what is wrong with it
-                self._set_origin((*canon, str(len(items) - 1)), at)
+                ordered.append(value)  # the model says what is wrong with it
+                self._set_origin((*canon, str(len(ordered) - 1)), at)
                 continue
-            target = by_name.get(name)
+            target = by_name.pop(name, None)
             if target is None:
-                target = by_name[name] = {}
-                items.append(target)
+                target = {}
+            ordered.append(target)
             self._merge_model(target, value, _Kind("model", model=kind.model), (*canon, name), at, True)
+        kept = [item for item in items if not isinstance(item, dict) or str(item.get("name")) in by_name]
+        items[:] = ordered + kept
 
 
 def _named(items: list) -> dict[str, dict]:
