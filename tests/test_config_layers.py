@@ -156,7 +156,7 @@ def test_a_listed_rule_with_a_known_name_updates_it_and_a_new_name_adds_one(conf
         "    - name: js\n      metric: js_distance\n      threshold: 0.1\n")
     rules = {r.name: r for r in load(conf).gate.rules}
     assert rules["f1_drop"].threshold == 0.55 and rules["f1_drop"].metric == "f1_score.macro"
-    assert rules["js"].metric == "js_distance" and "feature_drift_psi" in rules
+    assert rules["js"].metric == "js_distance" and list(rules) == ["f1_drop", "js", "feature_drift_psi"]
 
 
 def test_unnamed_list_items_are_addressed_by_index(conf):
