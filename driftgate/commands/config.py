@@ -17,8 +17,8 @@ def config(
                                                           "{key: {value, layer, source}})")] = False,
     show_origin: Annotated[bool, typer.Option("--show-origin", help="say which layer set each value "
                                                                     "(base, env:<env>, user, --set, default)")] = False,
-    only: Annotated[str | None, typer.Argument(help="only keys under this dotted prefix, e.g. promotion.criteria",
-                                               show_default=False)] = None,
+    prefix: Annotated[str | None, typer.Argument(help="only keys under this dotted prefix, e.g. promotion.criteria",
+                                                 show_default=False)] = None,
 ) -> None:
     """Print the effective settings after every layer, credentials masked.
 
@@ -29,7 +29,7 @@ def config(
     with cli_errors():
         settings = settings_from(conf, env, set_)
     values = [v for v in effective_values(settings)
-              if only is None or v.key == only or v.key.startswith(f"{only}.")]
+              if prefix is None or v.key == prefix or v.key.startswith(f"{prefix}.")]
     if json_out:
         data = ({v.key: {"value": v.value, "layer": v.layer, "source": v.source} for v in values} if show_origin
                 else {v.key: v.value for v in values})
@@ -39,8 +39,9 @@ def config(
     for v in values:
         line = f"{v.key:<{width}} = {json.dumps(v.value)}"
         if show_origin:
-            where = "" if v.source in (v.layer, f"--set {v.key}") else f" {v.source}"
-            line = f"{line}  # {v.layer}{where}"
+            source = v.source.removesuffix(" (removed)")
+            where = "" if source in (v.layer, f"--set {v.key}") else f" {source}"
+            line = f"{line}  # {v.layer}{where}{' (removed)' if source != v.source else ''}"
         typer.echo(line)
     if settings.removed_defaults:
         err_console.print(f"removed defaults: {', '.join(settings.removed_defaults)}", style="yellow", highlight=False)

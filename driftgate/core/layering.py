@@ -122,8 +122,6 @@ class _ConfLoader(yaml.SafeLoader):
         return mapping
 
 
-_ConfLoader.add_constructor("tag:yaml.org,2002:map", _ConfLoader.construct_yaml_map)
-
 
 def _load(text: str, name: str) -> tuple[Any, dict[Path_, int]]:
     loader = _ConfLoader(text, name)
