@@ -186,6 +186,8 @@ def test_two_files_of_one_layer_setting_one_key_are_refused_naming_both(conf):
 
 
 def test_files_of_one_layer_may_set_different_keys_and_layers_may_override(conf):
+    (conf / "base" / "0_empty.yml").write_text("# nothing yet\n")
+    (conf / "base" / "1_sections.yml").write_text("promotion: {}\ngate: {}\n")
     (conf / "base" / "a.yml").write_text("promotion:\n  dry_run: true\n")
     (conf / "base" / "b.yml").write_text("promotion:\n  require_approval: true\n")
     (conf / "local" / "c.yml").write_text("promotion:\n  dry_run: false\n")

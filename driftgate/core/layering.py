@@ -162,8 +162,8 @@ def parse_value(raw: str, source: str) -> Any:
 
 
 def leaf_paths(data: Any, path: Path_ = ()) -> typing.Iterator[Path_]:
-    """Paths of the values a layer sets (a list or an empty mapping counts as one value)."""
-    if isinstance(data, dict) and data:
+    """Paths of the values a layer sets (a list counts as one value; an empty mapping sets nothing)."""
+    if isinstance(data, dict):
         for key, value in data.items():
             yield from leaf_paths(value, (*path, str(key)))
     else:

@@ -18,7 +18,7 @@ __all__ = ["secret", "secret_problem", "mask", "SECRET_ENV_HINTS"]
 # Key names that hold credentials, matched at the end of the key (``db_password``, ``aws_secret_access_key``).
 # ``token_env`` / ``password_env`` name an environment variable and do not match.
 _SECRET_KEY = re.compile(
-    r"(password|passwd|pwd|secret|token|api_?key|access_?key|account_?key|private_?key|secret_?key|"
+    r"(password|passwd|pwd|secret|(?<!idempotency_)token|api_?key|access_?key|account_?key|private_?key|secret_?key|"
     r"credential|connection_?string|conn_?str|auth_?header|authorization|dsn)s?$",
     re.I,
 )
