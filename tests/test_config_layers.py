@@ -102,7 +102,8 @@ def test_removing_a_default_takes_an_explicit_null_that_is_logged_and_recorded(c
         "promotion.criteria.log_loss.threshold (explicit null)",
     ]
     tags = removed_defaults_tags(s)
-    assert tags == {"driftgate.config.removed_defaults": "promotion.criteria.roc_auc (--set promotion.criteria.roc_auc); "
+    assert tags == {"driftgate.config.removed_defaults":
+                    "promotion.criteria.roc_auc (--set promotion.criteria.roc_auc); "
                     "promotion.criteria.log_loss.threshold (--set promotion.criteria.log_loss.threshold)"}
     assert removed_defaults_tags(load(conf)) == {}
 
@@ -217,7 +218,8 @@ def test_yaml_1_1_boolean_words_stay_keys(conf):
      "credential-named key"),
     ("webhook:\n  launch:\n    job_parameters: {passwd: hunter2}\n", "webhook.launch.job_parameters.passwd",
      "credential-named key"),
-    ("webhook:\n  launch:\n    job_parameters:\n      connection_string: DefaultEndpointsProtocol=https;AccountKey=hunter2\n",
+    ("webhook:\n  launch:\n    job_parameters:\n"
+     "      connection_string: DefaultEndpointsProtocol=https;AccountKey=hunter2\n",
      "webhook.launch.job_parameters.connection_string", "credential-named key"),
     ("webhook:\n  launch:\n    job_parameters:\n      store: DefaultEndpointsProtocol=https;AccountKey=hunter2\n",
      "webhook.launch.job_parameters.store", "a connection string with a key"),
@@ -289,7 +291,8 @@ def test_config_command_prints_each_value_with_the_layer_that_set_it(conf):
     assert data["promotion.dry_run"] == {"value": True, "layer": "--set", "source": "--set promotion.dry_run"}
     assert data["promotion.shadow_days"] == {"value": 7, "layer": "default", "source": "default"}
     assert data["gate.rules.feature_drift_psi.threshold"]["layer"] == "default"
-    assert data["gate.rules.f1_drop"] == {"value": None, "layer": "--set", "source": "--set gate.rules.f1_drop (removed)"}
+    assert data["gate.rules.f1_drop"] == {"value": None, "layer": "--set",
+                                          "source": "--set gate.rules.f1_drop (removed)"}
     assert data["promotion.notifications.webhook_url"]["value"] == "https://***@chat.example.com/hook"
     assert "hunter2" not in result.stdout
 

@@ -94,7 +94,8 @@ def test_a_shadow_run_without_a_default_criterion_records_the_removal(world):
     reset_aliases(ws, champion=world.v1, challenger=world.v2)
     result = promotion.shadow(ws)
     tags = MlflowClient(ws.tracking_uri).get_run(result.run_id).data.tags
-    assert tags["driftgate.config.removed_defaults"] == "promotion.criteria.log_loss (--set promotion.criteria.log_loss)"
+    assert tags["driftgate.config.removed_defaults"] == (
+        "promotion.criteria.log_loss (--set promotion.criteria.log_loss)")
 
 
 def test_promote_then_rollback(world):

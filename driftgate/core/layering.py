@@ -146,7 +146,8 @@ def read_layer_file(path: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
     if data is None:
         return {}, lines
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: <root>: expected a mapping at the top level, got {type(data).__name__}", source=str(path))
+        raise ConfigError(f"{path}: <root>: expected a mapping at the top level, got {type(data).__name__}",
+                          source=str(path))
     return data, lines
 
 
@@ -358,7 +359,8 @@ class LayerMerge:
                 if name not in by_name:
                     if value is None and here in self.removed:
                         continue
-                    raise self._fail(at, canon, f"the name of a {kind.model.__name__} ({', '.join(by_name) or 'none defined'}; "
+                    names = ", ".join(by_name) or "none defined"
+                    raise self._fail(at, canon, f"the name of a {kind.model.__name__} ({names}; "
                                      "to add one, list it with its name)", name)
                 if value is None:
                     items.remove(by_name.pop(name))
