@@ -108,6 +108,16 @@ def test_removing_a_default_takes_an_explicit_null_that_is_logged_and_recorded(c
     assert removed_defaults_tags(load(conf)) == {}
 
 
+def test_a_job_task_relocating_its_settings_keeps_the_recorded_removals(conf):
+    from driftgate.jobtask import settings_for_task
+
+    s = settings_for_task({"overrides": "promotion.criteria.roc_auc=null; gate.rules.f1_drop.threshold=0.5",
+                           "catalog": "dev", "model_name": "dev.driftgate_demo.other"}, conf_dir=conf, env="local")
+    assert s.project.audit_schema == "dev.driftgate_demo" and s.project.model_name == "dev.driftgate_demo.other"
+    assert s.removed_defaults == ("promotion.criteria.roc_auc",)
+    assert s.origin("gate.rules.f1_drop.threshold").layer == "--set"
+
+
 def test_a_removal_in_a_file_is_recorded_with_its_line_and_a_later_layer_can_restore(conf):
     (conf / "local" / "loose.yml").write_text("training:\n  quality_floor:\n    roc_auc: null\n")
     s = load(conf)

@@ -97,6 +97,13 @@ class Settings(StrictModel):
         and the shadow evaluation's MLflow runs record them (:func:`removed_defaults_tags`)."""
         return tuple(".".join(path) for path, _ in self._removed)
 
+    def revalidated(self, data: dict[str, Any]) -> "Settings":
+        """Settings validated from ``data`` (e.g. this one's dump with names moved) that keep this
+        one's provenance: where each value came from and the explicit removals."""
+        new = type(self).model_validate(data)
+        new._origins, new._removed = dict(self._origins), self._removed
+        return new
+
     def origin(self, path: str | tuple[str, ...]) -> Origin:
         """Where the value at ``path`` (dotted; named items by name: ``gate.rules.f1_drop.threshold``)
         was set: the layer and file:line, or ``default``. Removals answer with the removing layer."""
