@@ -108,6 +108,12 @@ def test_removing_a_default_takes_an_explicit_null_that_is_logged_and_recorded(c
     assert removed_defaults_tags(load(conf)) == {}
 
 
+def test_settings_compare_by_value_not_by_where_values_came_from(conf):
+    same = load(conf, "project.audit_schema=main.driftgate_demo")
+    assert same == load(conf) and same.origin("project.audit_schema").layer == "--set"
+    assert load(conf, "promotion.criteria.roc_auc=null") != load(conf)
+
+
 def test_a_job_task_relocating_its_settings_keeps_the_recorded_removals(conf):
     from driftgate.jobtask import settings_for_task
 

@@ -97,6 +97,14 @@ class Settings(StrictModel):
         and the shadow evaluation's MLflow runs record them (:func:`removed_defaults_tags`)."""
         return tuple(".".join(path) for path, _ in self._removed)
 
+    def __eq__(self, other: object) -> bool:
+        # Equal configurations are equal wherever their values came from (provenance is private).
+        if not isinstance(other, Settings):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = StrictModel.__hash__
+
     def revalidated(self, data: dict[str, Any]) -> "Settings":
         """Settings validated from ``data`` (e.g. this one's dump with names moved) that keep this
         one's provenance: where each value came from and the explicit removals."""
