@@ -8,10 +8,14 @@ bundle target):
 3. ``conf/user/*.yml``      git-ignored personal layer (paths, experiments; still no secrets)
 4. ``overrides``            ``key.path=value`` strings from the CLI (``--set``) or job parameters
 
-Every default is defined once, in the pydantic models. A bad key fails at load
-with one line: ``<file>: <key path>: <expected>, got <value>``. Secrets never come
-from these files: keys that look like credentials are refused, and credentials
-are read from the environment at the point of use (:func:`secret`).
+Every default is defined once, in the pydantic models, and the layers merge onto
+those defaults (:mod:`driftgate.core.layering`): a partial override never drops a
+default; removing one takes an explicit ``null``, logged and kept in
+:attr:`Settings.removed_defaults`. A bad key fails at load with one line:
+``<file>: <key path>: <expected>, got <value>``. Secrets never come from committed
+files: anything that looks like a credential is refused there
+(:func:`driftgate.core.secrets.secret_problem`), and credentials are read from the
+environment at the point of use (:func:`secret`).
 """
 from __future__ import annotations
 
