@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from driftgate.core.layering import removed_defaults_tags
 from driftgate.workspace.registry import MlflowRegistry, ModelRegistry
 from driftgate.workspace.spark_tables import SparkTableStore
 from driftgate.workspace.tables import DeltaTableStore, TableStore
@@ -75,7 +76,8 @@ def open_stage_run(ws: "Workspace", run_name: str, tags: dict[str, str]) -> str:
 
     client = MlflowClient(ws.tracking_uri, ws.registry_uri)
     experiment_id = ws.experiment_id()
-    tags = {**stage_run_tags(), **tags}
+    # A run whose settings removed a default (an explicit null in a layer) says so.
+    tags = {**stage_run_tags(), **removed_defaults_tags(ws.settings), **tags}
     adopt = os.environ.pop("MLFLOW_RUN_ID", None)
     if adopt:
         os.environ[_ADOPTED_ENV] = adopt  # later stage runs of this process name it
