@@ -145,8 +145,8 @@ def test_mlflow_run_of_an_entry_point_leaves_one_readable_run(ws):
     from driftgate.gating.testing import day, drift_rows, profile_rows
 
     feats = ["tenure_months", "usage_gb", "age"]
-    ws.tables.write(ws.settings.monitor.drift_metrics_table, drift_rows(12, feats, lambda d, c: 0.7 if d >= 8 else 0.02),
-                    mode="overwrite")
+    drifting = drift_rows(12, feats, lambda d, c: 0.7 if d >= 8 else 0.02)
+    ws.tables.write(ws.settings.monitor.drift_metrics_table, drifting, mode="overwrite")
     ws.tables.write(ws.settings.monitor.profile_metrics_table, profile_rows(12), mode="overwrite")
     _mlflow_run(ws, "evaluate_drift", now=(day(12) + timedelta(hours=2)).isoformat())
     client = MlflowClient(ws.tracking_uri)
