@@ -33,7 +33,7 @@ _MONDAY_ORIGIN = -3 * 86_400_000_000  # 1969-12-29, the Monday before the epoch 
 
 def spark_session(ws):
     """The workspace's Spark session (SparkTableStore) or the active one."""
-    spark = getattr(ws.tables, "spark", None)
+    spark = ws.tables.spark_session()
     if spark is not None:
         return spark
     try:
@@ -49,10 +49,10 @@ def spark_session(ws):
 
 
 def _read(spark, ws, name: str):
-    files = getattr(ws.tables, "files", None)
+    files = ws.tables.files(name)
     if files is not None:
         # local Delta: read exactly the current version's data files
-        return spark.read.parquet(*files(name))
+        return spark.read.parquet(*files)
     return spark.read.table(name)
 
 
@@ -97,9 +97,7 @@ def compute(ws, plan: engine.Plan, *, source_name: str, time_range: tuple[dateti
     cfg = plan.cfg
     spark = spark_session(ws)
     df = _read(spark, ws, source_name)
-    schema = ws.tables.schema(source_name) if hasattr(ws.tables, "schema") else None
-    if schema is None:
-        schema = pa.schema([(f.name, pa.from_numpy_dtype("float64")) for f in df.schema])  # pragma: no cover
+    schema = ws.tables.schema(source_name)
     ts = cfg.timestamp_col
     if time_range is not None:
         df = df.filter((F.col(ts) >= F.lit(time_range[0])) & (F.col(ts) < F.lit(time_range[1])))
