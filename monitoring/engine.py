@@ -3,7 +3,7 @@
 :func:`compute` is pure: it receives the rows of the windows to recompute (plus the
 previous windows they are compared with) and the baseline, and returns the output
 rows as Arrow tables in the documented schemas (:func:`profile_schema`,
-:func:`drift_schema`). Reading, incremental bookkeeping and writing live in
+:func:`drift_schema`, from :mod:`driftgate.core.metric_tables`). Reading, incremental bookkeeping and writing live in
 :mod:`driftgate.monitoring.refresh`. The Spark engine reuses :func:`group_rows` and the output
 schemas, so both engines share one definition of every row.
 """
@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from driftgate.core import metric_tables
 from driftgate.core.errors import MonitorError
 from driftgate.monitoring import stats
 from driftgate.monitoring.config import MonitorConfig
@@ -30,16 +31,11 @@ __all__ = [
     "window_bounds", "compute", "group_rows",
 ]
 
-TABLE = ":table"
+TABLE = metric_tables.TABLE_COLUMN
 ALL_MODELS = "*"
 SLICE_PREFIX = "__slice_"
 """Columns named ``__slice_<i>`` carry slicing expression i already evaluated (by Spark SQL)."""
-_TS = pa.timestamp("us", tz="UTC")
-WINDOW = pa.struct([("start", _TS), ("end", _TS)])
-STAT_TEST = pa.struct([("statistic", pa.float64()), ("pvalue", pa.float64())])
-_CLASS_METRIC = pa.struct([("one_vs_all", pa.map_(pa.string(), pa.float64())), ("macro", pa.float64()),
-                           ("weighted", pa.float64())])
-_FAIRNESS = ("predictive_parity", "predictive_equality", "equal_opportunity", "statistical_parity")
+_TS = metric_tables.TIMESTAMP
 _UNITS = {
     "5 minutes": ("minute", 5), "30 minutes": ("minute", 30), "1 hour": ("hour", 1), "1 day": ("day", 1),
     "1 week": ("week", 1), "2 weeks": ("week", 2), "3 weeks": ("week", 3), "4 weeks": ("week", 4),
@@ -49,58 +45,15 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def profile_schema(cfg: MonitorConfig) -> pa.Schema:
-    """Columns of ``<table>_profile_metrics`` (see docs/tables.md)."""
-    fields = [
-        ("window", WINDOW), ("log_type", pa.string()), ("logging_table_commit_version", pa.int32()),
-        ("monitor_version", pa.int64()), ("granularity", pa.string()),
-    ]
-    if cfg.model_id_col:
-        fields.append((cfg.model_id_col, pa.string()))
-    fields += [
-        ("slice_key", pa.string()), ("slice_value", pa.string()), ("column_name", pa.string()),
-        ("count", pa.int64()), ("data_type", pa.string()), ("num_nulls", pa.int64()), ("avg", pa.float64()),
-        ("quantiles", pa.list_(pa.float64())), ("min", pa.float64()), ("max", pa.float64()),
-        ("stddev", pa.float64()), ("num_zeros", pa.int64()), ("num_nan", pa.int64()),
-        ("min_length", pa.float64()), ("max_length", pa.float64()), ("avg_length", pa.float64()),
-        ("non_null_columns", pa.list_(pa.string())),
-        ("frequent_items", pa.list_(pa.struct([("item", pa.string()), ("count", pa.int64())]))),
-        ("median", pa.float64()), ("distinct_count", pa.int64()), ("percent_nan", pa.float64()),
-        ("percent_null", pa.float64()), ("percent_zeros", pa.float64()), ("percent_distinct", pa.float64()),
-    ]
-    if cfg.inference_log and cfg.inference_log.problem_type == "classification":
-        fields += [
-            ("labeled_count", pa.int64()), ("accuracy_score", pa.float64()), ("precision", _CLASS_METRIC),
-            ("recall", _CLASS_METRIC), ("f1_score", _CLASS_METRIC),
-            ("confusion_matrix", pa.list_(pa.struct([("prediction", pa.string()), ("label", pa.string()),
-                                                     ("count", pa.int64())]))),
-            ("roc_auc_score", pa.float64()), ("log_loss", pa.float64()),
-        ] + [(name, pa.map_(pa.string(), pa.float64())) for name in _FAIRNESS]
-    elif cfg.inference_log:
-        fields += [("labeled_count", pa.int64()), ("mean_squared_error", pa.float64()),
-                   ("root_mean_squared_error", pa.float64()), ("mean_absolute_error", pa.float64()),
-                   ("r2_score", pa.float64())]
-    fields += [(m.name, pa.float64()) for m in cfg.custom_metrics if m.type in ("aggregate", "derived")]
-    return pa.schema(fields)
+    """Columns of ``<table>_profile_metrics`` for this monitor (defined in :mod:`driftgate.core.metric_tables`)."""
+    return metric_tables.profile_schema(
+        cfg.model_id_col, cfg.inference_log.problem_type if cfg.inference_log else None,
+        [m.name for m in cfg.custom_metrics if m.type in ("aggregate", "derived")])
 
 
 def drift_schema(cfg: MonitorConfig) -> pa.Schema:
-    """Columns of ``<table>_drift_metrics`` (see docs/tables.md)."""
-    fields = [("window", WINDOW), ("granularity", pa.string()), ("monitor_version", pa.int64())]
-    if cfg.model_id_col:
-        fields.append((cfg.model_id_col, pa.string()))
-    fields += [
-        ("slice_key", pa.string()), ("slice_value", pa.string()), ("column_name", pa.string()),
-        ("data_type", pa.string()), ("window_cmp", WINDOW), ("drift_type", pa.string()),
-        ("count", pa.int64()), ("count_cmp", pa.int64()),
-        ("count_delta", pa.float64()), ("avg_delta", pa.float64()), ("percent_null_delta", pa.float64()),
-        ("percent_zeros_delta", pa.float64()), ("percent_distinct_delta", pa.float64()),
-        ("non_null_columns_delta", pa.struct([("added", pa.int32()), ("missing", pa.int32())])),
-        ("js_distance", pa.float64()), ("ks_test", STAT_TEST), ("wasserstein_distance", pa.float64()),
-        ("population_stability_index", pa.float64()), ("chi_squared_test", STAT_TEST),
-        ("tv_distance", pa.float64()), ("l_infinity_distance", pa.float64()),
-    ]
-    fields += [(m.name, pa.float64()) for m in cfg.custom_metrics if m.type == "drift"]
-    return pa.schema(fields)
+    """Columns of ``<table>_drift_metrics`` for this monitor (defined in :mod:`driftgate.core.metric_tables`)."""
+    return metric_tables.drift_schema(cfg.model_id_col, [m.name for m in cfg.custom_metrics if m.type == "drift"])
 
 
 def monitor_version(cfg: MonitorConfig) -> int:
@@ -375,6 +328,7 @@ def _quality(plan: Plan, rows: pa.Table, slice_key: str | None, slice_value: str
         var = float(np.var(y.astype(float)))
         out.update(mean_squared_error=mse, root_mean_squared_error=float(np.sqrt(mse)),
                    mean_absolute_error=float(np.mean(np.abs(err))),
+                   mean_absolute_percentage_error=stats.mean_absolute_percentage_error(y, yhat),
                    r2_score=(1.0 - mse / var) if var > 0 else None)
         return out
     proba = None
@@ -680,7 +634,7 @@ def _custom_drift(plan: Plan, col: str, cur: GroupSummary, ref: GroupSummary) ->
 
 def _to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
     columns = {name: [r.get(name) for r in rows] for name in schema.names}
-    for name in ("precision", "recall", "f1_score", *_FAIRNESS):
+    for name in metric_tables.MAP_COLUMNS:
         if name in columns:
             columns[name] = [_map_items(v) for v in columns[name]]
     return pa.Table.from_pydict(columns, schema=schema)
