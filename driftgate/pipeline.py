@@ -66,8 +66,7 @@ class JobRunResult:
 
 
 def _status(record) -> str | None:
-    status = getattr(record, "status", None)
-    return getattr(status, "value", status)
+    return None if record is None else str(record.status)
 
 
 def _condition(values, task_key: str = EVALUATE_TASK) -> bool:

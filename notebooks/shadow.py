@@ -23,7 +23,7 @@ if not version:
 
 promotion.set_challenger(ws, version)
 shadow = promotion.shadow(ws, challenger_version=version)
-status = getattr(shadow.status, "value", shadow.status)
-ws.task_values.set("shadow_status", str(status))
+status = str(shadow.status)
+ws.task_values.set("shadow_status", status)
 ws.task_values.set("shadow", as_value(shadow))
 print(f"shadow {status}: champion {shadow.champion_version} vs challenger {shadow.challenger_version}: {shadow.reasons}")
