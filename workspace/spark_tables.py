@@ -7,6 +7,7 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from driftgate.core.errors import TableError
+from driftgate.workspace.spark_arrow import to_spark_frame
 from driftgate.workspace.tables import METADATA_PREFIX, TableStore, _prefixed, check_append_types
 
 __all__ = ["SparkTableStore"]
@@ -114,7 +115,7 @@ class SparkTableStore(TableStore):
             check_append_types(name, current, data.schema)
             if set(data.schema.names) - set(current.names):
                 self._need_delta(name, "adding columns on append (schema merge)")
-        df = self.spark.createDataFrame(data.to_pandas())
+        df = to_spark_frame(self.spark, data, table=name)  # the Arrow schema, not pandas inference
         writer = df.write.format(self.table_format)
         if self._delta:
             writer = writer.option("mergeSchema", "true")

@@ -52,7 +52,7 @@ def print_demo_summary(summary, ws) -> None:
             continue
         shadow = run.shadow
         console.print(
-            f"    challenger v{train.version}: shadow {getattr(shadow.status, 'value', shadow.status)} "
+            f"    challenger v{train.version}: shadow {shadow.status} "
             f"against champion v{shadow.champion_version}", highlight=False)
         for reason in list(getattr(shadow, "reasons", []))[:4]:
             console.print(f"      - {reason}", highlight=False)
