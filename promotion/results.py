@@ -94,7 +94,7 @@ class PromotionResult:
     """The champion after the call."""
     reason: str
     status: PromotionStatus = PromotionStatus.REFUSED
-    """promoted, rolled_back, refused, awaiting_approval or dry_run (a plain string is converted)."""
+    """promoted, rolled_back, refused, awaiting_approval, dry_run or skipped (a plain string is converted)."""
     previous_champion: str | None = None
     challenger_version: str | None = None
     model_name: str | None = None

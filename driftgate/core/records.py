@@ -39,6 +39,8 @@ class PromotionStatus(StrEnum):
     REFUSED = "refused"
     AWAITING_APPROVAL = "awaiting_approval"
     DRY_RUN = "dry_run"
+    SKIPPED = "skipped"
+    """The job's promote task had no shadow result to act on."""
 
 
 class RunKeyStatus(StrEnum):
