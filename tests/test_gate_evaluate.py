@@ -234,3 +234,30 @@ def test_readme_rule_examples_load_and_decide(tmp_path):
     d = decide({"drift": drift_rows(12, FEATURES, lambda d, c: 0.03), "profile": profile_rows(12)},
                settings.gate, now=NOW)
     assert d.status in ("OK", "INSUFFICIENT_DATA") and len(d.reasons) == 5
+
+
+def test_the_gate_reads_through_the_table_store_only(ws):
+    """The pushed-down scan (window starts included, as a nested-field filter) is a store read:
+    nothing opens the Delta table behind the store, so a Spark store serves the gate the same way."""
+    import dataclasses
+
+    from driftgate.gating.evaluate import read_metrics
+    from driftgate.workspace.tables import DeltaTableStore
+
+    class Recording(DeltaTableStore):
+        def __init__(self, root):
+            super().__init__(root)
+            self.reads = []
+
+        def read(self, name, columns=None, filters=None, version=None):
+            self.reads.append((name, list(filters or [])))
+            return super().read(name, columns=columns, filters=filters, version=version)
+
+    write_metrics(ws, drifted_from=8)
+    store = Recording(ws.tables.root)
+    frames = read_metrics(dataclasses.replace(ws, tables=store), ws.settings.gate, now=NOW)
+    mon = ws.settings.monitor
+    assert frames["drift"].num_rows > 0 and frames["profile"].num_rows > 0
+    assert {name for name, _ in store.reads} == {mon.drift_metrics_table, mon.profile_metrics_table}
+    horizons = [f for _, filters in store.reads for f in filters if f[0] == "window.start"]
+    assert horizons and all(op == ">=" and value < NOW for _, op, value in horizons)

@@ -311,3 +311,26 @@ def test_compaction_never_changes_rows(subject):
     ran = store.compact(name, min_files=2)
     assert ran is subject.delta  # the Spark store leaves compaction to the platform
     assert _ids(store.read(name)) == list(range(6))
+
+
+@pytest.mark.parametrize("stored,appended,refused", [
+    (pa.struct([("a", pa.int64())]), pa.struct([("a", pa.float64())]), "field 'a'"),
+    (pa.struct([("a", pa.int64())]), pa.struct([("a", pa.int32()), ("b", pa.string())]), None),
+    (pa.list_(pa.int64()), pa.list_(pa.float64()), "converted"),
+    (pa.map_(pa.string(), pa.float64()), pa.map_(pa.string(), pa.float32()), None),
+    (pa.int64(), pa.null(), None),
+    (pa.string(), pa.large_string(), None),
+    (pa.timestamp("us", tz="UTC"), pa.timestamp("ns", tz="UTC"), None),
+    (pa.timestamp("us"), pa.timestamp("us", tz="UTC"), "lose it"),
+    (pa.int32(), pa.uint32(), "converted"),
+    (pa.float64(), pa.int32(), None),
+])
+def test_type_check_rules(stored, appended, refused):
+    from driftgate.workspace.tables import check_append_types
+
+    table, data = pa.schema([("c", stored)]), pa.schema([("c", appended), ("new", pa.int8())])
+    if refused is None:
+        check_append_types("main.s.t", table, data)
+    else:
+        with pytest.raises(TableError, match=refused):
+            check_append_types("main.s.t", table, data)
