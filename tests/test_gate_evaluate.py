@@ -236,6 +236,19 @@ def test_readme_rule_examples_load_and_decide(tmp_path):
     assert d.status in ("OK", "INSUFFICIENT_DATA") and len(d.reasons) == 5
 
 
+def test_a_decision_taken_without_a_default_rule_says_so_in_its_run(ws):
+    import dataclasses
+
+    settings = load_settings(REPO_ROOT / "conf", "local", (
+        f"workspace.root={ws.root}", f"project.audit_schema={ws.settings.project.audit_schema}",
+        f"monitor.output_schema_name={ws.settings.monitor.output_schema_name}", "gate.rules.f1_drop=null"))
+    loose = dataclasses.replace(ws, settings=settings)
+    write_metrics(loose, drifted_from=None)
+    evaluate(loose, settings.gate, now=NOW, publish=False)
+    run = MlflowClient(ws.tracking_uri).get_run(read_decisions(loose)[0]["mlflow_run_id"])
+    assert run.data.tags["driftgate.config.removed_defaults"] == "gate.rules.f1_drop (--set gate.rules.f1_drop)"
+
+
 def test_the_gate_reads_through_the_table_store_only(ws):
     """The pushed-down scan (window starts included, as a nested-field filter) is a store read:
     nothing opens the Delta table behind the store, so a Spark store serves the gate the same way."""
