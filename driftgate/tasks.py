@@ -166,8 +166,7 @@ def parse_time(text: str | None, what: str) -> datetime | None:
 
 
 def _status(record) -> str | None:
-    status = getattr(record, "status", None)
-    return None if status is None else str(getattr(status, "value", status))
+    return None if record is None else str(record.status)  # statuses are StrEnums: str() is the value
 
 
 def as_value(record: Any) -> Any:

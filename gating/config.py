@@ -35,6 +35,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
+from driftgate.core.metric_tables import ROLES, Role, metric_columns
 from driftgate.core.types import StrictModel, TableName
 
 __all__ = [
@@ -42,87 +43,14 @@ __all__ = [
     "MetricPath", "parse_metric_path", "DRIFT_TABLE_COLUMNS", "PROFILE_TABLE_COLUMNS",
 ]
 
-# The documented column schemas of the monitor's output tables
-# (../shared/reference/databricks-formats.md, sections 1.2-1.6). Values: "number",
-# a struct's numeric fields, or "map" (fairness metrics keyed by predicted class).
-DRIFT_TABLE_COLUMNS: dict[str, Any] = {
-    "window": ("start", "end"),
-    "granularity": "string",
-    "monitor_version": "number",
-    "slice_key": "string",
-    "slice_value": "string",
-    "column_name": "string",
-    "data_type": "string",
-    "window_cmp": ("start", "end"),
-    "drift_type": "string",
-    "count": "number",  # rows of the current / comparison window (driftgate's monitor writes both)
-    "count_cmp": "number",
-    "count_delta": "number",
-    "avg_delta": "number",
-    "percent_null_delta": "number",
-    "percent_zeros_delta": "number",
-    "percent_distinct_delta": "number",
-    "non_null_columns_delta": ("added", "missing"),
-    "js_distance": "number",
-    "ks_test": ("statistic", "pvalue"),
-    "wasserstein_distance": "number",
-    "population_stability_index": "number",
-    "chi_squared_test": ("statistic", "pvalue"),
-    "tv_distance": "number",
-    "l_infinity_distance": "number",
-}
-
-PROFILE_TABLE_COLUMNS: dict[str, Any] = {
-    "window": ("start", "end"),
-    "log_type": "string",
-    "logging_table_commit_version": "number",
-    "monitor_version": "number",
-    "granularity": "string",
-    "slice_key": "string",
-    "slice_value": "string",
-    "column_name": "string",
-    "count": "number",
-    "data_type": "string",
-    "num_nulls": "number",
-    "avg": "number",
-    "min": "number",
-    "max": "number",
-    "stddev": "number",
-    "num_zeros": "number",
-    "num_nan": "number",
-    "min_length": "number",
-    "max_length": "number",
-    "avg_length": "number",
-    "median": "number",
-    "distinct_count": "number",
-    "percent_nan": "number",
-    "percent_null": "number",
-    "percent_zeros": "number",
-    "percent_distinct": "number",
-    # InferenceLog classification quality (struct fields observed: macro, weighted).
-    "labeled_count": "number",
-    "accuracy_score": "number",
-    "roc_auc_score": "number",
-    "log_loss": "number",
-    "precision": ("macro", "weighted"),
-    "recall": ("macro", "weighted"),
-    "f1_score": ("macro", "weighted"),
-    # InferenceLog regression quality.
-    "root_mean_squared_error": "number",
-    "mean_squared_error": "number",
-    "mean_absolute_error": "number",
-    "mean_absolute_percentage_error": "number",
-    "r2_score": "number",
-    # Fairness and bias: maps keyed by predicted class.
-    "predictive_parity": "map",
-    "predictive_equality": "map",
-    "equal_opportunity": "map",
-    "statistical_parity": "map",
-}
+# The documented columns of the monitor's output tables, from their one definition
+# (driftgate.core.metric_tables). Values: "number", a struct's readable fields, "map" (fairness
+# metrics keyed by predicted class), or "string" / "list" / "timestamp" (not readable by a rule).
+DRIFT_TABLE_COLUMNS: dict[str, Any] = metric_columns("drift")
+PROFILE_TABLE_COLUMNS: dict[str, Any] = metric_columns("profile")
 
 _TABLE_COLUMNS = {"drift": DRIFT_TABLE_COLUMNS, "profile": PROFILE_TABLE_COLUMNS}
-_NOT_METRICS = {"window", "window_cmp", "granularity", "slice_key", "slice_value", "column_name", "data_type",
-                "drift_type", "log_type", "monitor_version", "logging_table_commit_version"}
+_NOT_METRICS = {name for name, role in ROLES.items() if role is not Role.METRIC}
 
 _PATH = re.compile(r"""^(?P<col>[A-Za-z_][A-Za-z0-9_]*)(?:\.(?P<field>[A-Za-z_][A-Za-z0-9_]*)|\[\s*(?P<q>['"]?)(?P<key>[^\]'"]+)(?P=q)\s*\])?$""")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)\s*$", re.I)
@@ -310,6 +238,9 @@ class Rule(StrictModel):
                     f"rule {name!r}: {path.column!r} is a map keyed by predicted class; "
                     f"name an entry like \"{path.column}['1']\", got {v!r}"
                 )
+        elif kind != "number":
+            raise ValueError(f"rule {name!r}: {path.column!r} holds {kind} values, not a number a rule can "
+                             f"compare, got {v!r}")
         elif path.field is not None or path.key is not None:
             raise ValueError(f"rule {name!r}: {path.column!r} is a plain number, got {v!r}")
         return v

@@ -127,9 +127,9 @@ def _read_one(ws, kind: str, name: str, mine: list[Rule], rules: list[Rule], mod
         wanted = {"window", "column_name", "granularity", "slice_key", "slice_value", model_id_col}
         wanted |= {"drift_type"} if kind == "drift" else {"log_type", "count"}
         wanted |= {r.path.column for r in mine}
-        columns = sorted(wanted & set(available)) if available is not None else None
+        columns = sorted(wanted & set(available))
         scope = mine + ([r for r in rules if r.min_rows > 0] if kind == "profile" else [])
-        filters = _pushdown(kind, mine, scope, model_id_col, set(available or wanted))
+        filters = _pushdown(kind, mine, scope, model_id_col, set(available))
         since = _horizon(scope, now)
         rows = _scan(ws, name, columns, filters, since)
         if since is not None and _lacks_some_grain(rows, scope):
@@ -140,11 +140,8 @@ def _read_one(ws, kind: str, name: str, mine: list[Rule], rules: list[Rule], mod
         return Unreadable(f"{name}: {exc}", status="ERROR")
 
 
-def _columns_of(ws, name: str) -> list[str] | None:
-    schema = getattr(ws.tables, "schema", None)
-    if schema is None:
-        return None
-    return list(schema(name).names)
+def _columns_of(ws, name: str) -> list[str]:
+    return list(ws.tables.schema(name).names)
 
 
 def _pushdown(kind, mine: list[Rule], scope: list[Rule], model_id_col: str, available: set[str]):
@@ -190,25 +187,9 @@ def _grain(text: str) -> timedelta | None:
 
 
 def _scan(ws, name: str, columns, filters, since: datetime | None) -> pa.Table:
-    from driftgate.workspace.tables import DeltaTableStore
-
-    if isinstance(ws.tables, DeltaTableStore):
-        # Local Delta: a pyarrow dataset scan can push IS NULL and nested window.start filters too.
-        import pyarrow.dataset as ds
-        from deltalake import DeltaTable
-
-        expr = None
-        for col, op, value in filters:
-            term = ds.field(col).isin(value) if op == "in" else ds.field(col) == value
-            expr = term if expr is None else expr & term
-        if since is not None:
-            term = ds.field("window", "start") >= pa.scalar(since, pa.timestamp("us", tz="UTC"))
-            expr = term if expr is None else expr & term
-        try:
-            dataset = DeltaTable(str(ws.tables.path(name))).to_pyarrow_dataset()
-            return dataset.to_table(columns=columns, filter=expr)
-        except Exception as exc:
-            raise TableError(f"read failed: {exc}", table=name) from exc
+    """One pushed-down read through the table store (window starts as a nested-field filter)."""
+    if since is not None:
+        filters = [*filters, ("window.start", ">=", since)]
     return ws.tables.read(name, columns=columns, filters=filters)
 
 

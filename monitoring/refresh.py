@@ -56,17 +56,14 @@ SUMMARY_DIR = ".monitor_cache"
 
 
 def _summary_key(tables, name: str, mv: int) -> tuple[str, int]:
-    where = getattr(tables, "path", None)
-    return (str(where(name)) if where is not None else f"{id(tables)}:{name}", mv)
+    return (tables.location(name) or f"{id(tables)}:{name}", mv)
 
 
 def _summary_file(tables, name: str, mv: int):
-    root = getattr(tables, "root", None)
-    if root is None or not hasattr(tables, "path"):
+    root = tables.scratch_dir()
+    if root is None:
         return None  # Spark / Unity Catalog: no local folder of ours; the in-process cache only
-    from pathlib import Path
-
-    return Path(root) / SUMMARY_DIR / f"{name}.{mv}.npz"
+    return root / SUMMARY_DIR / f"{name}.{mv}.npz"
 
 
 def _profile_stamp(tables, monitor: MonitorConfig) -> list:
@@ -220,8 +217,7 @@ def processed_state(ws, monitor: MonitorConfig, version: int) -> Processed:
     tables = ws.tables
     if not tables.exists(name):
         return Processed()
-    getter = getattr(tables, "commit_metadata", None)
-    meta = getter(name) if getter is not None else {}
+    meta = tables.commit_metadata(name)
     if all(k in meta for k in _META_KEYS):
         if meta["driftgate.monitor_version"] != str(version):
             return Processed()
@@ -268,13 +264,6 @@ def _commit_info(mv: int, version: int, base_version: int | None, newest: dict[s
     return {"driftgate.monitor_version": str(mv), "driftgate.source_version": str(version),
             "driftgate.baseline_version": "" if base_version is None else str(base_version),
             "driftgate.newest_windows": json.dumps({g: s.isoformat() for g, s in sorted(newest.items())})}
-
-
-def _schema(ws, name: str) -> pa.Schema:
-    getter = getattr(ws.tables, "schema", None)
-    if getter is not None:
-        return getter(name)
-    return ws.tables.read(name).schema
 
 
 @dataclass
@@ -379,7 +368,7 @@ def refresh(ws, monitor: MonitorConfig, *, progress: Callable[[int, int], None] 
     if done_version == version and done_base == base_version and not snapshot:
         return RefreshResult(mode="noop", seconds=time.perf_counter() - started, **common)
 
-    schema = _schema(ws, name)
+    schema = tables.schema(name)
     plan = engine.plan_for(monitor, schema)
     baseline = None
     if base_name is not None:
@@ -550,12 +539,11 @@ def _guards(tables, monitor: MonitorConfig) -> dict[str, tuple[str, int]]:
     Read when the refresh plans, so a refresh that lands while this one computes makes this
     one's write fail cleanly instead of appending the same windows twice.
     """
-    lookup = getattr(tables, "transaction_version", None)
-    if lookup is None:
+    if not tables.supports_transactions:
         return {}
     out = {}
     for name in (monitor.drift_metrics_table, monitor.profile_metrics_table):
-        done = lookup(name, REFRESH_APP_ID) if tables.exists(name) else None
+        done = tables.transaction_version(name, REFRESH_APP_ID) if tables.exists(name) else None
         out[name] = (REFRESH_APP_ID, (done or 0) + 1)
     return out
 
@@ -581,8 +569,8 @@ def _write_both(ws, monitor: MonitorConfig, profile: pa.Table, drift: pa.Table, 
             tables.write(dname, drift, replace_where=_in_windows(drift_windows), **guard)
     except TableConflict:
         return False
-    # a store that can read commit metadata back can write it; others keep the state in rows only
-    extra: dict = {"metadata": metadata} if hasattr(tables, "commit_metadata") else {}
+    # stores that keep no commit info ignore it; the state is in the rows too
+    extra: dict = {"metadata": metadata}
     if pname in guards:
         extra["txn"] = guards[pname]
     try:
@@ -604,11 +592,8 @@ def _write_both(ws, monitor: MonitorConfig, profile: pa.Table, drift: pa.Table, 
 
 def _compact(ws, monitor: MonitorConfig) -> None:
     """Merge the metric tables' per-refresh files once there are many (stores that can)."""
-    compact = getattr(ws.tables, "compact", None)
-    if compact is None:
-        return
     for name in (monitor.drift_metrics_table, monitor.profile_metrics_table):
-        compact(name)
+        ws.tables.compact(name)
 
 
 def _append_source(tables, name: str, schema: pa.Schema, ts: str, inc: "_Increment") -> pa.Table:
@@ -636,26 +621,5 @@ def _marker_predicate(profile: pa.Table) -> str:
 
 
 def _restore(ws, name: str, version: int | None) -> None:
-    """Put ``name`` back to ``version`` (a new commit with the old content)."""
-    tables = ws.tables
-    restore = getattr(tables, "restore", None)
-    if restore is not None:
-        restore(name, version)
-        return
-    path = getattr(tables, "path", None)
-    if path is not None:
-        from deltalake import DeltaTable
-
-        if version is None:
-            import shutil
-
-            shutil.rmtree(path(name), ignore_errors=True)
-        else:
-            DeltaTable(str(path(name))).restore(version)
-        return
-    spark = getattr(tables, "spark", None)
-    if spark is not None:
-        if version is None:
-            spark.sql(f"DROP TABLE IF EXISTS {name}")
-        else:
-            spark.sql(f"RESTORE TABLE {name} TO VERSION AS OF {version}")
+    """Put ``name`` back to ``version`` (a new commit with the old content; None drops it)."""
+    ws.tables.restore(name, version)

@@ -49,7 +49,7 @@ def test_champion_moves_exactly_when_the_challenger_passes(demo_ws):
     name = ws.settings.project.model_name
     assert len(summary.runs) == 2
     for run in summary.runs:
-        status = getattr(run.shadow.status, "value", run.shadow.status)
+        status = run.shadow.status
         moved = run.champion_after != run.champion_before
         assert moved == (status == "PASS") == run.promoted, run.as_dict()
         if moved:

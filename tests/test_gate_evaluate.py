@@ -247,3 +247,30 @@ def test_a_decision_taken_without_a_default_rule_says_so_in_its_run(ws):
     evaluate(loose, settings.gate, now=NOW, publish=False)
     run = MlflowClient(ws.tracking_uri).get_run(read_decisions(loose)[0]["mlflow_run_id"])
     assert run.data.tags["driftgate.config.removed_defaults"] == "gate.rules.f1_drop (--set gate.rules.f1_drop)"
+
+
+def test_the_gate_reads_through_the_table_store_only(ws):
+    """The pushed-down scan (window starts included, as a nested-field filter) is a store read:
+    nothing opens the Delta table behind the store, so a Spark store serves the gate the same way."""
+    import dataclasses
+
+    from driftgate.gating.evaluate import read_metrics
+    from driftgate.workspace.tables import DeltaTableStore
+
+    class Recording(DeltaTableStore):
+        def __init__(self, root):
+            super().__init__(root)
+            self.reads = []
+
+        def read(self, name, columns=None, filters=None, version=None):
+            self.reads.append((name, list(filters or [])))
+            return super().read(name, columns=columns, filters=filters, version=version)
+
+    write_metrics(ws, drifted_from=8)
+    store = Recording(ws.tables.root)
+    frames = read_metrics(dataclasses.replace(ws, tables=store), ws.settings.gate, now=NOW)
+    mon = ws.settings.monitor
+    assert frames["drift"].num_rows > 0 and frames["profile"].num_rows > 0
+    assert {name for name, _ in store.reads} == {mon.drift_metrics_table, mon.profile_metrics_table}
+    horizons = [f for _, filters in store.reads for f in filters if f[0] == "window.start"]
+    assert horizons and all(op == ">=" and value < NOW for _, op, value in horizons)

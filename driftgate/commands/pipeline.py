@@ -39,7 +39,7 @@ def print_demo_summary(summary, ws) -> None:
     console.rule("[bold]driftgate demo: summary")
     for i, run in enumerate(summary.runs, 1):
         decision = run.decision
-        status = getattr(decision.status, "value", decision.status)
+        status = decision.status
         console.print(f"[bold]job run {i}[/] ({run.run_key}): gate [bold]{status}[/]", highlight=False)
         for reason in _reason_lines(decision)[:6]:
             console.print(f"    {reason}", highlight=False)
@@ -52,7 +52,7 @@ def print_demo_summary(summary, ws) -> None:
             continue
         shadow = run.shadow
         console.print(
-            f"    challenger v{train.version}: shadow {getattr(shadow.status, 'value', shadow.status)} "
+            f"    challenger v{train.version}: shadow {shadow.status} "
             f"against champion v{shadow.champion_version}", highlight=False)
         for reason in list(getattr(shadow, "reasons", []))[:4]:
             console.print(f"      - {reason}", highlight=False)

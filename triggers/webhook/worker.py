@@ -61,8 +61,7 @@ def audit_to_log(kind: str, **kwargs: Any) -> None:
 
 
 def _status(decision: Any) -> str:
-    status = getattr(decision, "status", decision)
-    return str(getattr(status, "value", status))
+    return str(getattr(decision, "status", decision))  # statuses are StrEnums: str() is the value
 
 
 def _decision_record(decision: Any) -> dict[str, Any]:
