@@ -9,7 +9,9 @@ exactly as if the machine had lost power or the job's container had been evicted
 ``DRIFTGATE_FAULT`` holds one point or several separated by commas; ``name#n`` kills on the
 n-th time the point is reached in this process (``promote.tag#3``: after the third tag).
 Tests run the code under test in a subprocess with the variable set, then check what a
-fresh process makes of the state left behind (``tests/test_faults.py``).
+fresh process makes of the state left behind (``tests/test_faults.py``). With
+``DRIFTGATE_FAULT_TRACE=<file>`` every point passed is appended to that file as ``name#n``
+instead, so a test can check that it enumerates every point an uninterrupted run passes.
 """
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ import os
 import signal
 from collections import Counter
 
-__all__ = ["ENV", "fault_point", "armed"]
+__all__ = ["ENV", "TRACE_ENV", "fault_point", "armed"]
 
 ENV = "DRIFTGATE_FAULT"
+TRACE_ENV = "DRIFTGATE_FAULT_TRACE"
 
 _hits: Counter[str] = Counter()
 
@@ -33,8 +36,12 @@ def armed() -> frozenset[str]:
 def fault_point(name: str) -> None:
     """Kill this process with SIGKILL if :data:`ENV` names ``name`` (or ``name#n`` on its n-th pass)."""
     points = armed()
-    if not points:
+    trace = os.environ.get(TRACE_ENV)
+    if not points and not trace:
         return
     _hits[name] += 1
+    if trace:
+        with open(trace, "a") as fh:
+            fh.write(f"{name}#{_hits[name]}\n")
     if name in points or f"{name}#{_hits[name]}" in points:
         os.kill(os.getpid(), signal.SIGKILL)
