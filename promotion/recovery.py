@@ -18,6 +18,7 @@ Afterwards the aliases are checked against :func:`check_alias_invariant`.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -165,7 +166,9 @@ def _recover_one(ws, move: Move, phase: str) -> tuple[str, str]:
         except RegistryError:
             gone.append(version)
     if gone:
-        return "reverted", revert(ws, move, f"{what} was interrupted and v{', v'.join(gone)} no longer exists")
+        # a deleted version took its aliases with it: they stay unset
+        kept = dataclasses.replace(move, before={a: None if v in gone else v for a, v in move.before.items()})
+        return "reverted", revert(ws, kept, f"{what} was interrupted and v{', v'.join(gone)} no longer exists")
     try:
         carry_out(ws, move, f"completing the interrupted {what}", resume=True,
                   extra={"recovered": True, "recovered_at": _now()})
