@@ -186,7 +186,10 @@ def finish(ws, move: Move, kind: str, status: str, details: dict[str, Any], noti
     record_event(ws, kind, subject=move.event["subject"], status=status, details=details,
                  event_id=move.intent_id)
     fault_point(f"{move.op}.event")
-    write_phase(ws, move, CLOSED)
+    try:
+        write_phase(ws, move, CLOSED)
+    except Exception as exc:  # noqa: BLE001 - the outcome is recorded; the next recovery closes the intent
+        _log.warning("%s: %s done, intent %s not closed yet: %s", move.model, move.op, move.intent_id, exc)
     fault_point(f"{move.op}.closed")
     notify.send(ws, notify_kind, notify_text, notify_details)
 

@@ -408,3 +408,26 @@ def test_recovery_reverts_a_move_whose_version_is_gone(ws):
     assert result.outcome == "reverted" and "v2 no longer exists" in result.message
     assert inner.aliases[NAME] == {"champion": "1"} and result.violations == ()
     assert [e["status"] for e in read_events(ws, ["promotion", "refusal"])] == ["refused"]
+
+
+def test_an_intent_left_open_after_the_outcome_is_closed_without_moving_anything(ws, monkeypatch, caplog):
+    from driftgate.promotion import intent, recover
+    from driftgate.workspace.audit import read_events
+
+    inner = _fake()
+    inner.set_alias(NAME, "champion", "1")
+    inner.set_alias(NAME, "challenger", "2")
+    real = intent.write_phase
+
+    def closing_fails(ws_, move, phase):
+        if phase == intent.CLOSED:
+            raise OSError("disk full")
+        return real(ws_, move, phase)
+
+    monkeypatch.setattr(intent, "write_phase", closing_fails)
+    assert promote(_ws(ws, inner), _passed("1", "2")).promoted  # the outcome is recorded: done
+    assert any("not closed yet" in r.getMessage() for r in caplog.records)
+    monkeypatch.setattr(intent, "write_phase", real)
+    result = recover(_ws(ws, inner))
+    assert result.outcome == "closed" and inner.aliases[NAME] == {"champion": "2", "previous_champion": "1"}
+    assert [e["status"] for e in read_events(ws, ["promotion", "refusal"])] == ["promoted"]
