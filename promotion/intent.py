@@ -179,7 +179,7 @@ def _set(reg, name: str, alias: str, version: str | None) -> None:
 
 
 def finish(ws, move: Move, kind: str, status: str, details: dict[str, Any], notify_kind: str,
-            notify_text: str, notify_details: dict[str, Any]) -> None:
+           notify_text: str, notify_details: dict[str, Any]) -> None:
     """Record the outcome event (id = intent id), close the intent, then notify (after the fact)."""
     from driftgate.promotion import notify
 
@@ -271,13 +271,16 @@ def revert(ws, move: Move, why: str, *, phase_written: bool = False) -> str:
         message = (f"{move.model}: {why} and restoring the aliases failed too: {'; '.join(failures)}. Aliases "
                    f"before: {move.before}. Fix them by hand, or let the next promote, rollback, status or job "
                    f"start retry (intent {move.intent_id} stays open).")
+        from driftgate.promotion import notify
+
+        notify.send(ws, "refusal", message, {"version": move.version})
         raise RegistryError(message, model=move.model, version=move.version)
     if move.failed_tag is not None:
         with contextlib.suppress(Exception):
             ws.registry.set_tag(move.model, *move.failed_tag)
     message = f"{move.model}: {why}; aliases restored to {move.before}"
     finish(ws, move, "refusal", "refused", {"reason": message, "before": move.before, "intent_id": move.intent_id},
-            "refusal", message, {"version": move.version})
+           "refusal", message, {"version": move.version})
     return message
 
 

@@ -181,9 +181,8 @@ def _abandon(ws, move: Move, stray: list[str]) -> str:
     message = (f"{move.model}: the interrupted {move.op} of v{move.version} can be neither completed nor undone: "
                f"{'; '.join(stray)}: an alias was moved by hand since. No alias was moved; check them "
                f"(driftgate status) and fix them by hand")
-    finish(ws, move, "refusal", "error", {"reason": message, "before": move.before, "after": move.after,
-                                           "intent_id": move.intent_id}, "refusal", message,
-            {"version": move.version})
+    details = {"reason": message, "before": move.before, "after": move.after, "intent_id": move.intent_id}
+    finish(ws, move, "refusal", "error", details, "refusal", message, {"version": move.version})
     return message
 
 

@@ -246,11 +246,17 @@ def test_promote_and_status_commands_recover_first(driver, promotion_templates, 
     env = {**os.environ, "COLUMNS": "200"}
     env.pop(ENV, None)
     cli = [sys.executable, "-m", "driftgate.cli", "status", "--json", "--set", f"workspace.root={root}"]
-    status = json.loads(subprocess.run(cli, capture_output=True, text=True, env=env, check=True).stdout)
+
+    def status_json() -> dict:
+        proc = subprocess.run(cli, capture_output=True, text=True, env=env, cwd=HERE.parent, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout)
+
+    status = status_json()
     assert status["recovery"]["outcome"] == "completed" and status["recovery"]["op"] == "rollback"
     assert status["invariant"] == []
     assert {r["alias"]: r["version"] for r in status["aliases"]} == PROMOTION_PATHS["rollback"][4]
-    again = json.loads(subprocess.run(cli, capture_output=True, text=True, env=env, check=True).stdout)
+    again = status_json()
     assert again["recovery"] is None and [e["status"] for e in again["promotion"]] == ["rolled_back"]
 
 
