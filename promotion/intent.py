@@ -82,6 +82,8 @@ class Move:
     failed_tag: tuple[str, str, str] | None = None
     """Tag set on a version when the move fails and is reverted."""
     shadow_run_id: str | None = None
+    started_at: float = 0.0
+    """When the intent was written (epoch seconds)."""
 
     @property
     def after(self) -> dict[str, str | None]:

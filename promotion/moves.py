@@ -159,9 +159,10 @@ def promote(ws, shadow: ShadowResult) -> PromotionResult:
             tags=tuple(tags),
             event={"kind": "promotion", "status": "promoted", "subject": f"{name}@{version}", "details": {
                 "champion": version, "previous_champion": compared, "shadow_run_id": shadow.run_id,
-                "train_run_id": info.run_id, "metrics": shadow.metrics, "reason": reason, "started_at": stamp}},
+                "train_run_id": info.run_id, "metrics": shadow.metrics, "reason": reason}},
             notify_kind="promotion", notify_details={"version": version, "previous": compared},
-            failed_tag=(version, "driftgate_decision", "promotion_failed"), shadow_run_id=shadow.run_id)
+            failed_tag=(version, "driftgate_decision", "promotion_failed"), shadow_run_id=shadow.run_id,
+            started_at=time.time())
         _execute(ws, move, f"promoting v{version}")
     return PromotionResult(True, version, reason, "promoted", previous_champion=compared,
                            challenger_version=version, model_name=name)
@@ -213,7 +214,7 @@ def rollback(ws, *, reason: str) -> PromotionResult:
             intent_id=_intent_id(), op="rollback", model=name, version=target, before=now,
             moves=((CHAMPION, target), (PREVIOUS, None)), tags=tuple(tags),
             event={"kind": "rollback", "status": "rolled_back", "subject": f"{name}@{target}", "details": {
-                "from": current, "to": target, "reason": reason, "started_at": stamp}},
-            notify_kind="rollback", notify_details={"from": current, "to": target})
+                "from": current, "to": target, "reason": reason}},
+            notify_kind="rollback", notify_details={"from": current, "to": target}, started_at=time.time())
         _execute(ws, move, f"rolling back to v{target}")
     return PromotionResult(True, target, message, "rolled_back", previous_champion=current, model_name=name)

@@ -127,7 +127,7 @@ def recover_locked(ws, *, min_age_seconds: float = 0.0) -> RecoveryResult | None
     model = ws.settings.project.model_name
     result = None
     for move, phase in open_intents(ws, model):
-        if min_age_seconds and time.time() - _started(move) < min_age_seconds:
+        if min_age_seconds and time.time() - move.started_at < min_age_seconds:
             continue
         outcome, message = _recover_one(ws, move, phase)
         now = aliases(ws)
@@ -138,14 +138,6 @@ def recover_locked(ws, *, min_age_seconds: float = 0.0) -> RecoveryResult | None
         _log.log(level, "recovered interrupted %s of %s v%s (intent %s): %s%s", move.op, model, move.version,
                  move.intent_id, message, f"; alias invariant: {'; '.join(violations)}" if violations else "")
     return result
-
-
-def _started(move: Move) -> float:
-    stamp = move.event.get("details", {}).get("started_at")
-    try:
-        return datetime.fromisoformat(stamp).timestamp() if stamp else 0.0
-    except ValueError:
-        return 0.0
 
 
 def _recover_one(ws, move: Move, phase: str) -> tuple[str, str]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 
 import pytest
 
@@ -333,7 +334,7 @@ def _left_by_a_dead_process(ws, inner, *, moved: int):
     """What a promotion of v2 over v1 leaves when its process dies after ``moved`` alias moves."""
     from driftgate.promotion.intent import APPLY, Move, write_phase
 
-    move = Move(intent_id="dead1", op="promote", model=NAME, version="2",
+    move = Move(intent_id="dead1", op="promote", model=NAME, version="2", started_at=time.time(),
                 before={"champion": "1", "previous_champion": None, "challenger": "2"},
                 moves=(("previous_champion", "1"), ("champion", "2"), ("challenger", None)),
                 tags=(("2", "driftgate_decision", "promoted"),),
@@ -431,3 +432,16 @@ def test_an_intent_left_open_after_the_outcome_is_closed_without_moving_anything
     result = recover(_ws(ws, inner))
     assert result.outcome == "closed" and inner.aliases[NAME] == {"champion": "2", "previous_champion": "1"}
     assert [e["status"] for e in read_events(ws, ["promotion", "refusal"])] == ["promoted"]
+
+
+def test_recovery_can_leave_young_intents_alone(ws):
+    """``status`` without a lock (Databricks) must not race a promotion still running in a job."""
+    from driftgate.promotion import recover
+
+    inner = _fake()
+    inner.set_alias(NAME, "champion", "1")
+    inner.set_alias(NAME, "challenger", "2")
+    move = _left_by_a_dead_process(ws, inner, moved=1)
+    assert recover(_ws(ws, inner), min_age_seconds=600) is None  # written just now: maybe still running
+    assert inner.aliases[NAME] == {"champion": "1", "previous_champion": "1", "challenger": "2"}
+    assert recover(_ws(ws, inner)).intent_id == move.intent_id
