@@ -249,7 +249,10 @@ def test_promote_and_status_commands_recover_first(driver, promotion_templates, 
 
     def status_json() -> dict:
         proc = subprocess.run(cli, capture_output=True, text=True, env=env, cwd=HERE.parent, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        # deltalake's Rust runtime can abort a short-lived process at interpreter exit, after all
+        # its work (delta-io/delta-rs#2184): the JSON is then complete, and the state is checked below
+        assert proc.returncode == 0 or (proc.returncode == -signal.SIGABRT and proc.stdout.rstrip().endswith("}")), \
+            proc.stderr[-3000:]
         return json.loads(proc.stdout)
 
     status = status_json()
