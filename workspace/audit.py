@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["EVENT_KINDS", "events_table", "record_event", "read_events"]
+__all__ = ["EVENT_KINDS", "events_table", "record_event", "read_events", "has_event"]
 
 EVENT_KINDS = (
     "gate_decision", "trigger_fired", "trigger_skipped", "alert_received", "launch",
@@ -45,6 +45,7 @@ def record_event(
     status: str | None = None,
     details: dict[str, Any] | None = None,
     at: datetime | None = None,
+    event_id: str | None = None,
 ) -> str:
     """Append one event (one Delta commit). Returns its ``event_id``.
 
@@ -55,10 +56,12 @@ def record_event(
         subject: what it is about (a table, ``model@version``, an alert id).
         status: a short outcome (``EXCEEDED``, ``PASS``, ``launched``, ...).
         details: JSON-serialisable record.
+        event_id: a caller-chosen id (an interrupted step's intent id), so the caller can tell
+            afterwards whether this event was recorded (:func:`has_event`); a fresh UUID otherwise.
     """
     if kind not in EVENT_KINDS:
         raise ValueError(f"audit kind must be one of {EVENT_KINDS}, got {kind!r}")
-    event_id = uuid.uuid4().hex
+    event_id = event_id or uuid.uuid4().hex
     row = {
         "event_id": [event_id],
         "at": [at or datetime.now(timezone.utc)],
@@ -83,3 +86,11 @@ def read_events(ws, kinds: list[str] | tuple[str, ...] | None = None, limit: int
     for r in rows[:limit]:
         r["details"] = json.loads(r["details"] or "{}")
     return rows[:limit]
+
+
+def has_event(ws, event_id: str) -> bool:
+    """Whether the event ``event_id`` was recorded."""
+    name = events_table(ws)
+    if not ws.tables.exists(name):
+        return False
+    return ws.tables.read(name, columns=["event_id"], filters=[("event_id", "=", event_id)]).num_rows > 0

@@ -27,6 +27,7 @@ class SparkTableStore(TableStore):
     def __init__(self, spark, table_format: Literal["delta", "parquet"] = "delta"):
         self.spark = spark
         self.table_format = table_format
+        self.keeps_commit_metadata = table_format == "delta"  # Delta keeps userMetadata per commit
 
     @property
     def _delta(self) -> bool:

@@ -54,6 +54,9 @@ class TableStore(ABC):
     a failed write leaves the table as it was.
     """
 
+    keeps_commit_metadata: ClassVar[bool] = False
+    """Whether :meth:`write` keeps ``metadata`` in the commit and :meth:`commit_metadata` reads it back."""
+
     supports_transactions: ClassVar[bool] = False
     """Whether :meth:`write` honours ``txn`` and :meth:`transaction_version` reads the steps back.
     A store without it refuses a ``txn`` write (a caller asking for a guard never gets an
@@ -252,6 +255,7 @@ class DeltaTableStore(TableStore):
     """Local Delta tables written with ``deltalake`` under ``<root>/<catalog>/<schema>/<table>``."""
 
     supports_transactions: ClassVar[bool] = True
+    keeps_commit_metadata: ClassVar[bool] = True
 
     def __init__(self, root: str | Path):
         self.root = Path(root)

@@ -54,10 +54,11 @@ def promote(
     first. Exit code 0 when promoted, 3 when not (refused, awaiting approval, dry run, nothing
     to promote: the reason is printed and recorded), 1 on an error.
     """
-    from driftgate import tasks
+    from driftgate import promotion, tasks
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
+        promotion.recover(ws)  # finish a promotion a dead process left, whatever the task finds next
         outcome = tasks.promote(ws)
     _finish(outcome, json_out)
 
@@ -131,6 +132,12 @@ def status(
         typer.echo(json.dumps(data, default=str, indent=2))
         return
     name = ws.settings.project.model_name
+    if data["recovery"]:
+        rec = data["recovery"]
+        console.print(f"[bold yellow]recovered[/] an interrupted {rec['op']} of v{rec['version']} "
+                      f"({rec['outcome']}): {rec['message']}", highlight=False, soft_wrap=True)
+    for violation in data["invariant"]:
+        console.print(f"[bold red]alias invariant violated[/]: {violation}", highlight=False, soft_wrap=True)
     models = Table("alias", "version", "decision", "key metrics", "run", title=f"{name}", header_style="bold")
     for row in data["aliases"]:
         models.add_row(row["alias"], row["version"] or "-", row.get("decision") or "-",
@@ -157,12 +164,19 @@ def _detail(details: dict[str, Any]) -> str:
 
 
 def collect_status(ws, *, limit: int = 5) -> dict[str, Any]:
-    """What ``driftgate status`` shows, as data: aliases with key metrics, and recent audit events."""
+    """What ``driftgate status`` shows, as data: aliases with key metrics, and recent audit events.
+
+    An interrupted promotion or rollback is finished first (``recovery``; on Databricks, where no
+    lock tells a dead promotion from a running one, only intents older than 10 minutes), and the
+    aliases are checked against the alias invariant (``invariant``: the violations, if any).
+    """
     from driftgate.workspace.audit import read_events
     from driftgate.core.errors import RegistryError
+    from driftgate.promotion import alias_invariant, recover
     from driftgate.promotion.moves import aliases
 
     name = ws.settings.project.model_name
+    recovered = recover(ws, min_age_seconds=0.0 if ws.root is not None else 600.0)
     rows = []
     for alias, version in aliases(ws).items():
         row: dict[str, Any] = {"alias": alias, "version": version}
@@ -180,6 +194,8 @@ def collect_status(ws, *, limit: int = 5) -> dict[str, Any]:
         rows.append(row)
     return {
         "model": name,
+        "recovery": recovered.to_dict() if recovered else None,
+        "invariant": alias_invariant(ws),
         "aliases": rows,
         "gate": read_events(ws, ["gate_decision"], limit),
         "runs": read_events(ws, ["trigger_fired", "trigger_skipped", "launch", "job_run"], limit),
