@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from driftgate.core.faults import fault_point
 from driftgate.core.errors import GateError, TableError
 from driftgate.gating.config import GateConfig, Rule
 from driftgate.gating.decision import Decision
@@ -280,6 +281,7 @@ def _log_mlflow(ws, decision: Decision, text: str, run_key: str | None, gate: Ga
         client = MlflowClient(tracking_uri=ws.tracking_uri, registry_uri=ws.registry_uri)
         run = client.create_run(exp_id, run_name=f"gate-{decision.status.lower()}", tags=tags)
         rid = run.info.run_id
+        fault_point("gate.mlflow_run")  # crash tests: a process killed while its gate run is RUNNING
         from mlflow.entities import Metric
 
         stamp = int(decision.evaluated_at.timestamp() * 1000)

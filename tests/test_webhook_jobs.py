@@ -81,7 +81,7 @@ def test_throttling_is_retried_by_the_sdk_with_the_same_token(httpserver, client
 def test_server_errors_are_retried_then_reported_as_transient(httpserver, client):
     httpserver.expect_request(RUN_NOW).respond_with_json(
         {"error_code": "INTERNAL_ERROR", "message": "boom"}, status=500)
-    launcher = DatabricksJobLauncher(client, job_id=1, clock=NoSleep(), retry_timeout_seconds=5)
+    launcher = DatabricksJobLauncher(client, job_id=1, clock=NoSleep(), retry_timeout_seconds=10)
     with pytest.raises(TransientLaunchError, match=r"still failing after retries \(InternalError: boom\)") as info:
         launcher.launch(_request())
     assert info.value.run_key == KEY

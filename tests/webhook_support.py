@@ -9,7 +9,7 @@ from pathlib import Path
 from driftgate.core.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
-USER, PASSWORD, TOKEN, HMAC_SECRET = "databricks", "s3cret-pass", "tok-123", "hmac-key"
+USER, PASSWORD, TOKEN, HMAC_SECRET = "databricks", "s3cret-pass-0123456", "tok-0123456789abcdef", "hmac-key-0123456789"
 EVALUATED = "2026-08-01T09:00:00Z"
 
 

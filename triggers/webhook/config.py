@@ -67,7 +67,19 @@ class WebhookConfig(StrictModel):
     for the disk (p99 over 300 ms on a busy shared disk)."""
     poll_seconds: float = Field(0.5, gt=0)
     """How often the worker looks for queued requests."""
-    lease_seconds: int = Field(600, ge=10)
-    """A request taken by a worker that died is retaken after this long."""
+    lease_seconds: int = Field(120, ge=10)
+    """A request taken by a worker that died is retaken after this long. A launch in progress renews it
+    every third of this (a heartbeat), so a long local training run keeps it; a dead process's launch
+    is recovered within this long, or at once when ``driftgate serve`` restarts on the same host."""
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    """A connection that has not sent a complete request head (request line and headers) this long after
+    it opened, or after its previous answer, is closed: slow clients cannot hold descriptors forever."""
+    body_timeout_seconds: float = Field(10.0, gt=0)
+    """Reading the whole body may take this long; slower senders get 408 and the connection is closed."""
+    max_connections: int = Field(200, ge=1)
+    """Open connections beyond this are closed as soon as they are accepted (keep it under the process's
+    descriptor limit, ``ulimit -n``, minus the files the service keeps open)."""
+    keep_alive_seconds: int = Field(5, ge=1)
+    """An idle keep-alive connection is closed after this long (uvicorn's ``timeout_keep_alive``)."""
     launch: LaunchConfig = LaunchConfig()
     """How the worker starts the retraining job (in-process, or through the Jobs API)."""
