@@ -83,3 +83,18 @@ class AuditLog(list):
 
     def kinds(self) -> list[str]:
         return [e["kind"] for e in self]
+
+
+FIXTURES = REPO / "tests" / "fixtures" / "webhook"
+
+
+def fixture_body(name: str, **changes) -> bytes:
+    """A documented Databricks payload (``databricks_alert_current`` / ``databricks_alert_legacy``)."""
+    data = json.loads((FIXTURES / f"{name}.json").read_text())
+    for path, value in changes.items():  # "alert.alert.custom_description" -> value
+        node = data
+        *parents, last = path.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return json.dumps(data).encode()
