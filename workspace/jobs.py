@@ -93,11 +93,11 @@ class DatabricksJobLauncher:
     Throttling (429) and 503 answers are retried inside the SDK's API client (it honours
     ``Retry-After``); 500/504 and network failures are retried here with the SDK's
     :func:`databricks.sdk.retries.retried`, safe because the idempotency token makes
-    every attempt the same run. Both loops share the budget: the client this launcher
-    builds retries for half of ``retry_timeout_seconds`` per call and the outer loop starts
-    no call after the other half, so one launch never outlasts the budget (the SDK's own
-    default is 300 s). If retries run out the error is a :class:`TransientLaunchError` and
-    the caller keeps the request queued.
+    every attempt the same run. Both loops share one budget, ``retry_timeout_seconds``:
+    they run on a clock whose sleeps are cut at the launch's deadline and which stops the
+    retrying once it has passed, so neither a long ``Retry-After`` nor the SDK's own 300 s
+    default can stretch a launch beyond the budget (plus one request). If retries run out the
+    error is a :class:`TransientLaunchError` and the caller keeps the request queued.
 
     ``submit_run`` is the whole ``runs/submit`` body: every field ``jobs.submit`` takes
     (``tasks``, ``environments``, ``git_source``, ``run_as``, ``timeout_seconds``,
@@ -129,7 +129,7 @@ class DatabricksJobLauncher:
         self.submit_run = submit_run
         self._submit_kwargs = _submit_kwargs(submit_run) if submit_run else None
         self.retry_timeout_seconds = retry_timeout_seconds
-        self.clock = clock
+        self.clock = _BudgetClock(clock)
 
     @property
     def client(self):
@@ -139,12 +139,9 @@ class DatabricksJobLauncher:
             from databricks.sdk import WorkspaceClient
             from databricks.sdk.config import Config
 
-            self._client = WorkspaceClient(config=Config(retry_timeout_seconds=self._half_budget))
+            self._client = WorkspaceClient(config=Config(
+                retry_timeout_seconds=int(self.retry_timeout_seconds) + 1, clock=self.clock))
         return self._client
-
-    @property
-    def _half_budget(self) -> int:
-        return max(1, int(self.retry_timeout_seconds // 2))
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
         """Start the run (or find the one already started with this run key's token).
@@ -159,7 +156,9 @@ class DatabricksJobLauncher:
         token = idempotency_token(request.run_key)
         transient = (sdk_errors.InternalError, sdk_errors.TemporarilyUnavailable, sdk_errors.DeadlineExceeded)
 
-        @retried(on=list(transient), timeout=timedelta(seconds=self._half_budget), clock=self.clock)
+        self.clock.deadline = self.clock.time() + self.retry_timeout_seconds
+
+        @retried(on=list(transient), timeout=timedelta(seconds=self.retry_timeout_seconds), clock=self.clock)
         def call():
             return self._call(request, token)
 
@@ -186,6 +185,26 @@ class DatabricksJobLauncher:
         parameters = {**self.job_parameters, **request.parameters}
         return self.client.jobs.run_now(job_id=self.job_id, job_parameters=parameters or None,
                                         idempotency_token=token, queue=queue)
+
+
+class _BudgetClock:
+    """A ``databricks.sdk`` clock for one launch at a time: sleeps end at ``deadline``, and a sleep asked
+    for after it raises :class:`TimeoutError`, which ends the SDK's retry loops."""
+
+    def __init__(self, base=None):
+        from databricks.sdk.clock import RealClock
+
+        self.base = base or RealClock()
+        self.deadline = float("inf")
+
+    def time(self) -> float:
+        return self.base.time()
+
+    def sleep(self, seconds: float) -> None:
+        remaining = self.deadline - self.base.time()
+        if remaining <= 0:
+            raise TimeoutError("the launch's retry budget (webhook.launch.retry_timeout_seconds) is spent")
+        self.base.sleep(min(seconds, remaining))
 
 
 def _submit_kwargs(body: dict[str, Any]) -> dict[str, Any]:
@@ -231,8 +250,10 @@ def _translate(exc: Exception, run_key: str) -> LaunchError:
 
     transient = (sdk_errors.TooManyRequests, sdk_errors.InternalError, sdk_errors.TemporarilyUnavailable,
                  sdk_errors.DeadlineExceeded, requests.ConnectionError, requests.Timeout)
-    # The SDK's retry loops end in TimeoutError/RuntimeError raised from the last API error.
-    root = exc.__cause__ if isinstance(exc, TimeoutError | RuntimeError) and exc.__cause__ else exc
+    # The SDK's retry loops end in TimeoutError/RuntimeError raised from the last API error (or, when
+    # the budget clock stops them, raised while handling it).
+    last = (exc.__cause__ or exc.__context__) if isinstance(exc, TimeoutError | RuntimeError) else None
+    root = last or exc
     what = f"{type(root).__name__}: {root}".strip()
     if isinstance(root, transient):
         return TransientLaunchError(f"run key {run_key}: Jobs API still failing after retries ({what})",
