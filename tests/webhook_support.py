@@ -98,3 +98,53 @@ def fixture_body(name: str, **changes) -> bytes:
             node = node[part]
         node[last] = value
     return json.dumps(data).encode()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_serve(root, *args: str, env_extra: dict[str, str] | None = None, wait: bool = True):
+    """``driftgate serve --insecure`` on loopback as a real child process; returns ``(proc, base_url)``
+    once ``/healthz`` answers (or at once with ``wait=False``)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTGATE_WEBHOOK_", "DRIFTGATE_FAULT"))}
+    env.update({"MLFLOW_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "1", **(env_extra or {})})
+    cmd = [sys.executable, "-m", "driftgate.cli", "serve", "--set", f"workspace.root={root}", "--insecure",
+           "--port", str(port), "--no-access-log", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while wait:
+        try:
+            httpx.get(f"{base}/healthz", timeout=1)
+            break
+        except httpx.TransportError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"driftgate serve exited {proc.returncode}: {proc.stderr.read().decode()[-3000:]}")
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("driftgate serve did not start within 120 s")
+            time.sleep(0.2)
+    return proc, base
+
+
+def stop_serve(proc) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except Exception:  # noqa: BLE001 - a test cleanup
+            proc.kill()
+            proc.wait(5)
