@@ -29,9 +29,11 @@ class LaunchConfig(StrictModel):
     queue: bool = True
     """Send ``queue: {enabled: true}`` so a busy job queues the run instead of skipping it."""
     submit_run: dict[str, Any] | None = None
-    """For ``submit``: the ``runs/submit`` body without ``idempotency_token`` (``run_name``, ``tasks``, ...)."""
+    """For ``submit``: the ``runs/submit`` body (``run_name``, ``tasks``, ``environments``, ``git_source``, ``run_as``,
+    ...); every field is passed on, an unknown one is refused; ``idempotency_token`` is always the run key."""
     retry_timeout_seconds: int = Field(60, ge=1)
-    """How long one launch attempt keeps retrying 429/5xx answers in-process (SDK retry machinery)."""
+    """How long one launch attempt keeps retrying 429/5xx answers in-process (SDK retry machinery): the attempt,
+    the SDK's own retries and ``Retry-After`` waits included, ends within it."""
     max_attempts: int = Field(8, ge=1)
     """Queue-level attempts before a launch is given up with a recorded reason."""
     backoff_seconds: float = Field(30.0, ge=0)
