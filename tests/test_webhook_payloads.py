@@ -5,6 +5,7 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from driftgate.core.errors import ConfigError, WebhookError
 from driftgate.triggers.webhook.auth import MIN_SECRET_CHARS, Credentials, sign
@@ -111,3 +112,28 @@ def test_a_signed_replay_across_midnight_keeps_its_run_key(tmp_path):
     assert (status, replay["status"], replay["run_key"]) == (200, "duplicate", first["run_key"])
     # An unsigned delivery is keyed by its arrival, as before: the next day's window.
     assert receiver.handle(basic(), body)[1]["run_key"].endswith(":w20260802T0000Z")
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                     max_leaves=8)
+_PATHS = ["alert", "alert.alert", "alert.title", "alert.alert.id", "alert.alert.name", "alert.alert.custom_description",
+          "alert.alert.evaluations", "alert.alert.evaluations.0", "alert.alert.evaluations.0.state",
+          "alert.alert.evaluations.0.source", "alert.alert.evaluations.0.threshold",
+          "alert.alert.evaluations.0.threshold.value", "alert.alert.evaluations.0.last_evaluated_at"]
+
+
+@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(_PATHS), value=_JSON | st.sampled_from(['{"state": "TRIGGERED"}', '{"state": 1}', "{"]))
+def test_mutated_current_payloads_never_get_a_5xx(tmp_path, path, value):
+    data = json.loads(fixture_body("databricks_alert_current"))
+    node = data
+    *parents, last = path.split(".")
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    status, answer = _receiver(tmp_path).handle(basic(), json.dumps(data).encode())
+    assert status in (200, 202, 400), answer
