@@ -114,9 +114,8 @@ def start_serve(root, *args: str, env_extra: dict[str, str] | None = None, wait:
     import os
     import subprocess
     import sys
-    import time
 
-    import httpx
+    from driftgate.triggers.webhook.service import wait_until_healthy
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTGATE_WEBHOOK_", "DRIFTGATE_FAULT"))}
@@ -125,18 +124,12 @@ def start_serve(root, *args: str, env_extra: dict[str, str] | None = None, wait:
            "--port", str(port), "--no-access-log", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while wait:
+    if wait:
         try:
-            httpx.get(f"{base}/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"driftgate serve exited {proc.returncode}: {proc.stderr.read().decode()[-3000:]}")
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("driftgate serve did not start within 120 s")
-            time.sleep(0.2)
+            wait_until_healthy(base, proc, timeout=120)
+        except RuntimeError as exc:
+            proc.kill()
+            raise RuntimeError(f"{exc}: {proc.stderr.read().decode()[-3000:]}") from None
     return proc, base
 
 

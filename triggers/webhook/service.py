@@ -34,7 +34,8 @@ from driftgate.triggers.webhook.receiver import Receiver
 from driftgate.triggers.webhook.worker import AuditFn, GateFn, Worker, audit_to_log, audit_to_workspace
 from driftgate.workspace.jobs import JobLauncher, launcher_for
 
-__all__ = ["Webhook", "open_webhook", "create_app", "serving", "is_loopback", "ALERT_PATH", "uvicorn_options"]
+__all__ = ["Webhook", "open_webhook", "create_app", "serving", "is_loopback", "ALERT_PATH", "uvicorn_options",
+           "wait_until_healthy"]
 
 ALERT_PATH = "/v1/alerts/databricks-sql"
 log = logging.getLogger("driftgate.webhook")
@@ -290,6 +291,27 @@ def _guarded_protocol(header_timeout: float, max_connections: int):
             super().connection_lost(exc)
 
     return GuardedH11Protocol
+
+
+def wait_until_healthy(base_url: str, process, timeout: float = 60.0) -> None:
+    """Wait for ``GET /healthz`` of a service started as a child ``process`` (tests, benchmarks).
+
+    Raises:
+        RuntimeError: the process exited, or did not answer within ``timeout`` seconds.
+    """
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(f"{base_url}/healthz", timeout=1)
+            return
+        except httpx.TransportError:
+            if process.poll() is not None:
+                raise RuntimeError(f"{base_url}: the service exited with {process.returncode}") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{base_url}: the service did not answer within {timeout:g} s") from None
+            time.sleep(0.2)
 
 
 @contextmanager
