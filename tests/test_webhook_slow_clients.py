@@ -115,3 +115,53 @@ def test_a_normal_keep_alive_client_is_not_disturbed(url):
         for n in range(3):
             assert client.post(ALERT_PATH, content=template_body(alert_id=f"ka-{n}"), headers=basic()).status_code == 202
             time.sleep(0.6)  # under keep_alive_seconds; the head timer re-arms after each answer
+
+
+def test_300_slow_connections_against_256_descriptors(tmp_path):
+    """The issue's case on a real ``driftgate serve``: no 'Too many open files', and a real delivery
+    answered once the header deadline has dropped the slow connections."""
+    import os
+    import subprocess
+
+    from tests.webhook_support import start_serve, stop_serve
+
+    proc, base = start_serve(tmp_path / ".driftgate", "--set", "webhook.max_connections=150",
+                             "--set", "webhook.header_timeout_seconds=2", "--set", "webhook.gate=job",
+                             max_files=256)
+    slow = []
+    try:
+        for _ in range(300):
+            try:
+                sock = _open(base)
+                _drip_head(sock)
+                slow.append(sock)
+            except OSError:
+                pass
+        start = time.monotonic()
+        while True:
+            try:
+                answer = httpx.post(base + ALERT_PATH, content=template_body(state="OK"),
+                                    headers={"Content-Type": "application/json"}, timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() - start < 6, "no room for a real delivery: " + _tail(proc)
+                time.sleep(0.1)
+        waited = time.monotonic() - start
+        print(f"{len(slow)} slow connections open; a real delivery was answered after {waited:.2f} s")
+        assert answer.status_code == 200 and waited < 4
+    finally:
+        for sock in slow:
+            sock.close()
+        stop_serve(proc)
+    log = proc.stderr.read().decode()
+    assert "Too many open files" not in log and "out of system resource" not in log
+    assert "connection(s) refused" in log  # one summary line, not one per connection
+    assert log.count("connection(s) refused") <= 2
+
+
+def _tail(proc) -> str:
+    import os
+
+    os.set_blocking(proc.stderr.fileno(), False)
+    data = proc.stderr.read() or b""
+    return data.decode(errors="replace")[-2500:]

@@ -108,9 +108,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_serve(root, *args: str, env_extra: dict[str, str] | None = None, wait: bool = True):
+def start_serve(root, *args: str, env_extra: dict[str, str] | None = None, wait: bool = True,
+                max_files: int | None = None):
     """``driftgate serve --insecure`` on loopback as a real child process; returns ``(proc, base_url)``
-    once ``/healthz`` answers (or at once with ``wait=False``)."""
+    once ``/healthz`` answers (or at once with ``wait=False``). ``max_files`` sets its descriptor limit."""
     import os
     import subprocess
     import sys
@@ -122,7 +123,13 @@ def start_serve(root, *args: str, env_extra: dict[str, str] | None = None, wait:
     env.update({"MLFLOW_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "1", **(env_extra or {})})
     cmd = [sys.executable, "-m", "driftgate.cli", "serve", "--set", f"workspace.root={root}", "--insecure",
            "--port", str(port), "--no-access-log", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    def limit():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO,
+                            preexec_fn=limit if max_files else None)
     base = f"http://127.0.0.1:{port}"
     if wait:
         try:

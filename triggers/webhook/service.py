@@ -38,6 +38,8 @@ __all__ = ["Webhook", "open_webhook", "create_app", "serving", "is_loopback", "A
            "wait_until_healthy"]
 
 ALERT_PATH = "/v1/alerts/databricks-sql"
+ACCEPT_BURST = 64
+"""uvicorn's ``backlog``: connections accepted in one burst (and the listen queue's length)."""
 log = logging.getLogger("driftgate.webhook")
 
 
@@ -230,8 +232,12 @@ def create_app(webhook: Webhook, *, run_worker: bool = True) -> FastAPI:
 def uvicorn_options(config) -> dict[str, Any]:
     """uvicorn settings that bound slow and idle clients (``webhook`` settings: header deadline,
     connection limit, keep-alive); pass them to ``uvicorn.run`` / ``uvicorn.Config``."""
+    # asyncio accepts up to ``backlog`` connections per wake-up before any of them is refused and
+    # closed, so the backlog bounds how far past max_connections the descriptors can briefly go;
+    # connections beyond it wait in the kernel's queue, which costs this process no descriptor.
     return {"http": _guarded_protocol(config.header_timeout_seconds, config.max_connections),
-            "timeout_keep_alive": config.keep_alive_seconds, "h11_max_incomplete_event_size": 16 * 1024}
+            "timeout_keep_alive": config.keep_alive_seconds, "h11_max_incomplete_event_size": 16 * 1024,
+            "backlog": ACCEPT_BURST}
 
 
 def _guarded_protocol(header_timeout: float, max_connections: int):
