@@ -59,7 +59,8 @@ def test_openapi_document_describes_the_alert_route(service):
     doc = client.get("/openapi.json").json()
     route = doc["paths"][ALERT_PATH]["post"]
     schema = route["requestBody"]["content"]["application/json"]["schema"]
-    assert {s["title"] for s in schema["oneOf"]} == {"driftgate alert template", "alert-shaped default body"}
+    assert {s["title"] for s in schema["oneOf"]} == {
+        "driftgate alert template", "current Databricks SQL alert payload", "legacy Databricks SQL alert payload"}
     assert {"202", "400", "401", "413", "415"} <= set(route["responses"])
     assert "/healthz" in doc["paths"]
 

@@ -142,7 +142,42 @@ _REQUEST_SCHEMA: dict[str, Any] = {
             },
         },
         {
-            "title": "alert-shaped default body",
+            "title": "current Databricks SQL alert payload",
+            "description": "https://docs.databricks.com/sql/user/alerts/webhook-payload; a driftgate template in "
+                           "custom_description is read from there",
+            "type": "object",
+            "required": ["alert"],
+            "properties": {
+                "event": {"type": "string"},
+                "url_base": {"type": "string"},
+                "alert": {
+                    "type": "object",
+                    "required": ["alert"],
+                    "properties": {
+                        "title": {"type": "string"},
+                        "description": {"type": "string"},
+                        "alert": {
+                            "type": "object",
+                            "required": ["id"],
+                            "properties": {
+                                "id": {"type": "string"},
+                                "name": {"type": "string"},
+                                "custom_summary": {"type": "string"},
+                                "custom_description": {"type": "string"},
+                                "evaluations": {"type": "array", "items": {"type": "object", "properties": {
+                                    "state": {"type": "string", "enum": ["TRIGGERED", "OK", "UNKNOWN", "ERROR"]},
+                                    "last_evaluated_at": {"type": "string", "format": "date-time"},
+                                    "source": {"type": "object"},
+                                    "threshold": {"type": "object"},
+                                }}},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        {
+            "title": "legacy Databricks SQL alert payload",
             "type": "object",
             "required": ["alert"],
             "properties": {
