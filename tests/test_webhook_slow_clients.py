@@ -119,13 +119,14 @@ def test_a_normal_keep_alive_client_is_not_disturbed(url):
 
 def test_300_slow_connections_against_256_descriptors(tmp_path):
     """The issue's case on a real ``driftgate serve``: no 'Too many open files', and a real delivery
-    answered once the header deadline has dropped the slow connections."""
+    answered once the header deadline has dropped the slow connections. 90 + ~25 files of its own +
+    two accept bursts of 64 stay under 256."""
     import os
     import subprocess
 
     from tests.webhook_support import start_serve, stop_serve
 
-    proc, base = start_serve(tmp_path / ".driftgate", "--set", "webhook.max_connections=150",
+    proc, base = start_serve(tmp_path / ".driftgate", "--set", "webhook.max_connections=90",
                              "--set", "webhook.header_timeout_seconds=2", "--set", "webhook.gate=job",
                              max_files=256)
     slow = []
@@ -144,11 +145,11 @@ def test_300_slow_connections_against_256_descriptors(tmp_path):
                                     headers={"Content-Type": "application/json"}, timeout=2)
                 break
             except httpx.TransportError:
-                assert time.monotonic() - start < 6, "no room for a real delivery: " + _tail(proc)
+                assert time.monotonic() - start < 8, "no room for a real delivery: " + _tail(proc)
                 time.sleep(0.1)
         waited = time.monotonic() - start
         print(f"{len(slow)} slow connections open; a real delivery was answered after {waited:.2f} s")
-        assert answer.status_code == 200 and waited < 4
+        assert answer.status_code == 200 and waited < 5  # the 2 s header deadline, plus a loaded machine
     finally:
         for sock in slow:
             sock.close()

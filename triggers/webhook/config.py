@@ -79,9 +79,9 @@ class WebhookConfig(StrictModel):
     body_timeout_seconds: float = Field(10.0, gt=0)
     """Reading the whole body may take this long; slower senders get 408 and the connection is closed."""
     max_connections: int = Field(200, ge=1)
-    """Open connections beyond this are closed as soon as they are accepted. Keep it at least 100 under the
-    process's descriptor limit (``ulimit -n``): the service keeps ~25 files open, and up to 64 connections
-    are accepted in one burst before the extra ones are closed."""
+    """Open connections beyond this are closed as soon as they are accepted. Keep it at least 160 under the
+    process's descriptor limit (``ulimit -n``): the service keeps ~25 files open, and up to two bursts of 64
+    connections are accepted before the extra ones are closed."""
     keep_alive_seconds: int = Field(5, ge=1)
     """An idle keep-alive connection is closed after this long (uvicorn's ``timeout_keep_alive``)."""
     launch: LaunchConfig = LaunchConfig()

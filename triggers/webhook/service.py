@@ -267,9 +267,9 @@ def create_app(webhook: Webhook, *, run_worker: bool = True) -> FastAPI:
 def uvicorn_options(config) -> dict[str, Any]:
     """uvicorn settings that bound slow and idle clients (``webhook`` settings: header deadline,
     connection limit, keep-alive); pass them to ``uvicorn.run`` / ``uvicorn.Config``."""
-    # asyncio accepts up to ``backlog`` connections per wake-up before any of them is refused and
-    # closed, so the backlog bounds how far past max_connections the descriptors can briefly go;
-    # connections beyond it wait in the kernel's queue, which costs this process no descriptor.
+    # asyncio accepts up to ``backlog`` connections per wake-up, and a refused one is closed on the
+    # loop's next turn, so descriptors can briefly run two backlogs past max_connections;
+    # connections beyond that wait in the kernel's queue, which costs this process no descriptor.
     return {"http": _guarded_protocol(config.header_timeout_seconds, config.max_connections),
             "timeout_keep_alive": config.keep_alive_seconds, "h11_max_incomplete_event_size": 16 * 1024,
             "backlog": ACCEPT_BURST}
