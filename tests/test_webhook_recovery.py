@@ -157,3 +157,23 @@ def test_reset_demo_clears_the_webhook_queue(ws):
     reset_demo(ws)
     assert not list(ws.root.glob("webhook_queue.db*"))
     assert AlertQueue(ws.root).last_launch() is None
+
+
+def test_stage_runs_opened_by_a_local_launch_carry_its_run_key(ws):
+    """The shadow run (client API, no run key of its own) is found and ended too."""
+    from mlflow import MlflowClient
+
+    from driftgate.workspace.context import open_stage_run
+
+    key = "alert:y:20260801T090000Z"
+
+    def job(ws_, *, trigger, run_key):
+        open_stage_run(ws_, "shadow v2 vs v1", {"driftgate.stage": "shadow"})
+        raise RuntimeError("killed mid-shadow")
+
+    with pytest.raises(LaunchError, match="RuntimeError: killed mid-shadow; ended MLflow runs"):
+        LocalJobLauncher(ws, job).launch(LaunchRequest(key, "webhook"))
+    (run,) = MlflowClient(ws.tracking_uri).search_runs([ws.experiment_id()])
+    assert run.data.tags["driftgate.run_key"] == key and run.info.status == "FAILED"
+    assert open_stage_run(ws, "outside", {}) and "driftgate.run_key" not in MlflowClient(
+        ws.tracking_uri).search_runs([ws.experiment_id()], "attributes.run_name = 'outside'")[0].data.tags

@@ -280,8 +280,11 @@ class LocalJobLauncher:
         self.run_job = run_job
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
+        from driftgate.workspace.context import run_key_scope
+
         try:
-            result = self.run_job(self.ws, trigger=request.trigger, run_key=request.run_key)
+            with run_key_scope(request.run_key):  # every stage run of the job is tagged with the key
+                result = self.run_job(self.ws, trigger=request.trigger, run_key=request.run_key)
         except Exception as exc:  # noqa: BLE001 - the launch boundary: whatever failed, say what and clean up
             what = str(exc) if isinstance(exc, DriftgateError) else f"{type(exc).__name__}: {exc}"
             ended = self.abandon(request.run_key)
