@@ -177,3 +177,15 @@ def test_stage_runs_opened_by_a_local_launch_carry_its_run_key(ws):
     assert run.data.tags["driftgate.run_key"] == key and run.info.status == "FAILED"
     assert open_stage_run(ws, "outside", {}) and "driftgate.run_key" not in MlflowClient(
         ws.tracking_uri).search_runs([ws.experiment_id()], "attributes.run_name = 'outside'")[0].data.tags
+
+
+def test_an_orphaned_launch_does_not_ask_the_gate_again(tmp_path):
+    gate = FakeGate("EXCEEDED")
+    wh, _, _, clock = make(tmp_path, "webhook.lease_seconds=60", gate=gate, launcher=FakeJobLauncher(idempotent=False))
+    key = wh.receiver.handle(basic(), template_body())[1]["run_key"]
+    wh.worker.queue.take(now=clock(), lease_seconds=60)
+    wh.worker.store.claim(key, source="webhook")
+    assert wh.worker.store.take(key)
+    wh.worker.queue.mark(key, "launching", owner="elsewhere:1", now=clock())
+    clock.advance(61)  # its lease ran out: no heartbeat
+    assert wh.worker.drain() == ["failed"] and gate.calls == 0

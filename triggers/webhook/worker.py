@@ -273,6 +273,8 @@ class Worker:
             # Finished earlier, or taken by another runner (``driftgate watch`` consumes the same keys).
             self.queue.finish(key, "duplicate", now=self._now(), note=f"run key already {record.status}")
             return "duplicate"
+        if item.note == "launching" and not self.launcher.idempotent:
+            return self._orphaned(item)  # before the cooldown and the gate: nothing is started again
         if item.attempts == 0 and item.decision is None and item.note is None:
             self._audit("alert_received", run_key=key, subject=alert.get("alert_id"), status=alert.get("state"),
                        details={**alert, "deliveries": item.deliveries})
@@ -306,11 +308,7 @@ class Worker:
         # Only ``trigger``: the Jobs API takes parameters the job defines (resources/retraining_job.yml);
         # the run key travels as the idempotency token.
         request = LaunchRequest(run_key=key, trigger=SOURCE, parameters={"trigger": SOURCE})
-        if owned:
-            if item.note == "launching" and not self.launcher.idempotent:
-                return self._orphaned(item)
-            # The Jobs API idempotency token turns a repeated launch into the same run.
-        else:
+        if not owned:  # an owned key (retry, or a Jobs API launch cut short) relaunches with the same token
             self._claim(item)
             if not self.store.take(key, at=self._at(self._now())):
                 self.queue.finish(key, "duplicate", now=self._now(), note="taken by another runner")
