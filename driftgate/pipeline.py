@@ -77,7 +77,10 @@ class DemoSummary:
 
 
 def reset_demo(ws) -> None:
-    """Forget the previous demo's tables, trigger state and registered model (local only)."""
+    """Forget the previous demo's tables, trigger state, webhook queue and registered model (local only).
+
+    The webhook queue goes too: it holds parked launches and the last launch time that drives
+    the webhook's cooldown, which would otherwise carry over into the new demo."""
     import shutil
 
     from mlflow import MlflowClient
@@ -87,8 +90,9 @@ def reset_demo(ws) -> None:
         raise RuntimeError("the demo resets local state only; run it with the local profile")
     shutil.rmtree(ws.root / "lakehouse", ignore_errors=True)
     shutil.rmtree(ws.root / "task_values", ignore_errors=True)
-    for name in ("state.db", "webhook.db", "optuna.db"):
-        (ws.root / name).unlink(missing_ok=True)
+    for name in ("state.db", "webhook_queue.db", "optuna.db"):
+        for suffix in ("", "-wal", "-shm"):  # SQLite's write-ahead log holds committed rows too
+            (ws.root / f"{name}{suffix}").unlink(missing_ok=True)
     client = MlflowClient(ws.tracking_uri, ws.registry_uri)
     try:
         client.delete_registered_model(ws.settings.project.model_name)

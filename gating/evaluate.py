@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from driftgate.core.faults import fault_point
 from driftgate.core.errors import GateError, TableError
 from driftgate.gating.config import GateConfig, Rule
 from driftgate.gating.decision import Decision
@@ -254,6 +255,7 @@ def _log_mlflow(ws, decision: Decision, text: str, run_key: str | None, gate: Ga
     try:
         client = MlflowClient(tracking_uri=ws.tracking_uri, registry_uri=ws.registry_uri)
         rid = open_stage_run(ws, f"gate-{decision.status.lower()}", tags)
+        fault_point("gate.mlflow_run")  # crash tests: a process killed while its gate run is RUNNING
         from mlflow.entities import Metric
 
         stamp = int(decision.evaluated_at.timestamp() * 1000)
