@@ -98,6 +98,10 @@ def run_retraining_job(ws, *, trigger: str, run_key: str | None = None, now: dat
     from driftgate import promotion
     from driftgate import training
 
+    from driftgate.monitoring.contract import check_inference_contract
+
+    # Before anything is trained or registered: the tables have the columns the conf names.
+    check_inference_contract(ws)
     job_run_id = job_run_id or uuid.uuid4().hex[:12]
     registry, model = ws.registry, ws.settings.project.model_name
     champion_before = registry.alias_version(model, "champion")
@@ -178,7 +182,7 @@ def _write_baseline(ws, model, world, version: str) -> None:
     days = 7
     events = demo.simulate_events(cfg, first_day=cfg.history_days - days, days=days, drift_onset=None,
                                   start=world.start, seed_offset=2)
-    frame = demo.served_frame(events, demo.score(model, events), version)
+    frame = demo.served_frame(events, demo.score(model, events), version, ws.settings.monitor.columns)
     import pyarrow as pa
 
     ws.tables.write(ws.settings.monitor.baseline_table_name or demo.TABLES.inference_baseline,

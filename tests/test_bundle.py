@@ -167,9 +167,9 @@ def test_targets_and_parameters_map_onto_settings(tmp_path):
     job = _resolve(_job()[0], "dev")
     params = {p["name"]: p["default"] for p in job["parameters"]}
     s = settings_for_task(params | {"overrides": f"workspace.root={tmp_path}"}, conf_dir=REPO / "conf", env="local")
-    assert s.project.model_name == "dev.driftgate_demo.churn_model"
-    assert s.monitor.drift_metrics_table == "dev.driftgate_demo.inference_log_drift_metrics"
-    assert s.project.audit_schema == "dev.driftgate_demo" and s.training.table.startswith("dev.driftgate_demo.")
+    assert s.project.model_name == "dev.default.model"
+    assert s.monitor.drift_metrics_table == "dev.default.inference_log_drift_metrics"
+    assert s.project.audit_schema == "dev.default" and s.training.table.startswith("dev.default.")
     assert s.gate.profile == "default"
 
 

@@ -25,7 +25,7 @@ def base_ws(tmp_path_factory):
     from driftgate.workspace import open_workspace
 
     root = tmp_path_factory.mktemp("gate") / ".driftgate"
-    return open_workspace(load_settings(REPO_ROOT / "conf", "local", (f"workspace.root={root}",)))
+    return open_workspace(load_settings(REPO_ROOT / "conf", "demo", (f"workspace.root={root}",)))
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def ws(base_ws, request):
     from driftgate.workspace.task_values import LocalTaskValues
 
     schema = "main.t_" + re.sub(r"\W", "_", request.node.name)[:40]
-    settings = load_settings(REPO_ROOT / "conf", "local", (
+    settings = load_settings(REPO_ROOT / "conf", "demo", (
         f"workspace.root={base_ws.root}", f"project.audit_schema={schema}", f"monitor.output_schema_name={schema}"))
     return dataclasses.replace(base_ws, settings=settings,
                                task_values=LocalTaskValues(base_ws.root, request.node.name[:40], "driftgate"))
@@ -172,7 +172,7 @@ def test_rule_naming_an_unknown_metric_fails_at_load(tmp_path):
         "    - name: typo\n      metric: population_stabilty_index\n"
     )
     with pytest.raises(ConfigError) as exc:
-        load_settings(conf, "local")
+        load_settings(conf, "demo")
     msg = str(exc.value)
     assert "driftgate.yml: gate.rules[1].metric:" in msg and "population_stabilty_index" in msg
     assert "\n" not in msg
@@ -191,7 +191,7 @@ def test_bad_rules_fail_at_load_with_the_rule_path(tmp_path, yaml_rule, expected
     (conf / "base").mkdir(parents=True)
     (conf / "base" / "driftgate.yml").write_text(f"gate:\n  rules:\n    - name: r\n      {yaml_rule}\n")
     with pytest.raises(ConfigError, match="gate.rules\\[0\\]") as exc:
-        load_settings(conf, "local")
+        load_settings(conf, "demo")
     assert expected in str(exc.value)
 
 
@@ -228,7 +228,7 @@ def test_readme_rule_examples_load_and_decide(tmp_path):
     conf = tmp_path / "conf"
     (conf / "base").mkdir(parents=True)
     (conf / "base" / "driftgate.yml").write_text(block)
-    settings = load_settings(conf, "local")
+    settings = load_settings(conf, "demo")
     names = [r.name for r in settings.gate.rules]
     assert names == ["feature_drift_psi", "plan_region_js", "ks_any", "f1_drop", "senior_parity"]
     d = decide({"drift": drift_rows(12, FEATURES, lambda d, c: 0.03), "profile": profile_rows(12)},

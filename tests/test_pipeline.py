@@ -55,6 +55,10 @@ def stages(monkeypatch):
         calls.append(f"train:{reason['trigger']}")
         return _Train(state["registered"], refused_reason=None if state["registered"] else "below floor")
 
+    from driftgate.monitoring import contract
+
+    # These fakes write no tables; the contract check has its own tests (test_contract.py).
+    monkeypatch.setattr(contract, "check_inference_contract", lambda ws, **kw: None)
     monkeypatch.setattr(gating, "evaluate", evaluate, raising=False)
     monkeypatch.setattr(training, "train", train, raising=False)
     monkeypatch.setattr(promotion, "notify_gate_decision", lambda ws, d: calls.append("notify") and False,

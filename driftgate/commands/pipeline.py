@@ -9,11 +9,11 @@ from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, cli_errors, console, work
 
 
 def demo(conf: ConfOpt = None, env: EnvOpt = None, set_: SetOpt = None) -> None:
-    """Build the demo world and run the whole loop once on embedded defaults."""
+    """Build the demo world and run the whole loop once (settings: --env demo unless another is given)."""
     from driftgate.pipeline import run_demo
 
     with cli_errors():
-        ws = workspace_from(conf, env, set_)
+        ws = workspace_from(conf, env or "demo", set_)
         summary = run_demo(ws, say=lambda msg: console.print(f"[dim]•[/] {msg}", highlight=False))
     print_demo_summary(summary, ws)
 
