@@ -17,18 +17,35 @@ from rich.console import Console
 from driftgate.core.settings import Settings, load_settings
 from driftgate.core.errors import DriftgateError
 
-__all__ = ["ConfOpt", "EnvOpt", "SetOpt", "console", "err_console", "settings_from", "workspace_from",
+__all__ = ["ConfOpt", "EnvOpt", "SetOpt", "AsOfOpt", "parse_as_of", "console", "err_console", "settings_from", "workspace_from",
            "cli_errors", "not_built", "progress_bar", "show_stage_warnings"]
 
 console = Console()
 err_console = Console(stderr=True)
 
 ConfOpt = Annotated[Path | None, typer.Option("--conf", help="conf folder (default ./conf)", show_default=False)]
-EnvOpt = Annotated[str | None, typer.Option("--env", help="local (default) or databricks", show_default=False)]
+EnvOpt = Annotated[str | None, typer.Option("--env", help="local (default), databricks, or demo (the churn demo world)", show_default=False)]
+AsOfOpt = Annotated[str | None, typer.Option(
+    "--as-of", help="act as of this UTC time (ISO 8601), e.g. to replay history; default now", show_default=False)]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="override a setting: --set gate.combine=all (repeatable)", show_default=False),
 ]
+
+
+def parse_as_of(text: str | None, option: str = "--as-of"):
+    """An ISO 8601 time as an aware UTC datetime (naive means UTC); None stays None."""
+    from datetime import datetime, timezone
+
+    from driftgate.core.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{option}: must be an ISO 8601 time like 2026-06-22T06:00:00Z, got {text!r}") from None
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
 
 
 def settings_from(conf: Path | None, env: str | None, sets: list[str] | None) -> Settings:

@@ -77,6 +77,7 @@ def evaluate(
     trigger: str = "manual",
     publish: bool = True,
     run_key: str | None = None,
+    record: bool = True,
 ) -> Decision:
     """Read the metric tables, decide, record the decision and publish it as task values.
 
@@ -87,6 +88,8 @@ def evaluate(
         trigger: what asked (``manual``, ``table_update``, ``webhook``, ``schedule``...).
         publish: set the task values ``drift_exceeded`` (bool) and ``decision`` (JSON).
         run_key: the run key of the job run this decision belongs to, if any.
+        record: False records nothing (no MLflow run, no decisions row, no audit event): a
+            what-if or a replay of history (``driftgate gate --as-of ... --no-record``).
 
     Returns:
         The recorded :class:`Decision`.
@@ -98,7 +101,8 @@ def evaluate(
     model_id_col = _model_id_col(ws, gate)
     frames = read_metrics(ws, gate, now=now) if gate.mode == "rules" else {}
     decision = decide(frames, gate, now=now, model_id_col=model_id_col, trigger=trigger)
-    record_decision(ws, decision, run_key=run_key, subject=metric_tables(ws, gate)["drift"], gate=gate)
+    if record:
+        record_decision(ws, decision, run_key=run_key, subject=metric_tables(ws, gate)["drift"], gate=gate)
     if publish:
         publish_decision(ws, decision)
     return decision

@@ -111,14 +111,15 @@ def load_scorer(uri: str, columns: list[str]) -> _Scorer:
 # --------------------------------------------------------------------------- the window
 
 
-def _window(ws, champion: str | None, unseen_from: pd.Timestamp | None = None
+def _window(ws, champion: str | None, unseen_from: pd.Timestamp | None = None, as_of=None
             ) -> tuple[pd.DataFrame, Any, Any, pa.Schema]:
     """Rows the champion served in the last ``shadow_days`` days of its traffic, and the table schema.
 
     ``unseen_from`` (the challenger's ``driftgate.trained_before`` tag) clips the window so the
     challenger is never judged on rows it was fitted on: retraining appends served, labelled
     rows to the training data, and scoring them again would flatter the challenger.
-    Column roles come from the inference-table contract (``monitor.inference_log``).
+    Column roles come from the inference-table contract (``monitor.inference_log``); ``as_of``
+    leaves out rows served after it (replaying history).
     """
     table = ws.settings.project.inference_table
     cols = ws.settings.monitor.columns
@@ -127,9 +128,14 @@ def _window(ws, champion: str | None, unseen_from: pd.Timestamp | None = None
     filters = [(cols.model_id, "=", champion)] if champion is not None else None
     arrow = ws.tables.read(table, filters=filters)
     frame = arrow.to_pandas()
+    ts = cols.timestamp
+    if as_of is not None and not frame.empty:
+        cut = pd.Timestamp(as_of)
+        cut = cut.tz_convert("UTC") if getattr(frame[ts].dtype, "tz", None) is not None else \
+            cut.tz_convert("UTC").tz_localize(None)
+        frame = frame[frame[ts] <= cut].reset_index(drop=True)
     if frame.empty:
         return frame, None, None, arrow.schema
-    ts = cols.timestamp
     end = frame[ts].max()
     start = end - timedelta(days=ws.settings.promotion.shadow_days)
     keep = frame[ts] > start
@@ -181,7 +187,7 @@ def _write_shadow_rows(ws, frame: pd.DataFrame, version: str, proba: np.ndarray,
 # --------------------------------------------------------------------------- the stage
 
 
-def shadow(ws, *, challenger_version: str | None = None) -> ShadowResult:
+def shadow(ws, *, challenger_version: str | None = None, as_of=None) -> ShadowResult:
     """Shadow-evaluate the challenger against the champion on the champion's recent traffic.
 
     Replays the last ``promotion.shadow_days`` days of rows the champion served
@@ -192,6 +198,7 @@ def shadow(ws, *, challenger_version: str | None = None) -> ShadowResult:
     Args:
         ws: the open workspace.
         challenger_version: the version to evaluate (default: the ``challenger`` alias).
+        as_of: replay as of this time: rows served after it are left out of the window.
 
     Returns:
         A :class:`ShadowResult`; only PASS lets :func:`driftgate.promotion.promote` move aliases.
@@ -219,7 +226,7 @@ def shadow(ws, *, challenger_version: str | None = None) -> ShadowResult:
     problems: list[str] = []
     if champion == challenger:
         problems.append(f"version {challenger} is the champion already; nothing to compare")
-    frame, start, end, schema = _window(ws, champion, _trained_before(challenger_info))
+    frame, start, end, schema = _window(ws, champion, _trained_before(challenger_info), as_of)
 
     chal_uri = f"models:/{name}/{challenger}"
     champ_uri = f"models:/{name}/{champion}" if champion else None

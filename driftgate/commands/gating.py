@@ -1,13 +1,12 @@
 """Command-line entry points of the gating package (registered in driftgate/cli.py)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, cli_errors, console, workspace_from
+from driftgate.runtime import AsOfOpt, ConfOpt, EnvOpt, SetOpt, cli_errors, console, parse_as_of, workspace_from
 from driftgate.gating.decision import Decision
 
 _COLOURS = {"EXCEEDED": "bold red", "OK": "bold green", "INSUFFICIENT_DATA": "bold yellow",
@@ -18,9 +17,13 @@ def gate(
     conf: ConfOpt = None,
     env: EnvOpt = None,
     set_: SetOpt = None,
-    now: Annotated[str | None, typer.Option(help="evaluate as of this UTC time (ISO 8601), default now")] = None,
+    as_of: AsOfOpt = None,
+    now: Annotated[str | None, typer.Option(help="the same as --as-of (kept for scripts)")] = None,
     trigger: Annotated[str, typer.Option(help="what asked for the decision (recorded)")] = "manual",
     publish: Annotated[bool, typer.Option(help="set the task values drift_exceeded and decision")] = True,
+    record: Annotated[bool, typer.Option(
+        help="record the decision (MLflow run, decisions row, audit event); --no-record records and publishes "
+             "nothing, for replaying history")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="print the decision as JSON only")] = False,
 ) -> None:
     """Evaluate the drift gate and print the decision with its reasons.
@@ -31,24 +34,13 @@ def gate(
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
-        when = _parse_now(now)
-        decision = gating.evaluate(ws, ws.settings.gate, now=when, trigger=trigger, publish=publish)
+        when = parse_as_of(as_of) or parse_as_of(now, "--now")
+        decision = gating.evaluate(ws, ws.settings.gate, now=when, trigger=trigger, publish=publish and record,
+                                   record=record)
     if json_out:
         console.print_json(decision.to_json())
     else:
         render(decision)
-
-
-def _parse_now(text: str | None) -> datetime | None:
-    from driftgate.core.errors import ConfigError
-
-    if text is None:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"--now: must be an ISO 8601 time like 2026-06-22T06:00:00Z, got {text!r}") from None
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
 
 
 def render(decision: Decision) -> None:

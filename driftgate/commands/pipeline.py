@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, cli_errors, console, workspace_from
+from driftgate.runtime import AsOfOpt, ConfOpt, EnvOpt, SetOpt, cli_errors, console, parse_as_of, workspace_from
 
 
 def demo(conf: ConfOpt = None, env: EnvOpt = None, set_: SetOpt = None) -> None:
@@ -27,13 +27,18 @@ def run(
     set_: SetOpt = None,
     trigger: str = "manual",
     run_key: str | None = None,
+    as_of: AsOfOpt = None,
 ) -> None:
-    """Run the retraining job once: evaluate → condition → train → shadow → promote."""
+    """Run the retraining job once: evaluate → condition → train → shadow → promote.
+
+    --as-of replays the job at that time: the gate judges staleness and open windows against it
+    and shadow leaves out rows served after it (the tables should hold history up to it).
+    """
     from driftgate.pipeline import run_retraining_job
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
-        result = run_retraining_job(ws, trigger=trigger, run_key=run_key)
+        result = run_retraining_job(ws, trigger=trigger, run_key=run_key, now=parse_as_of(as_of))
     console.print_json(json.dumps(result.as_dict(), default=str))
 
 
