@@ -37,7 +37,7 @@ PROFILE_SCHEMA = pa.schema([
     ("monitor_version", pa.int64()), ("granularity", pa.string()), ("model_id", pa.string()),
     ("slice_key", pa.string()), ("slice_value", pa.string()), ("column_name", pa.string()), ("count", pa.int64()),
     ("data_type", pa.string()), ("num_nulls", pa.int64()), ("avg", pa.float64()), ("median", pa.float64()),
-    ("accuracy_score", pa.float64()), ("precision", _AVG), ("recall", _AVG), ("f1_score", _AVG),
+    ("accuracy_score", pa.float64()), ("roc_auc_score", pa.float64()), ("precision", _AVG), ("recall", _AVG), ("f1_score", _AVG),
     ("predictive_parity", _FAIR), ("predictive_equality", _FAIR), ("equal_opportunity", _FAIR),
     ("statistical_parity", _FAIR),
 ])

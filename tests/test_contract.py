@@ -128,3 +128,13 @@ def test_check_raises_one_line_before_anything_is_trained(ws):
         run_retraining_job(ws, trigger="manual")
     assert ws.registry.alias_version(ws.settings.project.model_name, "champion") is None
     assert not ws.tables.exists(f"{ws.settings.project.audit_schema}.driftgate_decisions")
+
+
+def test_base_layer_writes_out_the_built_in_gate_rules():
+    """conf/base shows the defaults a deployment gets; they must be the models' own."""
+    from driftgate.gating.config import GateConfig
+
+    assert load_settings(REPO / "conf", "local").gate.rules == GateConfig().rules
+    readme = (REPO / "README.md").read_text()
+    for rule in GateConfig().rules:
+        assert f"name: {rule.name}" in readme
