@@ -17,9 +17,10 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from driftgate.gating.gate import cooldown_left
 from driftgate.workspace.audit import record_event
 from driftgate.workspace.task_values import LocalTaskValues
 
@@ -44,6 +45,8 @@ class JobRunResult:
     champion_before: str | None = None
     champion_after: str | None = None
     notes: list[str] = field(default_factory=list)
+    as_of: datetime | None = None
+    """The time the job ran as (the gate's evaluation time; ``--as-of`` when replaying)."""
 
     @property
     def promoted(self) -> bool:
@@ -62,6 +65,7 @@ class JobRunResult:
             "champion_before": self.champion_before,
             "champion_after": self.champion_after,
             "notes": self.notes,
+            "as_of": self.as_of.isoformat() if self.as_of else None,
         }
 
 
@@ -112,9 +116,18 @@ def run_retraining_job(ws, *, trigger: str, run_key: str | None = None, now: dat
     decision = gating.evaluate(ws, ws.settings.gate, now=now, trigger=trigger, run_key=run_key)
     # Notifications never fail the job: send() records its own failures in the audit trail.
     promotion.notify_gate_decision(ws, decision)
-    result = JobRunResult(job_run_id, trigger, run_key, decision, "skip", champion_before=champion_before)
+    result = JobRunResult(job_run_id, trigger, run_key, decision, "skip", champion_before=champion_before,
+                          as_of=getattr(decision, "evaluated_at", None) or now or datetime.now(timezone.utc))
+    left = cooldown_left(_last_retrain(ws), result.as_of, ws.settings.gate.retrain_cooldown) \
+        if _condition(ws.task_values) else None
     if not _condition(ws.task_values):
         result.notes.append(f"gate said {_status(decision)}: retraining branch skipped")
+    elif left is not None:
+        result.branch = "cooldown"
+        result.notes.append(f"gate said {_status(decision)}, but the last retrain was less than "
+                            f"gate.retrain_cooldown ago ({_hours(left)} left): retraining branch skipped")
+        record_event(ws, "job_cooldown", run_key=run_key, subject=model, status="skipped",
+                     details={"left_seconds": left.total_seconds(), "as_of": result.as_of.isoformat()})
     else:
         result.branch = "retrain"
         reason = {"trigger": trigger, "decision_id": str(getattr(decision, "decision_id", "")),
@@ -130,6 +143,22 @@ def run_retraining_job(ws, *, trigger: str, run_key: str | None = None, now: dat
     result.champion_after = registry.alias_version(model, "champion")
     record_event(ws, "job_run", run_key=run_key, subject=model, status=result.branch, details=result.as_dict())
     return result
+
+
+def _last_retrain(ws) -> datetime | None:
+    """When (as of which time) the last job run took the retraining branch, from the audit trail."""
+    from driftgate.workspace.audit import read_events
+
+    for event in read_events(ws, ["job_run"], limit=200):
+        details = event.get("details") or {}
+        if details.get("branch") == "retrain":
+            stamp = details.get("as_of")
+            return datetime.fromisoformat(stamp) if stamp else event["at"]
+    return None
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:.1f} h"
 
 
 # --------------------------------------------------------------------------- demo

@@ -419,6 +419,12 @@ class GateConfig(StrictModel):
     """Default: the monitor's ``inference_log.model_id_col``."""
     profile: str = "default"
     profiles: dict[str, dict[str, float]] = Field(default_factory=dict)
+    retrain_cooldown: Duration = timedelta(days=3)
+    """After a job run retrained, later runs within this time skip retraining even when the gate
+    says EXCEEDED (recorded as a ``job_cooldown`` event): one drift episode, seen again by every
+    daily run until a retrained model is promoted, retrains once, not daily. The trade-off: a
+    second, different drift inside the cooldown waits for it to end. None: no cooldown. Times are
+    the decisions' ``as of`` times, so replaying history respects it."""
     log_chart: bool = True
     """Attach the drift-over-time chart (``monitoring/drift_over_time.png``) to each decision's
     MLflow run; it adds about 0.35 s per decision (0.11 s → 0.46 s for 30 days × 6 columns)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import operator
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
@@ -149,6 +149,14 @@ def decide(
     decision = gate_for(gate, model_id_col=model_id_col, output_columns=tuple(output_columns)).decide(
         metrics, now=now or datetime.now(timezone.utc))
     return decision.model_copy(update={"trigger": trigger})
+
+
+def cooldown_left(last_retrain: datetime | None, now: datetime, cooldown: timedelta | None) -> timedelta | None:
+    """How long retraining stays paused after the retrain at ``last_retrain`` (None: not paused)."""
+    if cooldown is None or last_retrain is None:
+        return None
+    left = _aware(last_retrain) + cooldown - _aware(now)
+    return left if left > timedelta(0) else None
 
 
 def combine(statuses: list[str], how: str) -> str:

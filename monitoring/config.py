@@ -113,6 +113,14 @@ class MonitorConfig(StrictModel):
     """Snapshot analysis."""
     baseline_table_name: TableName | None = "main.default.inference_baseline"
     """Table with the same schema whose distribution BASELINE drift compares against."""
+    baseline_policy: Literal["fixed", "champion"] = "champion"
+    """What the baseline is after a promotion. ``champion``: the new champion's scored shadow rows
+    (served rows it was not trained on, labelled), recorded with its version, so BASELINE drift
+    and ``relative_to: baseline`` rules compare against the model that now serves: one drift
+    episode stops firing once a retrained model is promoted, but slow drift across several
+    promotions is never seen against the original data. ``fixed``: the baseline written by
+    ``driftgate init`` stays until you rewrite it: drift is always measured from the same
+    reference, and the gate keeps firing after a promotion while the data stays moved."""
     slicing_exprs: list[str] = Field(default_factory=list)
     """Column names (one slice per value, top 100) or boolean SQL expressions (true / false slices)."""
     custom_metrics: list[CustomMetric] = Field(default_factory=list)

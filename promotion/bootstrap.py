@@ -25,7 +25,7 @@ from driftgate.core.errors import PromotionRefused, RegistryError, TrainingError
 from driftgate.monitoring.config import InferenceColumns
 from driftgate.workspace.audit import record_event
 
-__all__ = ["BootstrapResult", "bootstrap", "baseline_rows", "write_baseline", "BASELINE_TAG"]
+__all__ = ["BootstrapResult", "bootstrap", "baseline_rows", "write_baseline", "refresh_baseline", "BASELINE_TAG"]
 
 BASELINE_TAG = "driftgate.baseline"
 """Version tag: which table holds this version's scored held-out rows (the monitor's baseline)."""
@@ -89,6 +89,36 @@ def write_baseline(ws, frame: pd.DataFrame, version: str, *, reason: str) -> str
     except RegistryError:
         pass  # the tag annotates; the table's commit info records the version too
     return table
+
+
+def refresh_baseline(ws, version: str, shadow) -> int:
+    """``monitor.baseline_policy: champion``: after ``version`` is promoted, its scored shadow rows
+    (the champion's served window replayed through it, rows it was not trained on) become the
+    baseline. Returns the rows written; a failure is logged and recorded, never undoes the promotion.
+    """
+    import logging
+
+    from driftgate.promotion.replay import shadow_table_name
+
+    table = shadow_table_name(ws)
+    cols = ws.settings.monitor.columns
+    try:
+        if getattr(shadow, "shadow_table", None) is None or not ws.tables.exists(table):
+            raise RuntimeError("the shadow evaluation wrote no rows")
+        rows = ws.tables.read(table, filters=[(cols.model_id, "=", str(version))]).to_pandas()
+        if cols.label:
+            rows = rows[rows[cols.label].notna()]
+        if rows.empty:
+            raise RuntimeError(f"no labelled shadow rows of version {version}")
+        written = write_baseline(ws, rows, version, reason="promotion")
+    except Exception as exc:  # noqa: BLE001 - the promotion stands; the old baseline stays
+        logging.getLogger(__name__).warning("baseline not refreshed after promoting v%s: %s", version, exc)
+        record_event(ws, "baseline_refresh", subject=f"{ws.settings.project.model_name}@{version}",
+                     status="failed", details={"reason": str(exc)})
+        return 0
+    record_event(ws, "baseline_refresh", subject=f"{ws.settings.project.model_name}@{version}", status="refreshed",
+                 details={"table": written, "rows": len(rows), "version": str(version), "source": table})
+    return len(rows)
 
 
 def _score(ws, version: str, frame: pd.DataFrame) -> np.ndarray:

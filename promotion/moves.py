@@ -232,6 +232,10 @@ def promote(ws, shadow: ShadowResult) -> PromotionResult:
         "train_run_id": info.run_id, "metrics": shadow.metrics, "reason": reason})
     notify.send(ws, "promotion", reason, {"version": version, "previous": compared})
     _tag_shadow_run(ws, shadow, "promoted")
+    if ws.settings.monitor.baseline_policy == "champion":
+        from driftgate.promotion.bootstrap import refresh_baseline
+
+        refresh_baseline(ws, version, shadow)
     return PromotionResult(True, version, reason, "promoted", previous_champion=compared,
                            challenger_version=version, model_name=name)
 

@@ -119,3 +119,34 @@ class _Values:
                                              ("false", False), (None, False), (1, False), ("yes", False)])
 def test_condition_compares_like_a_databricks_condition_task(value, expected):
     assert _condition(_Values(value)) is expected
+
+
+def test_cooldown_after_a_retrain_skips_the_branch_until_it_ends(ws, stages):
+    """One drift episode retrains once: the runs after it, within gate.retrain_cooldown of the
+    retrain's as-of time, skip the branch (recorded); after it, the next run retrains."""
+    import dataclasses
+    from datetime import datetime, timedelta, timezone
+
+    calls, _ = stages
+    gate = ws.settings.gate.model_copy(update={"retrain_cooldown": timedelta(days=3)})
+    ws = dataclasses.replace(ws, settings=ws.settings.model_copy(update={"gate": gate}))
+    t0 = datetime(2026, 6, 10, tzinfo=timezone.utc)
+    assert run_retraining_job(ws, trigger="manual", now=t0).branch == "retrain"
+    paused = run_retraining_job(ws, trigger="manual", now=t0 + timedelta(days=1))
+    assert paused.branch == "cooldown" and "48.0 h left" in paused.notes[0]
+    assert read_events(ws, ["job_cooldown"])[0]["details"]["left_seconds"] == 2 * 86400
+    assert run_retraining_job(ws, trigger="manual", now=t0 + timedelta(days=3, hours=1)).branch == "retrain"
+    assert calls.count("train:manual") == 2
+
+
+def test_cooldown_left_truth_table():
+    from datetime import datetime, timedelta, timezone
+
+    from driftgate.gating.gate import cooldown_left
+
+    t = datetime(2026, 6, 10, tzinfo=timezone.utc)
+    assert cooldown_left(None, t, timedelta(days=3)) is None  # never retrained
+    assert cooldown_left(t, t + timedelta(days=5), None) is None  # no cooldown
+    assert cooldown_left(t, t + timedelta(days=1), timedelta(days=3)) == timedelta(days=2)
+    assert cooldown_left(t, t + timedelta(days=3), timedelta(days=3)) is None  # ends exactly then
+    assert cooldown_left(t.replace(tzinfo=None), t + timedelta(hours=1), timedelta(hours=2)) == timedelta(hours=1)

@@ -120,3 +120,29 @@ def test_rows_that_do_not_match_the_table_are_refused(own_ws):
     log_traffic(ws, rows, model_version="1")
     with pytest.raises(TableError, match=r"unexpected \['x2'\]"):
         log_traffic(ws, rows.assign(x2=np.ones(1)), model_version="1")
+
+
+def test_champion_baseline_policy_takes_the_new_champions_labelled_shadow_rows(own_ws):
+    from types import SimpleNamespace
+
+    from driftgate.promotion.bootstrap import refresh_baseline
+    from driftgate.promotion.replay import shadow_table_name
+    from driftgate.workspace.audit import read_events
+
+    ws = own_ws
+    shadow = pd.DataFrame({"rid": ["a", "b", "c", "d"], "x1": [0.1, 0.2, 0.3, 0.4], "predicted": [0, 1, 1, 0],
+                           "score": [0.2, 0.6, 0.7, 0.1], "target": pd.array([0, 1, None, 0], dtype="Int64"),
+                           "served_by": ["2", "2", "2", "3"],
+                           "event_time": pd.to_datetime(["2026-06-01"] * 4, utc=True)})
+    import pyarrow as pa
+
+    ws.tables.write(shadow_table_name(ws), pa.Table.from_pandas(shadow, preserve_index=False))
+    assert refresh_baseline(ws, "2", SimpleNamespace(shadow_table=shadow_table_name(ws))) == 2
+    base = ws.settings.monitor.baseline_table_name
+    assert sorted(ws.tables.read(base).column("rid").to_pylist()) == ["a", "b"]
+    assert ws.tables.commit_metadata(base)["driftgate.baseline_version"] == "2"
+    assert read_events(ws, ["baseline_refresh"])[0]["status"] == "refreshed"
+    # Nothing to take: the old baseline stays, and the failure is recorded (the promotion stands).
+    assert refresh_baseline(ws, "9", SimpleNamespace(shadow_table=shadow_table_name(ws))) == 0
+    assert read_events(ws, ["baseline_refresh"])[0]["status"] == "failed"
+    assert ws.tables.read(base).num_rows == 2
