@@ -1,8 +1,10 @@
 """What every command-line and job entry point shares: options, settings, errors.
 
 Entry points stay thin: parse parameters, build settings and a workspace, call
-one stage function, publish its result. A :class:`DriftgateError` becomes one red
-line on stderr and exit code 1; "not built yet" is exit code 2.
+one task function (:mod:`driftgate.tasks`), print its result. Exit codes: 0 done; 1 a
+:class:`DriftgateError` (one red line on stderr); 2 "not built yet"; 3 a refusal (a
+promotion or rollback that was refused, awaits approval, was a dry run or had nothing to
+promote): an outcome, recorded like any other, not an error.
 """
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ from rich.console import Console
 from driftgate.core.settings import Settings, load_settings
 from driftgate.core.errors import DriftgateError
 
-__all__ = ["ConfOpt", "EnvOpt", "SetOpt", "AsOfOpt", "parse_as_of", "console", "err_console", "settings_from", "workspace_from",
+__all__ = ["EXIT_ERROR", "EXIT_NOT_BUILT", "EXIT_REFUSED", "ConfOpt", "EnvOpt", "SetOpt", "AsOfOpt", "parse_as_of", "console", "err_console", "settings_from", "workspace_from",
            "cli_errors", "not_built", "progress_bar", "show_stage_warnings"]
+
+EXIT_ERROR, EXIT_NOT_BUILT, EXIT_REFUSED = 1, 2, 3
 
 console = Console()
 err_console = Console(stderr=True)
@@ -34,18 +38,13 @@ SetOpt = Annotated[
 
 
 def parse_as_of(text: str | None, option: str = "--as-of"):
-    """An ISO 8601 time as an aware UTC datetime (naive means UTC); None stays None."""
-    from datetime import datetime, timezone
+    """``--as-of`` as an aware UTC datetime (naive means UTC); None stays None."""
+    from datetime import timezone
 
-    from driftgate.core.errors import ConfigError
+    from driftgate.tasks import parse_time
 
-    if text is None:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"{option}: must be an ISO 8601 time like 2026-06-22T06:00:00Z, got {text!r}") from None
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+    when = parse_time(text, option)
+    return when.astimezone(timezone.utc) if when is not None else None
 
 
 def settings_from(conf: Path | None, env: str | None, sets: list[str] | None) -> Settings:
@@ -65,12 +64,12 @@ def cli_errors() -> Iterator[None]:
         yield
     except DriftgateError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(EXIT_ERROR) from None
 
 
 def not_built(stage: str) -> None:
     err_console.print(f"driftgate {stage}: not built yet", highlight=False)
-    sys.exit(2)
+    sys.exit(EXIT_NOT_BUILT)
 
 
 @contextmanager

@@ -20,23 +20,27 @@ def gate(
     as_of: AsOfOpt = None,
     now: Annotated[str | None, typer.Option(help="the same as --as-of (kept for scripts)")] = None,
     trigger: Annotated[str, typer.Option(help="what asked for the decision (recorded)")] = "manual",
-    publish: Annotated[bool, typer.Option(help="set the task values drift_exceeded and decision")] = True,
     record: Annotated[bool, typer.Option(
-        help="record the decision (MLflow run, decisions row, audit event); --no-record records and publishes "
-             "nothing, for replaying history")] = True,
+        help="record the decision (MLflow run, decisions row, audit event, task values); --no-record records "
+             "and publishes nothing, to replay history or ask what-if")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="print the decision as JSON only")] = False,
 ) -> None:
     """Evaluate the drift gate and print the decision with its reasons.
 
-    Exit code 0 whatever the verdict; the verdict is in the output (and the task values).
+    The evaluate_drift task (:func:`driftgate.tasks.evaluate`): records the decision, notifies
+    an EXCEEDED one and sets the task values. Exit code 0 whatever the verdict.
     """
-    from driftgate import gating
+    from driftgate import tasks
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
         when = parse_as_of(as_of) or parse_as_of(now, "--now")
-        decision = gating.evaluate(ws, ws.settings.gate, now=when, trigger=trigger, publish=publish and record,
-                                   record=record)
+        if record:
+            decision = tasks.evaluate(ws, job=tasks.JobContext(trigger=trigger), now=when)
+        else:
+            from driftgate import gating
+
+            decision = gating.evaluate(ws, ws.settings.gate, now=when, trigger=trigger, publish=False, record=False)
     if json_out:
         console.print_json(decision.to_json())
     else:

@@ -19,14 +19,10 @@ def monitor(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
     as_of: AsOfOpt = None,
 ) -> None:
-    """Refresh the profile and drift metric tables (incremental).
-
-    --as-of: the snapshot time of a snapshot monitor, and the report and chart show only windows
-    that started before it (replaying history).
-    """
+    """Refresh the profile and drift metric tables (incremental); the refresh is logged as an MLflow run."""
     from rich.table import Table
 
-    from driftgate.monitoring.refresh import refresh
+    from driftgate import tasks
     from driftgate.monitoring.report import drift_chart, most_drifted
 
     with cli_errors():
@@ -34,7 +30,7 @@ def monitor(
         cfg = ws.settings.monitor
         with progress_bar("profiling windows", enabled=not quiet) as callback:
             when = parse_as_of(as_of)
-            result = refresh(ws, cfg, progress=callback, now=when)
+            result = tasks.monitor(ws, progress=callback, now=when)
         console.print(
             f"monitor [bold]{result.mode}[/]: {cfg.table_name}@v{result.source_version} -> "
             f"{len(result.windows)} window(s), {result.profile_rows} profile rows, {result.drift_rows} drift rows "
@@ -42,7 +38,7 @@ def monitor(
         if not ws.tables.exists(cfg.drift_metrics_table):
             return
         drift = ws.tables.read(cfg.drift_metrics_table)
-        if when is not None:
+        if when is not None:  # replaying: the report and chart stop at --as-of
             import pyarrow as pa
             import pyarrow.compute as pc
 
