@@ -243,7 +243,7 @@ def test_retraining_branch_notebooks_hand_results_along(tmp_path, monkeypatch):
     monkeypatch.setattr(promotion, "set_challenger", lambda ws, v: calls.append(("set_challenger", v)))
     shadow = ShadowResult(status="PASS", model_name="m", champion_version="6", challenger_version="7",
                           metrics={"delta_f1": 0.05}, reasons=("better",), checks=(Check("f1", True, "ok"),))
-    monkeypatch.setattr(promotion, "shadow", lambda ws, challenger_version: calls.append(("shadow", challenger_version))
+    monkeypatch.setattr(promotion, "shadow", lambda ws, challenger_version, **kw: calls.append(("shadow", challenger_version))
                         or shadow)
 
     def promote(ws, result):
