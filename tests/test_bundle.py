@@ -245,6 +245,10 @@ def test_retraining_branch_notebooks_hand_results_along(tmp_path, monkeypatch):
     from driftgate.training.trainer import TrainResult
 
     calls = []
+    from driftgate.monitoring import contract
+
+    # The stages are faked and write no tables; the contract check has its own tests.
+    monkeypatch.setattr(contract, "check_inference_contract", lambda ws, **kw: None)
     monkeypatch.setattr(training, "train", lambda ws, **kw: calls.append(("train", kw["reason"]["decision_id"])) or
                         TrainResult("r1", "runs:/r1/model", {"f1": 0.8}, "7", True, None))
     monkeypatch.setattr(promotion, "set_challenger", lambda ws, v: calls.append(("set_challenger", v)))

@@ -126,6 +126,10 @@ def test_check_raises_one_line_before_anything_is_trained(ws):
         check_inference_contract(ws)
     with pytest.raises(ConfigError):
         run_retraining_job(ws, trigger="manual")
+    from driftgate import tasks
+
+    with pytest.raises(ConfigError, match="prediction_col"):  # the Databricks job's train task checks too
+        tasks.train(ws)
     assert ws.registry.alias_version(ws.settings.project.model_name, "champion") is None
     assert not ws.tables.exists(f"{ws.settings.project.audit_schema}.driftgate_decisions")
 
