@@ -87,7 +87,7 @@ def test_a_shadow_run_without_a_default_criterion_records_the_removal(world):
     from driftgate.core.settings import load_settings
     from tests.conftest import REPO
 
-    settings = load_settings(REPO / "conf", "local", (f"workspace.root={world.ws.root}",
+    settings = load_settings(REPO / "conf", "demo", (f"workspace.root={world.ws.root}",
                                                        "promotion.guard.n_resamples=200",
                                                        "promotion.criteria.log_loss=null"))
     ws = dataclasses.replace(world.ws, settings=settings)
