@@ -124,7 +124,9 @@ def _window(ws, champion: str | None, unseen_from: pd.Timestamp | None = None, a
     table = ws.settings.project.inference_table
     cols = ws.settings.monitor.columns
     if not ws.tables.exists(table):
-        raise TableError(f"{table}: the inference table does not exist; nothing to replay", table=table)
+        raise TableError(f"{table}: the inference table does not exist; nothing to replay (a model's first "
+                         "champion and baseline come from `driftgate init --train` or `driftgate init --version V "
+                         "--holdout ROWS`; served traffic from `driftgate log-traffic`)", table=table)
     filters = [(cols.model_id, "=", champion)] if champion is not None else None
     arrow = ws.tables.read(table, filters=filters)
     frame = arrow.to_pandas()
