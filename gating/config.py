@@ -209,6 +209,14 @@ class Rule(StrictModel):
     newer windows that have none."""
     correction: Literal["bonferroni", "bh", "none"] | None = None
     """Multiple-testing correction across columns; p-value metrics only (default ``bh`` for them)."""
+    relative_to: Literal["baseline"] | None = None
+    """Profile rules: judge the change from the baseline instead of the value itself. The value
+    compared is ``window - baseline`` (``change: difference``) or ``(window - baseline) / |baseline|``
+    (``change: relative``), where baseline is the same metric in the monitor's BASELINE profile rows
+    (the champion's scored held-out rows). E.g. ``roc_auc_score``, ``relative_to: baseline``,
+    ``op: "<"``, ``threshold: -0.05``: ROC AUC fell more than 0.05 below the baseline's."""
+    change: Literal["difference", "relative"] = "difference"
+    """How ``relative_to`` compares: ``difference`` (metric units) or ``relative`` (a fraction)."""
 
     @field_validator("metric")
     @classmethod
@@ -258,6 +266,12 @@ class Rule(StrictModel):
             )
         if self.is_pvalue and self.op not in ("<", "<="):
             raise ValueError(f"rule {self.name!r}: a p-value rule must use '<' or '<=' (p below alpha), got {self.op!r}")
+        if self.relative_to is not None and self.table != "profile":
+            raise ValueError(f"rule {self.name!r}: relative_to applies to profile rules (drift rows already compare "
+                             f"two windows), got table {self.table!r}")
+        if self.relative_to is not None and f.log_type == "BASELINE":
+            raise ValueError(f"rule {self.name!r}: relative_to compares INPUT windows with the baseline; "
+                             "filters.log_type must not be BASELINE")
         if self.is_pvalue and not (0 < self.threshold < 1):
             raise ValueError(f"rule {self.name!r}: a p-value threshold (alpha) must be in (0, 1), got {self.threshold}")
         return self
@@ -292,23 +306,25 @@ class Rule(StrictModel):
 
 
 def _default_rules() -> list[Rule]:
+    """Effect sizes, not p-values, and quality judged against the baseline (README, "Default rules").
+
+    P-values shrink with the number of rows, so at production volumes a KS or chi-squared test
+    flags differences too small to matter; PSI and Jensen-Shannon distance measure how much the
+    distribution moved, whatever the sample size. Quality is the champion's ROC AUC against its
+    own baseline (its scored held-out rows), not an absolute number that daily noise crosses.
+    """
+    drift = dict(table="drift", op=">", filters=RuleFilters(columns="all", drift_type="BASELINE"),
+                 aggregate=Aggregation(how="share", at_least=0.3), persistence=Persistence(windows=3, violations=2))
     return [
+        Rule(name="numeric_drift_psi", metric="population_stability_index", threshold=0.2, **drift),
+        Rule(name="categorical_drift_js", metric="js_distance", threshold=0.2, **drift),
         Rule(
-            name="feature_drift_psi",
-            table="drift",
-            metric="population_stability_index",
-            op=">",
-            threshold=0.2,
-            filters=RuleFilters(columns="all", exclude_columns=["prediction", "label", "probability", "model_id"]),
-            aggregate=Aggregation(how="share", at_least=0.3),
-            persistence=Persistence(windows=3, violations=2),
-        ),
-        Rule(
-            name="f1_drop",
+            name="roc_auc_drop",
             table="profile",
-            metric="f1_score.macro",
+            metric="roc_auc_score",
+            relative_to="baseline",
             op="<",
-            threshold=0.6,
+            threshold=-0.05,
             persistence=Persistence(windows=3, violations=2),
             latest="usable",
             max_staleness=timedelta(days=3),
@@ -336,6 +352,12 @@ class GateConfig(StrictModel):
     """Default: the monitor's ``inference_log.model_id_col``."""
     profile: str = "default"
     profiles: dict[str, dict[str, float]] = Field(default_factory=dict)
+    retrain_cooldown: Duration = timedelta(days=3)
+    """After a job run retrained, later runs within this time skip retraining even when the gate
+    says EXCEEDED (recorded as a ``job_cooldown`` event): one drift episode, seen again by every
+    daily run until a retrained model is promoted, retrains once, not daily. The trade-off: a
+    second, different drift inside the cooldown waits for it to end. None: no cooldown. Times are
+    the decisions' ``as of`` times, so replaying history respects it."""
     log_chart: bool = True
     """Attach the drift-over-time chart (``monitoring/drift_over_time.png``) to each decision's
     MLflow run; it adds about 0.35 s per decision (0.11 s → 0.46 s for 30 days × 6 columns)."""

@@ -78,6 +78,7 @@ def evaluate(
     trigger: str = "manual",
     publish: bool = True,
     run_key: str | None = None,
+    record: bool = True,
 ) -> Decision:
     """Read the metric tables, decide, record the decision and publish it as task values.
 
@@ -88,6 +89,8 @@ def evaluate(
         trigger: what asked (``manual``, ``table_update``, ``webhook``, ``schedule``...).
         publish: set the task values ``drift_exceeded`` (bool) and ``decision`` (JSON).
         run_key: the run key of the job run this decision belongs to, if any.
+        record: False records nothing (no MLflow run, no decisions row, no audit event): a
+            what-if or a replay of history (``driftgate gate --as-of ... --no-record``).
 
     Returns:
         The recorded :class:`Decision`.
@@ -98,11 +101,21 @@ def evaluate(
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     model_id_col = _model_id_col(ws, gate)
     frames = read_metrics(ws, gate, now=now) if gate.mode == "rules" else {}
-    decision = decide(frames, gate, now=now, model_id_col=model_id_col, trigger=trigger)
-    record_decision(ws, decision, run_key=run_key, subject=metric_tables(ws, gate)["drift"], gate=gate)
+    decision = decide(frames, gate, now=now, model_id_col=model_id_col, trigger=trigger,
+                      output_columns=_output_columns(ws))
+    if record:
+        record_decision(ws, decision, run_key=run_key, subject=metric_tables(ws, gate)["drift"], gate=gate)
     if publish:
         publish_decision(ws, decision)
     return decision
+
+
+def _output_columns(ws) -> tuple[str, ...]:
+    """The inference contract's prediction, label and probability columns (not features)."""
+    log = ws.settings.monitor.inference_log
+    if log is None:
+        return ()
+    return tuple(c for c in (log.prediction_col, log.label_col, log.prediction_proba_col) if c)
 
 
 def read_metrics(ws, gate: GateConfig, *, now: datetime) -> dict[str, Any]:
@@ -136,6 +149,10 @@ def _read_one(ws, kind: str, name: str, mine: list[Rule], rules: list[Rule], mod
         if since is not None and _lacks_some_grain(rows, scope):
             # Nothing recent: read the older windows too, so the verdict is STALE (not "no rows").
             rows = _scan(ws, name, columns, filters, None)
+        elif since is not None and any(r.relative_to == "baseline" for r in mine):
+            # The BASELINE profile window starts where the baseline's rows do, before any horizon.
+            base = [(c, o, v) for c, o, v in filters if c != "log_type"] + [("log_type", "in", ["BASELINE"])]
+            rows = pa.concat_tables([rows, _scan(ws, name, columns, base, None).cast(rows.schema)])
         return rows
     except TableError as exc:
         return Unreadable(f"{name}: {exc}", status="ERROR")
@@ -153,8 +170,9 @@ def _pushdown(kind, mine: list[Rule], scope: list[Rule], model_id_col: str, avai
     if kind == "drift":
         filters.append(("drift_type", "in", sorted({r.drift_type for r in mine})))
     else:
-        filters.append(("log_type", "in", sorted({r.log_type for r in mine} | {"INPUT"})))
-    models = {r.filters.model_id for r in scope}
+        baseline = {"BASELINE"} if any(r.relative_to == "baseline" for r in mine) else set()
+        filters.append(("log_type", "in", sorted({r.log_type for r in mine} | {"INPUT"} | baseline)))
+    models = {r.filters.model_id for r in scope} | {"*" for r in mine if r.relative_to == "baseline"}
     if None not in models and model_id_col in available:
         filters.append((model_id_col, "in", sorted(models)))
     # The profile table also answers row counts, from ":table" or (if a monitor has no such
@@ -282,14 +300,17 @@ def attach_drift_chart(ws, run_id: str, gate: GateConfig | None = None) -> str |
     part of any decision: a failure to draw it is logged as a warning and returns None, so the
     caller's record is written all the same.
     """
-    from driftgate.monitoring.report import chart_thresholds, log_drift_chart
+    from driftgate.monitoring.report import log_drift_chart, rule_panels
 
     gate = gate or ws.settings.gate
     if not gate.log_chart:
         return None
     try:
-        return log_drift_chart(ws, ws.settings.monitor, run_id=run_id, table=metric_tables(ws, gate)["drift"],
-                               thresholds=chart_thresholds(gate.effective_rules()))
+        tables = metric_tables(ws, gate)
+        # The rules' own metrics and thresholds, so the chart shows what the decision read.
+        panels = rule_panels(gate.effective_rules(), exclude=_output_columns(ws)) if gate.mode == "rules" else []
+        return log_drift_chart(ws, ws.settings.monitor, run_id=run_id, table=tables["drift"],
+                               panels=panels, profile_table=tables["profile"])
     except Exception as exc:  # noqa: BLE001 - see docstring
         logger.warning("MLflow run %s: drift chart not logged: %s", run_id, exc)
         return None

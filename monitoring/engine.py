@@ -135,7 +135,7 @@ def plan_for(cfg: MonitorConfig, schema: pa.Schema) -> Plan:
     """Resolve the columns, slices and custom metrics; one clear error for anything wrong."""
     where = cfg.table_name
     _check_types(schema, cfg, where)
-    skip = {cfg.timestamp_col, cfg.model_id_col, *cfg.exclude_columns}
+    skip = cfg.skipped_columns
     columns = tuple(n for n in schema.names if n not in skip
                     and not pa.types.is_nested(schema.field(n).type))
     categorical = {n for n in columns if not stats.is_numeric(schema.field(n).type)}

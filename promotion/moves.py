@@ -164,6 +164,10 @@ def promote(ws, shadow: ShadowResult) -> PromotionResult:
             failed_tag=(version, "driftgate_decision", "promotion_failed"), shadow_run_id=shadow.run_id,
             started_at=time.time())
         _execute(ws, move, f"promoting v{version}")
+        if ws.settings.monitor.baseline_policy == "champion":
+            from driftgate.promotion.bootstrap import refresh_baseline
+
+            refresh_baseline(ws, version, shadow)
     return PromotionResult(True, version, reason, "promoted", previous_champion=compared,
                            challenger_version=version, model_name=name)
 

@@ -31,7 +31,7 @@ VOLATILE = {"decision_id", "run_id", "train.train_run_id", "train_run_id", "shad
 
 
 def _workspace(root):
-    return open_workspace(load_settings(REPO / "conf", "local", (*SMALL, f"workspace.root={root}")))
+    return open_workspace(load_settings(REPO / "conf", "demo", (*SMALL, f"workspace.root={root}")))
 
 
 def _stable(value):
@@ -58,7 +58,7 @@ def _run_job_notebooks(root, as_of: datetime) -> dict:
     job = yaml.safe_load((REPO / "resources" / "retraining_job.yml").read_text())["resources"]["jobs"]["retraining_job"]
     params = {p["name"]: p["default"] for p in job["parameters"] if "${" not in str(p["default"])}
     widgets = {**params, "trigger": "table_update", "as_of": as_of.isoformat(), "conf_dir": str(REPO / "conf"),
-               "env": "local", "job_run_id": JOB_RUN_ID, "overrides": "\n".join((*SMALL, f"workspace.root={root}"))}
+               "env": "demo", "job_run_id": JOB_RUN_ID, "overrides": "\n".join((*SMALL, f"workspace.root={root}"))}
     values: dict = {}
     outcomes: dict[str, bool] = {}
     for task in job["tasks"]:

@@ -14,7 +14,7 @@ EVALUATED = "2026-08-01T09:00:00Z"
 
 
 def webhook_settings(tmp_path, *sets: str):
-    return load_settings(REPO / "conf", "local", (f"workspace.root={tmp_path / '.driftgate'}", *sets))
+    return load_settings(REPO / "conf", "demo", (f"workspace.root={tmp_path / '.driftgate'}", *sets))
 
 
 def basic(user: str = USER, password: str = PASSWORD) -> dict[str, str]:

@@ -19,6 +19,7 @@ __all__ = ["EVENT_KINDS", "events_table", "record_event", "record_events", "read
 EVENT_KINDS = (
     "gate_decision", "trigger_fired", "trigger_skipped", "alert_received", "launch",
     "train", "shadow", "promotion", "refusal", "rollback", "job_run", "notification", "monitor_refresh",
+    "init", "traffic_logged", "labels_logged", "baseline_refresh", "job_cooldown",
 )
 
 _SCHEMA = pa.schema([

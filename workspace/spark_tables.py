@@ -149,6 +149,24 @@ class SparkTableStore(TableStore):
             raise TableError(f"{name}: restore to version {version} failed: {exc}", table=name) from exc
 
 
+    def merge(self, name: str, source: pa.Table, *, on: str, update: list[str]) -> int:
+        """``MERGE INTO name USING source ON on WHEN MATCHED THEN UPDATE SET update`` (one Delta commit)."""
+        import uuid
+
+        view = f"driftgate_merge_{uuid.uuid4().hex[:12]}"
+        sets = ", ".join(f"t.`{c}` = s.`{c}`" for c in update)
+        try:
+            self.spark.createDataFrame(source.to_pandas()).createOrReplaceTempView(view)
+            out = self.spark.sql(f"MERGE INTO {name} t USING {view} s ON t.`{on}` = s.`{on}` "
+                                 f"WHEN MATCHED THEN UPDATE SET {sets}").collect()
+        except Exception as exc:
+            raise TableError(f"{name}: merge on {on} failed: {exc}", table=name) from exc
+        finally:
+            self.spark.catalog.dropTempView(view)
+        row = out[0].asDict() if out else {}
+        return int(row.get("num_updated_rows", row.get("num_affected_rows", 0)) or 0)
+
+
 def _spark_predicate(col: str, op: str, value: Any):
     from pyspark.sql import functions as F
 

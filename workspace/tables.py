@@ -71,6 +71,11 @@ class TableStore(ABC):
         """Current version of ``name``; raises :class:`TableError` if missing."""
 
     @abstractmethod
+    def merge(self, name: str, source: pa.Table, *, on: str, update: list[str]) -> int:
+        """Delta MERGE: rows of ``name`` whose ``on`` matches a ``source`` row get its ``update``
+        columns (late labels by request id); returns the target rows updated. One commit."""
+
+    @abstractmethod
     def last_modified(self, name: str) -> float:
         """Commit time (epoch seconds) of the latest version."""
 
@@ -373,6 +378,18 @@ class DeltaTableStore(TableStore):
         parts = [pq.read_table(uri) for uri in new]
         return pa.concat_tables(parts, promote_options="default")
 
+    def merge(self, name: str, source: pa.Table, *, on: str, update: list[str]) -> int:
+        """Delta MERGE through ``deltalake`` (see :class:`TableStore`)."""
+        table = self._table(name)
+        q = _sql_ident
+        try:
+            merger = table.merge(source=source, predicate=f"t.{q(on)} = s.{q(on)}", source_alias="s",
+                                 target_alias="t")
+            stats = merger.when_matched_update(updates={q(c): f"s.{q(c)}" for c in update}).execute()
+        except Exception as exc:
+            raise TableError(f"{name}: merge on {on} failed: {exc}", table=name) from exc
+        return int(stats.get("num_target_rows_updated", 0))
+
     def transaction_version(self, name: str, app_id: str) -> int | None:
         """The latest Delta application-transaction version recorded for ``app_id`` (None if never)."""
         found = self._table(name).transaction_version(app_id)
@@ -479,6 +496,13 @@ def _latest_metadata(table) -> dict[str, str]:
     history = table.history(1)
     info = history[0] if history else {}
     return {k: str(v) for k, v in info.items() if k.startswith(METADATA_PREFIX)}
+
+
+def _sql_ident(name: str) -> str:
+    """A column name for a Delta SQL predicate: bare when plain lower-case, else double-quoted."""
+    import re
+
+    return name if re.fullmatch(r"[a-z_][a-z0-9_]*", name) else '"' + name.replace('"', '""') + '"'
 
 
 def _prefixed(metadata: dict[str, str]) -> dict[str, str]:

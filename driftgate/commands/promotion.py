@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from driftgate.runtime import EXIT_REFUSED, ConfOpt, EnvOpt, SetOpt, cli_errors, console, workspace_from
+from driftgate.runtime import (EXIT_REFUSED, AsOfOpt, ConfOpt, EnvOpt, SetOpt, cli_errors, console, parse_as_of,
+                               workspace_from)
 
 _COLOURS = {"PASS": "bold green", "FAIL": "bold red", "INSUFFICIENT_DATA": "bold yellow", "NO_LABELS": "bold yellow",
             "promoted": "bold green", "rolled_back": "bold green", "refused": "bold red",
@@ -22,6 +23,7 @@ def shadow(
     set_: SetOpt = None,
     version: Annotated[str | None, typer.Option(help="challenger version (default: the one `train` registered, "
                                                      "else the challenger alias)")] = None,
+    as_of: AsOfOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Shadow-evaluate the challenger against the champion on recent traffic.
@@ -33,7 +35,7 @@ def shadow(
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
-        result = tasks.shadow(ws, version=version)
+        result = tasks.shadow(ws, version=version, now=parse_as_of(as_of))
     if result is None:
         console.print("nothing to shadow-test: the last `train` registered no candidate (pass --version)")
     elif json_out:
@@ -122,15 +124,30 @@ def status(
     env: EnvOpt = None,
     set_: SetOpt = None,
     limit: Annotated[int, typer.Option(help="rows per table")] = 5,
+    as_of: AsOfOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show champion, challenger, previous champion, recent decisions and runs."""
+    """Show champion, challenger, previous champion, recent decisions and runs.
+
+    --as-of also shows what the gate says as of that time (evaluated, not recorded).
+    """
     with cli_errors():
         ws = workspace_from(conf, env, set_)
         data = collect_status(ws, limit=limit)
+        when = parse_as_of(as_of)
+        if when is not None:
+            from driftgate import gating
+
+            decision = gating.evaluate(ws, ws.settings.gate, now=when, trigger="status", publish=False,
+                                       record=False)
+            data["gate_as_of"] = {"as_of": when.isoformat(), "status": decision.status,
+                                  "summary": decision.summary}
     if json_out:
         typer.echo(json.dumps(data, default=str, indent=2))
         return
+    if "gate_as_of" in data:
+        g = data["gate_as_of"]
+        console.print(f"gate as of {g['as_of']}: [bold]{g['status']}[/] ({g['summary']})", highlight=False)
     name = ws.settings.project.model_name
     if data["recovery"]:
         rec = data["recovery"]
