@@ -1,6 +1,8 @@
 """The workspace adapters: Delta tables, task values, the registry contract, the audit trail."""
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 import pytest
 
@@ -251,6 +253,33 @@ def test_registry_contract(registry_and_uri):
         registry.get_version(name, "99")
     with pytest.raises(RegistryError):
         registry.set_alias(name, "champion", "99")
+
+
+def test_registering_a_logged_model_keeps_its_run_and_model_id(ws):
+    """``models:/m-...`` (what MLflow 3's log_model returns) registers with run_id and model_id."""
+    import mlflow
+    from sklearn.dummy import DummyClassifier
+
+    from driftgate.workspace.registry import logged_model_id
+
+    ws.activate_mlflow()
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), name="model")
+    assert info.model_uri == f"models:/{info.model_id}"
+    name = "main.test_schema.lineage"
+    sent = []
+    create = ws.registry.client.create_model_version
+    ws.registry.client.create_model_version = lambda **kw: sent.append(kw) or create(**kw)
+    v1 = ws.registry.register(info.model_uri, name)  # run found from the logged model
+    v2 = ws.registry.register(info.model_uri, name, run_id=run.info.run_id)
+    for v in (v1, v2, ws.registry.get_version(name, "1")):
+        assert (v.run_id, v.model_id) == (run.info.run_id, info.model_id)
+    assert [(kw["run_id"], kw["model_id"]) for kw in sent] == [(run.info.run_id, info.model_id)] * 2
+    linked = mlflow.MlflowClient(ws.tracking_uri).get_logged_model(info.model_id).tags["mlflow.modelVersions"]
+    assert [(d["name"], d["version"]) for d in json.loads(linked)] == [(name, "1"), (name, "2")]
+    assert logged_model_id("models:/m-abc") == "m-abc"
+    assert logged_model_id("models:/main.s.m/3") is None and logged_model_id("models:/main.s.m@champion") is None
+    assert logged_model_id("runs:/r/model") is None
 
 
 def test_mlflow_registry_maps_mlflow_errors(ws):
