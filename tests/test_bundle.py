@@ -196,6 +196,10 @@ class FakeDbutils:
                 outer.values[(task_key, key)] = value
 
             def get(self, taskKey, key, default=None, debugValue=None):
+                # As documented for dbutils.jobs.taskValues.get: default and debugValue
+                # cannot be None; a missing key without a default raises.
+                if default is None or debugValue is None:
+                    raise TypeError("default/debugValue cannot be None")
                 return outer.values.get((taskKey, key), default)
 
         class Jobs:
@@ -206,6 +210,26 @@ class FakeDbutils:
                 raise _Exit(message)
 
         self.widgets, self.jobs, self.notebook = Widgets(), Jobs(), Notebook()
+
+
+def test_task_values_read_safely_when_the_upstream_task_set_nothing():
+    """A task that exited early set no values: reads give the default, never a dbutils error."""
+    from driftgate.core.errors import DriftgateError
+    from driftgate.workspace import open_workspace
+    from driftgate.core.settings import load_settings
+    from driftgate.workspace.task_values import DbutilsTaskValues
+
+    fake = FakeDbutils({}, task_key="train")
+    values = DbutilsTaskValues(fake)
+    assert values.get("train", "model_version") is None
+    assert values.get("train", "model_version", default="") == ""
+    values.set("model_version", "3")
+    assert values.get("train", "model_version") == "3"
+
+    settings = load_settings(REPO / "conf", "databricks")
+    ws = open_workspace(settings, spark=object())  # no dbutils: no /tmp fallback
+    with pytest.raises(DriftgateError, match="need the notebook's dbutils"):
+        ws.task_values.set("drift_exceeded", True)
 
 
 def test_evaluate_notebook_publishes_task_values_through_dbutils(tmp_path):

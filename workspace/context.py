@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from driftgate.workspace.registry import MlflowRegistry, ModelRegistry
 from driftgate.workspace.spark_tables import SparkTableStore
 from driftgate.workspace.tables import DeltaTableStore, TableStore
-from driftgate.workspace.task_values import DbutilsTaskValues, LocalTaskValues, TaskValues
+from driftgate.workspace.task_values import DbutilsTaskValues, LocalTaskValues, NoTaskValues, TaskValues
 
 if TYPE_CHECKING:
     from driftgate.core.settings import Settings
@@ -103,9 +103,9 @@ def open_workspace(settings: "Settings", *, spark=None, dbutils=None, run_id: st
         spark = SparkSession.builder.getOrCreate()
     tracking = cfg.tracking_uri or "databricks"
     registry_uri = cfg.registry_uri or "databricks-uc"
-    values: TaskValues = DbutilsTaskValues(dbutils) if dbutils is not None else LocalTaskValues(
-        Path("/tmp/driftgate"), run_id or "adhoc", task_key
-    )
+    # Task values live in the job run (dbutils); a file under /tmp on one cluster is not what
+    # the next task or the condition task reads, so without dbutils every use is refused.
+    values: TaskValues = DbutilsTaskValues(dbutils) if dbutils is not None else NoTaskValues()
     return Workspace(
         settings=settings,
         tables=SparkTableStore(spark),
