@@ -372,3 +372,29 @@ def test_guarded_writes_land_once(tmp_path, monkeypatch):
     assert sorted(store.read(name).column("id").to_pylist()) == [0, 1, 2, 3, 200, 201, 202, 203]
     store.write(name, _timed_rows(3), txn=(app, 3))  # the next step is free
     assert store.transaction_version(name, app) == 3
+
+
+def test_a_databricks_experiment_gets_its_parent_folder_first(httpserver, tmp_path, monkeypatch):
+    """workspace/mkdirs (documented: POST /api/2.0/workspace/mkdirs {"path"}, 200 {}) runs before
+    create_experiment, so /Shared/driftgate/churn_model does not fail with RESOURCE_DOES_NOT_EXIST."""
+    import dataclasses
+
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.config import Config
+
+    from driftgate.core.settings import load_settings
+    from driftgate.workspace import open_workspace
+    from driftgate.workspace.context import ensure_parent_folder
+
+    httpserver.expect_request("/.well-known/databricks-config").respond_with_data("", status=404)
+    httpserver.expect_request("/api/2.0/workspace/mkdirs", method="POST",
+                              json={"path": "/Shared/driftgate"}).respond_with_json({})
+    client = WorkspaceClient(config=Config(host=httpserver.url_for("/").rstrip("/"), token="dapi-test"))
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root (./mlruns) stays in tmp
+    local = open_workspace(load_settings(None, "local", (f"workspace.root={tmp_path / 'dg'}",)))
+    ws = dataclasses.replace(local, root=None, workspace_client=client)  # Databricks: no local root
+    exp_id = ws.experiment_id("/Shared/driftgate/churn_model")
+    assert exp_id and ws.experiment_id("/Shared/driftgate/churn_model") == exp_id  # found: no second mkdirs
+    mkdirs = [r for r, _ in httpserver.log if r.path == "/api/2.0/workspace/mkdirs"]
+    assert len(mkdirs) == 1
+    assert ensure_parent_folder("churn_model", client) is None  # a bare name has no folder

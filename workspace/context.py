@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from driftgate.workspace.registry import MlflowRegistry, ModelRegistry
 from driftgate.workspace.spark_tables import SparkTableStore
@@ -14,7 +14,7 @@ from driftgate.workspace.task_values import DbutilsTaskValues, LocalTaskValues, 
 if TYPE_CHECKING:
     from driftgate.core.settings import Settings
 
-__all__ = ["Workspace", "open_workspace", "MLPROJECT_RUN_TAG", "mlproject_run_id"]
+__all__ = ["Workspace", "open_workspace", "ensure_parent_folder", "MLPROJECT_RUN_TAG", "mlproject_run_id"]
 
 MLPROJECT_RUN_TAG = "driftgate.mlproject_run_id"
 
@@ -36,6 +36,8 @@ class Workspace:
     registry_uri: str
     root: Path | None
     """Local state folder (``.driftgate``); None on Databricks."""
+    workspace_client: Any = None
+    """Databricks only: a ``databricks.sdk.WorkspaceClient`` (default: built from the environment when needed)."""
 
     def experiment_id(self, name: str | None = None) -> str:
         """Id of the MLflow experiment ``name`` (default: the project's), created if missing.
@@ -54,6 +56,8 @@ class Workspace:
         location = None
         if self.root is not None:
             location = (self.root / "mlartifacts").resolve().as_uri()
+        else:
+            ensure_parent_folder(name, self.workspace_client)
         return client.create_experiment(name, artifact_location=location)
 
     def activate_mlflow(self, experiment: str | None = None) -> str:
@@ -71,6 +75,22 @@ class Workspace:
         exp_id = self.experiment_id(experiment)
         mlflow.set_experiment(experiment_id=exp_id)
         return exp_id
+
+
+def ensure_parent_folder(experiment_name: str, client=None) -> str | None:
+    """Create the workspace folder an experiment path lives in (``/Shared/driftgate`` for
+    ``/Shared/driftgate/churn_model``); MLflow's create_experiment does not, and answers
+    RESOURCE_DOES_NOT_EXIST. ``workspace/mkdirs`` succeeds when the folder exists. Returns the folder.
+    """
+    parent = experiment_name.rstrip("/").rpartition("/")[0]
+    if not experiment_name.startswith("/") or not parent:
+        return None
+    if client is None:
+        from databricks.sdk import WorkspaceClient
+
+        client = WorkspaceClient()
+    client.workspace.mkdirs(parent)
+    return parent
 
 
 def open_workspace(settings: "Settings", *, spark=None, dbutils=None, run_id: str | None = None,
