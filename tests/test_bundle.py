@@ -12,9 +12,9 @@ import pytest
 import yaml
 from databricks.sdk.service import jobs
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.bundle_support import BUNDLE_FILES, CLI_VARS, REPO, configured, resolve_target
+
 SCHEMA = Path(__file__).parent / "fixtures" / "databricks-bundle-schema.json"
-BUNDLE_FILES = [REPO / "databricks.yml", *sorted((REPO / "resources").glob("*.yml"))]
 
 
 def _py_patterns(o):
@@ -55,24 +55,9 @@ def _job(name="retraining_job") -> tuple[dict, Path]:
     raise AssertionError(f"job {name} not found in {BUNDLE_FILES}")
 
 
-def _resolve(obj, target="prod"):
-    """Substitute ${var.*} (target overrides, then defaults) and the bundle's own references."""
-    root = _load(REPO / "databricks.yml")
-    values = {k: v.get("default") for k, v in root["variables"].items()}
-    values.update(root["targets"][target].get("variables", {}))
-    known = {"bundle.target": target, "bundle.name": root["bundle"]["name"],
-             "workspace.file_path": f"/Workspace/Shared/.bundle/driftgate/{target}/files"}
-
-    def sub(m):
-        ref = m[1]
-        if ref.startswith("var."):
-            return str(values[ref[4:]])
-        return known[ref]
-
-    text = json.dumps(obj)
-    resolved = re.sub(r"\$\{([a-z_.]+)\}", sub, text)
-    assert "${" not in resolved, resolved
-    return json.loads(resolved)
+def _resolve(obj=None, target="prod"):
+    """The retraining job as deployed to ``target`` (see tests/bundle_support.py)."""
+    return resolve_target(target)["resources"]["jobs"]["retraining_job"]
 
 
 def test_every_bundle_file_validates_against_the_official_schema(validator):
@@ -164,10 +149,15 @@ def test_targets_and_parameters_map_onto_settings(tmp_path):
 
     root = _load(REPO / "databricks.yml")
     assert set(root["targets"]) == {"dev", "prod"} and root["targets"]["dev"]["mode"] == "development"
-    job = _resolve(_job()[0], "dev")
+    bundle = resolve_target("dev")
+    job = bundle["resources"]["jobs"]["retraining_job"]
     params = {p["name"]: p["default"] for p in job["parameters"]}
-    s = settings_for_task(params | {"overrides": f"workspace.root={tmp_path}"}, conf_dir=REPO / "conf", env="local")
-    assert s.project.model_name == "dev.driftgate_demo.churn_model"
+    params["overrides"] += f";workspace.root={tmp_path}"
+    s = settings_for_task(params, conf_dir=REPO / "conf", env="local")
+    model = bundle["resources"]["registered_models"]["churn_model"]
+    assert s.project.model_name == f"{model['catalog_name']}.{model['schema_name']}.{model['name']}"
+    assert s.project.model_name == "dev.driftgate_demo.dev_first_last_churn_model"  # dev mode prefixes UC names
+    assert s.project.experiment_name == bundle["resources"]["experiments"]["driftgate"]["name"]
     assert s.monitor.drift_metrics_table == "dev.driftgate_demo.inference_log_drift_metrics"
     assert s.project.audit_schema == "dev.driftgate_demo" and s.training.table.startswith("dev.driftgate_demo.")
     assert s.gate.profile == "default"
