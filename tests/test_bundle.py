@@ -299,3 +299,171 @@ def test_retraining_branch_notebooks_hand_results_along(tmp_path, monkeypatch):
     assert calls == [("train", "d-1"), ("set_challenger", "7"), ("shadow", "7"), ("promote", True)]
     assert values[("train", "model_version")] == "7" and values[("shadow", "shadow_status")] == "PASS"
     assert values[("promote", "promoted")] is True
+
+
+# ---- the whole pattern, per target --------------------------------------------------------------
+
+TRIGGER_KEYS = ("schedule", "trigger", "continuous")
+
+
+def _triggers(resources: dict) -> dict[str, dict]:
+    """Every trigger or schedule the bundle deploys, by resource."""
+    found = {f"jobs.{k}.{key}": job[key] for k, job in resources.get("jobs", {}).items()
+             for key in TRIGGER_KEYS if key in job}
+    found |= {f"alerts.{k}.schedule": a["schedule"] for k, a in resources.get("alerts", {}).items() if "schedule" in a}
+    found |= {f"quality_monitors.{k}.schedule": m["schedule"]
+              for k, m in resources.get("quality_monitors", {}).items() if "schedule" in m}
+    return found
+
+
+@pytest.mark.parametrize("target", ["dev", "prod"])
+def test_the_resolved_bundle_validates_for_each_target(validator, target):
+    bundle = resolve_target(target)
+    doc = {"bundle": {"name": bundle["bundle"]["name"]}, "resources": bundle["resources"]}
+    assert _errors(validator, doc) == []
+
+
+def test_development_mode_pauses_every_trigger():
+    """Nothing in the files sets a pause status for dev, so the CLI's presets pause everything."""
+    files = configured("dev")["resources"]
+    assert _triggers(files), "the bundle deploys no trigger at all"
+    assert not [k for k, t in _triggers(files).items() if t.get("pause_status")], "explicit pause_status overrides dev mode"
+    dev = _triggers(resolve_target("dev")["resources"])
+    assert dev and all(t["pause_status"] == "PAUSED" for t in dev.values()), dev
+    prod = _triggers(resolve_target("prod")["resources"])
+    assert {k.split(".")[1] for k in prod} >= {"retraining_job", "monitor_job", "drift_alert"}
+    assert not [k for k, t in prod.items() if t.get("pause_status") == "PAUSED"]
+
+
+def test_an_explicit_unpaused_trigger_is_caught(monkeypatch):
+    """The check above fails on the bundle as it was (trigger.pause_status: UNPAUSED)."""
+    import tests.bundle_support as support
+
+    real = support.merged_resources
+
+    def with_unpaused():
+        resources = real()
+        resources["jobs"]["retraining_job"]["trigger"]["pause_status"] = "UNPAUSED"
+        return resources
+
+    monkeypatch.setattr(support, "merged_resources", with_unpaused)
+    dev = _triggers(support.resolve_target("dev")["resources"])
+    assert dev["jobs.retraining_job.trigger"]["pause_status"] == "UNPAUSED"
+
+
+def test_prod_refuses_to_deploy_without_its_principals():
+    with pytest.raises(KeyError, match="service_principal"):
+        configured("prod", cli_vars={k: v for k, v in CLI_VARS.items() if k != "service_principal"})
+
+
+@pytest.mark.parametrize("target", ["dev", "prod"])
+def test_the_bundle_deploys_the_whole_pattern(target):
+    """Experiment, model + grants, monitor, retraining trigger on the monitor's drift table,
+    the Pattern 2 alert over the same table, the webhook's run permission, prod's run_as."""
+    from databricks.sdk.service import catalog, sql
+
+    from driftgate.core.settings import load_settings
+    from driftgate.jobtask import settings_for_task
+    from driftgate.monitoring.config import InferenceLogConfig
+
+    bundle = resolve_target(target)
+    res = bundle["resources"]
+    values = bundle["values"]
+    home = f"{values['catalog']}.{values['schema']}"
+
+    exp = res["experiments"]["driftgate"]["name"]
+    assert exp.startswith(bundle["workspace"]["root_path"] + "/")  # parent folder = the bundle's root
+    model = res["registered_models"]["churn_model"]
+    assert f"{model['catalog_name']}.{model['schema_name']}" == home
+    assert {"principal": values["readers_group"], "privileges": ["EXECUTE"]} in model["grants"]
+
+    monitor = res["quality_monitors"]["inference_log"]
+    assert catalog.MonitorInfo.from_dict(monitor).inference_log.problem_type.value == "PROBLEM_TYPE_CLASSIFICATION"
+    conf = settings_for_task({"catalog": values["catalog"], "schema": values["schema"]}, conf_dir=REPO / "conf")
+    assert monitor["table_name"] == conf.monitor.table_name and monitor["output_schema_name"] == home
+    assert InferenceLogConfig.model_validate(monitor["inference_log"]) == conf.monitor.inference_log
+    assert monitor["slicing_exprs"] == list(conf.monitor.slicing_exprs)
+    drift_table = f"{home}.{monitor['table_name'].rsplit('.', 1)[1]}_drift_metrics"  # Lakehouse Monitoring's name
+    assert drift_table == conf.monitor.drift_metrics_table
+
+    retrain = res["jobs"]["retraining_job"]
+    assert retrain["trigger"]["table_update"]["table_names"] == [drift_table]
+    params = {p["name"]: p["default"] for p in retrain["parameters"]}
+    assert params["model_name"] == f"{home}.{model['name']}"
+    assert params["overrides"] == f"project.experiment_name={exp}"
+    assert {"level": "CAN_MANAGE_RUN", "service_principal_name": CLI_VARS["webhook_principal"]} in retrain["permissions"]
+
+    mon_job = jobs.JobSettings.from_dict(res["jobs"]["monitor_job"])
+    assert {p.name: p.default for p in mon_job.parameters}["monitor_engine"] in ("lakehouse", "driftgate")
+    for job in (retrain, res["jobs"]["monitor_job"]):
+        cluster = job["job_clusters"][0]["new_cluster"]
+        assert cluster["spark_version"] == values["spark_version"] and cluster["node_type_id"] == values["node_type_id"]
+
+    alert = res["alerts"]["drift_alert"]
+    sql.AlertV2.from_dict(alert)
+    assert drift_table in alert["query_text"] and alert["evaluation"]["source"]["name"] in alert["query_text"]
+    assert alert["evaluation"]["notification"]["subscriptions"] == [{"destination_id": CLI_VARS["alert_destination_id"]}]
+
+    if target == "prod":
+        assert bundle["run_as"] == {"service_principal_name": CLI_VARS["service_principal"]}
+        assert alert["run_as"] == {"service_principal_name": CLI_VARS["service_principal"]}
+    assert load_settings(REPO / "conf", "databricks").workspace.backend == "databricks"
+
+
+def test_node_type_is_a_variable_not_a_cloud():
+    """No AWS (or other) instance type hard-wired in a resource: clusters take var.node_type_id."""
+    text = "\n".join(p.read_text() for p in BUNDLE_FILES[1:])
+    assert "node_type_id" not in text and "${var.job_cluster}" in text
+    prod = resolve_target("prod", cli_vars={**CLI_VARS, "node_type_id": "Standard_D4ds_v5"})
+    assert {j["job_clusters"][0]["new_cluster"]["node_type_id"] for j in prod["resources"]["jobs"].values()} == {
+        "Standard_D4ds_v5"}
+
+
+def test_refresh_notebook_runs_the_engine_the_variable_names(tmp_path):
+    """monitor_engine=driftgate runs driftgate's engine; anything else but lakehouse is refused."""
+    from tests.monitor_world import light_workspace, write_world
+
+    root = tmp_path / ".driftgate"
+    ws = light_workspace(root)
+    settings = ws.settings
+    write_world(ws, days=3, rows_per_day=50)
+    source = (REPO / "notebooks" / "refresh_monitor.py").read_text()
+    widgets = {"conf_dir": str(REPO / "conf"), "env": "local", "overrides": f"workspace.root={root}"}
+    exec(compile(source, "refresh_monitor.py", "exec"),
+         {"dbutils": FakeDbutils(widgets | {"monitor_engine": "driftgate"}, task_key="refresh_monitor"), "spark": None})
+    assert ws.tables.exists(settings.monitor.drift_metrics_table)
+    with pytest.raises(ValueError, match="monitor_engine"):
+        exec(compile(source, "refresh_monitor.py", "exec"),
+             {"dbutils": FakeDbutils(widgets | {"monitor_engine": "evidently"}, task_key="refresh_monitor"), "spark": None})
+
+
+def test_native_monitor_refresh_waits_for_the_documented_states(httpserver):
+    """POST .../monitor/refreshes queues, GET .../refreshes/{id} polls (Databricks REST reference shapes)."""
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.config import Config
+
+    from driftgate.core.errors import MonitorError
+    from driftgate.workspace.lakehouse_monitor import refresh_native_monitor
+
+    table = "main.driftgate_demo.inference_log"
+    base = f"/api/2.1/unity-catalog/tables/{table}/monitor/refreshes"
+    httpserver.expect_request("/.well-known/databricks-config").respond_with_data("", status=404)
+    client = WorkspaceClient(config=Config(host=httpserver.url_for("/").rstrip("/"), token="dapi-test"))
+
+    def info(state, **extra):
+        return {"refresh_id": 7, "state": state, "start_time_ms": 1764460800000, "trigger": "MANUAL", **extra}
+
+    httpserver.expect_oneshot_request(base, method="POST").respond_with_json(info("PENDING"))
+    httpserver.expect_oneshot_request(f"{base}/7", method="GET").respond_with_json(info("RUNNING"))
+    httpserver.expect_oneshot_request(f"{base}/7", method="GET").respond_with_json(info("SUCCESS", end_time_ms=1764461000000))
+    assert refresh_native_monitor(table, client, sleep=lambda s: None) == 7
+
+    httpserver.expect_oneshot_request(base, method="POST").respond_with_json(info("PENDING"))
+    httpserver.expect_oneshot_request(f"{base}/7", method="GET").respond_with_json(info("FAILED", message="no data"))
+    with pytest.raises(MonitorError, match="FAILED: no data"):
+        refresh_native_monitor(table, client, sleep=lambda s: None)
+
+    httpserver.expect_request(base, method="POST").respond_with_json(info("PENDING"))
+    httpserver.expect_request(f"{base}/7", method="GET").respond_with_json(info("RUNNING"))
+    with pytest.raises(MonitorError, match="still RUNNING"):
+        refresh_native_monitor(table, client, sleep=lambda s: None, poll_seconds=10, timeout_seconds=30)
