@@ -467,3 +467,62 @@ def test_native_monitor_refresh_waits_for_the_documented_states(httpserver):
     httpserver.expect_request(f"{base}/7", method="GET").respond_with_json(info("RUNNING"))
     with pytest.raises(MonitorError, match="still RUNNING"):
         refresh_native_monitor(table, client, sleep=lambda s: None, poll_seconds=10, timeout_seconds=30)
+
+
+class _JobRunDone(Exception):
+    pass
+
+
+def test_the_notebook_tasks_run_end_to_end_as_the_job_runs_them(tmp_path, monkeypatch):
+    """The demo world up to its first job run, then the job's notebooks with dbutils task values:
+    evaluate_drift → is_drift_exceeded ("true") → train → shadow → promote moves the champion,
+    and the registered version keeps its run and logged-model lineage."""
+    from datetime import datetime, timezone
+
+    from driftgate import gating, pipeline
+    from driftgate.core.settings import load_settings
+    from driftgate.workspace import open_workspace
+
+    small = ("demo.customers=1500", "demo.history_days=30", "demo.served_days=14", "demo.rows_per_day=400",
+             "demo.drift_onset_day=4", "training.params={max_iter: 60}", "training.calibration_folds=2")
+    root = tmp_path / ".driftgate"
+    overrides = (*small, f"workspace.root={root}")
+    ws = open_workspace(load_settings(REPO / "conf", "local", overrides))
+    widgets = {"conf_dir": str(REPO / "conf"), "env": "local", "overrides": ";".join(overrides),
+               "trigger": "table_update", "job_run_id": "777"}
+    values: dict = {}
+    ran: list[str] = []
+
+    def run_task(task_key: str) -> None:
+        source = (REPO / "notebooks" / f"{task_key}.py").read_text()
+        try:
+            exec(compile(source, f"{task_key}.py", "exec"),
+                 {"dbutils": FakeDbutils(widgets, task_key=task_key, values=values), "spark": None})
+        except _Exit:
+            pass
+        ran.append(task_key)
+
+    def job_run(ws_, *, trigger, run_key=None, now=None, **_):
+        real = gating.evaluate
+        monkeypatch.setattr(gating, "evaluate", lambda *a, **k: real(*a, **{**k, "now": now}))
+        run_task("evaluate_drift")
+        monkeypatch.setattr(gating, "evaluate", real)
+        if str(values[("evaluate_drift", "drift_exceeded")]).lower() == "true":  # the condition task
+            for task in ("train", "shadow", "promote"):
+                run_task(task)
+        raise _JobRunDone
+
+    monkeypatch.setattr(pipeline, "run_retraining_job", job_run)
+    with pytest.raises(_JobRunDone):
+        pipeline.run_demo(ws, say=lambda _: None, today=datetime(2026, 9, 1, tzinfo=timezone.utc))
+
+    assert ran == ["evaluate_drift", "train", "shadow", "promote"]
+    assert values[("evaluate_drift", "decision")]["status"] == "EXCEEDED"
+    version = values[("train", "model_version")]
+    assert values[("train", "registered")] is True and version
+    assert values[("shadow", "shadow_status")] == "PASS"
+    assert values[("promote", "promoted")] is True
+    name = ws.settings.project.model_name
+    assert ws.registry.alias_version(name, "champion") == version
+    info = ws.registry.get_version(name, version)
+    assert info.run_id == values[("train", "train_run_id")] and info.model_id and info.model_id.startswith("m-")
