@@ -526,3 +526,14 @@ def test_the_notebook_tasks_run_end_to_end_as_the_job_runs_them(tmp_path, monkey
     assert ws.registry.alias_version(name, "champion") == version
     info = ws.registry.get_version(name, version)
     assert info.run_id == values[("train", "train_run_id")] and info.model_id and info.model_id.startswith("m-")
+
+
+def test_the_vendored_schema_is_the_recorded_cli_file():
+    import hashlib
+
+    source = yaml.safe_load((SCHEMA.parent / "databricks-bundle-schema.source").read_text())
+    assert source["url"].endswith(f"/{source['commit']}/{source['path']}")
+    assert hashlib.sha256(SCHEMA.read_bytes()).hexdigest() == source["sha256"]
+    props = json.loads(SCHEMA.read_text())["$defs"]["github.com"]["databricks"]["cli"]["bundle"]["config.Resources"]
+    resources = (props.get("oneOf") or [props])[0]["properties"]
+    assert {"experiments", "registered_models", "quality_monitors", "alerts", "jobs"} <= set(resources)
