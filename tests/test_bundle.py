@@ -372,7 +372,7 @@ def test_the_bundle_deploys_the_whole_pattern(target):
     home = f"{values['catalog']}.{values['schema']}"
 
     exp = res["experiments"]["driftgate"]["name"]
-    assert exp.startswith(bundle["workspace"]["root_path"] + "/")  # parent folder = the bundle's root
+    assert exp.rpartition("/")[0] == bundle["workspace"]["root_path"]  # its parent: the bundle's root folder
     model = res["registered_models"]["churn_model"]
     assert f"{model['catalog_name']}.{model['schema_name']}" == home
     assert {"principal": values["readers_group"], "privileges": ["EXECUTE"]} in model["grants"]
