@@ -58,6 +58,7 @@ RUNTIME_MODULES = frozenset({
     "test_monitor_spark.py",    # the Spark engine on the runtime's Spark
     "test_training_train.py",   # training, logging and registration on the runtime's MLflow
     "test_promotion_flow.py",   # shadow test and promotion
+    "test_tasks_equivalence.py",  # the job's notebooks end to end on the demo world
 })
 
 

@@ -126,11 +126,22 @@ def test_every_referenced_notebook_and_wheel_exists():
             assert "--wheel-dir dist" in wheel_artifacts[0]["build"]
 
 
-def test_notebooks_call_the_same_stage_functions():
-    calls = {"evaluate_drift.py": "gating.evaluate(", "train.py": "training.train(",
-             "shadow.py": "promotion.shadow(", "promote.py": "promotion.promote("}
-    for name, call in calls.items():
-        assert call in (REPO / "notebooks" / name).read_text(), name
+def test_notebooks_only_call_their_task_function():
+    """The glue lives in driftgate.tasks: each notebook opens its workspace and calls one task."""
+    import ast
+
+    job, path = _job()
+    calls = {"evaluate_drift": "evaluate", "train": "train", "shadow": "shadow", "promote": "promote"}
+    for task in job["tasks"]:
+        if "notebook_task" not in task:
+            continue
+        source = (path.parent / task["notebook_task"]["notebook_path"]).resolve().read_text()
+        tree = ast.parse(source)
+        imports = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+        assert imports == {"tasks", "open_task_workspace"}, task["task_key"]
+        called = [n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                  and isinstance(n.func.value, ast.Name) and n.func.value.id == "tasks"]
+        assert called == [calls[task["task_key"]]], task["task_key"]
 
 
 def test_task_keys_and_trigger_match_the_local_pipeline():
@@ -163,45 +174,6 @@ def test_targets_and_parameters_map_onto_settings(tmp_path):
     assert s.gate.profile == "default"
 
 
-class _Exit(Exception):
-    pass
-
-
-class FakeDbutils:
-    """Widgets and task values as a notebook task sees them (one job run, shared ``values``)."""
-
-    def __init__(self, widgets: dict[str, str], task_key: str = "evaluate_drift", values: dict | None = None):
-        self.values: dict[tuple[str, str], object] = {} if values is None else values
-        outer = self
-
-        class Widgets:
-            def get(self, name):
-                if name not in widgets:
-                    raise ValueError(f"InputWidgetNotDefined: {name}")
-                return widgets[name]
-
-        class TaskValues:
-            def set(self, key, value):
-                json.dumps(value)
-                outer.values[(task_key, key)] = value
-
-            def get(self, taskKey, key, default=None, debugValue=None):
-                # As documented for dbutils.jobs.taskValues.get: default and debugValue
-                # cannot be None; a missing key without a default raises.
-                if default is None or debugValue is None:
-                    raise TypeError("default/debugValue cannot be None")
-                return outer.values.get((taskKey, key), default)
-
-        class Jobs:
-            taskValues = TaskValues()
-
-        class Notebook:
-            def exit(self, message):
-                raise _Exit(message)
-
-        self.widgets, self.jobs, self.notebook = Widgets(), Jobs(), Notebook()
-
-
 def test_task_values_read_safely_when_the_upstream_task_set_nothing():
     """A task that exited early set no values: reads give the default, never a dbutils error."""
     from driftgate.core.errors import DriftgateError
@@ -209,7 +181,9 @@ def test_task_values_read_safely_when_the_upstream_task_set_nothing():
     from driftgate.core.settings import load_settings
     from driftgate.workspace.task_values import DbutilsTaskValues
 
-    fake = FakeDbutils({}, task_key="train")
+    from tests.dbutils_stub import StubDbutils
+
+    fake = StubDbutils({}, task_key="train")
     values = DbutilsTaskValues(fake)
     assert values.get("train", "model_version") is None
     assert values.get("train", "model_version", default="") == ""
@@ -238,28 +212,26 @@ def test_evaluate_notebook_publishes_task_values_through_dbutils(tmp_path):
     when = day(now_days) + timedelta(hours=2)
 
     from driftgate import gating
+    from tests.dbutils_stub import run_notebook
 
-    real = gating.evaluate
-    fake = FakeDbutils({"conf_dir": str(REPO / "conf"), "env": "local", "trigger": "table_update",
-                        "overrides": f"workspace.root={root}", "job_run_id": "42"})
-    source = (REPO / "notebooks" / "evaluate_drift.py").read_text()
-    try:
-        gating.evaluate = lambda *a, **k: real(*a, **{**k, "now": when})  # pin the clock only
-        exec(compile(source, "evaluate_drift.py", "exec"), {"dbutils": fake, "spark": None})
-    finally:
-        gating.evaluate = real
-    assert fake.values[("evaluate_drift", "drift_exceeded")] is True
-    assert str(fake.values[("evaluate_drift", "drift_exceeded")]).lower() == "true"  # EQUAL_TO "true"
-    decision = fake.values[("evaluate_drift", "decision")]
+    values: dict = {}
+    widgets = {"conf_dir": str(REPO / "conf"), "env": "local", "trigger": "table_update",
+               "overrides": f"workspace.root={root}", "job_run_id": "42", "as_of": when.isoformat()}
+    run_notebook(REPO / "notebooks" / "evaluate_drift.py", widgets, "evaluate_drift", values)
+    assert values[("evaluate_drift", "drift_exceeded")] is True
+    assert str(values[("evaluate_drift", "drift_exceeded")]).lower() == "true"  # EQUAL_TO "true"
+    decision = values[("evaluate_drift", "decision")]
     assert decision["status"] == "EXCEEDED" and decision["trigger"] == "table_update"
-    assert gating.read_decisions(ws)[0]["run_key"] == "job-run:42"
+    # the run key is the drift table's version, as the local watcher names it
+    key = f"delta:{ws.settings.monitor.drift_metrics_table}@v0"
+    assert gating.read_decisions(ws)[0]["run_key"] == key == values[("evaluate_drift", "run_key")]
 
 
 def test_shadow_result_survives_the_task_value_round_trip():
     """The promote task rebuilds what the shadow task published (JSON in between)."""
     from driftgate.promotion import ShadowResult
     from driftgate.promotion.policy import Check, Interval
-    from driftgate.jobtask import as_value
+    from driftgate.tasks import as_value
 
     shadow = ShadowResult(status="PASS", model_name="main.s.m", champion_version="1", challenger_version="2",
                           metrics={"delta_f1": 0.04}, reasons=("better",), checks=(Check("f1", True, "ok"),),
@@ -291,12 +263,15 @@ def test_retraining_branch_notebooks_hand_results_along(tmp_path, monkeypatch):
         return PromotionResult(promoted=True, champion_version="7", reason="passed")
 
     monkeypatch.setattr(promotion, "promote", promote)
+    from tests.dbutils_stub import run_notebook
+
     values = {("evaluate_drift", "decision"): {"decision_id": "d-1", "status": "EXCEEDED"}}
     widgets = {"conf_dir": str(REPO / "conf"), "env": "local", "overrides": f"workspace.root={tmp_path}"}
     for task in ("train", "shadow", "promote"):
-        source = (REPO / "notebooks" / f"{task}.py").read_text()
-        exec(compile(source, f"{task}.py", "exec"), {"dbutils": FakeDbutils(widgets, task, values), "spark": None})
-    assert calls == [("train", "d-1"), ("set_challenger", "7"), ("shadow", "7"), ("promote", True)]
+        run_notebook(REPO / "notebooks" / f"{task}.py", widgets, task, values)
+    # train makes its version the challenger; shadow sets it again as the (faked) alias never moved
+    assert calls == [("train", "d-1"), ("set_challenger", "7"), ("set_challenger", "7"), ("shadow", "7"),
+                     ("promote", True)]
     assert values[("train", "model_version")] == "7" and values[("shadow", "shadow_status")] == "PASS"
     assert values[("promote", "promoted")] is True
 
@@ -427,14 +402,16 @@ def test_refresh_notebook_runs_the_engine_the_variable_names(tmp_path):
     ws = light_workspace(root)
     settings = ws.settings
     write_world(ws, days=3, rows_per_day=50)
-    source = (REPO / "notebooks" / "refresh_monitor.py").read_text()
+    from tests.dbutils_stub import run_notebook
+
+    notebook = REPO / "notebooks" / "refresh_monitor.py"
     widgets = {"conf_dir": str(REPO / "conf"), "env": "local", "overrides": f"workspace.root={root}"}
-    exec(compile(source, "refresh_monitor.py", "exec"),
-         {"dbutils": FakeDbutils(widgets | {"monitor_engine": "driftgate"}, task_key="refresh_monitor"), "spark": None})
+    values: dict = {}
+    run_notebook(notebook, widgets | {"monitor_engine": "driftgate"}, "monitor", values)
     assert ws.tables.exists(settings.monitor.drift_metrics_table)
+    assert values[("monitor", "monitor")]["table"] == settings.monitor.table_name
     with pytest.raises(ValueError, match="monitor_engine"):
-        exec(compile(source, "refresh_monitor.py", "exec"),
-             {"dbutils": FakeDbutils(widgets | {"monitor_engine": "evidently"}, task_key="refresh_monitor"), "spark": None})
+        run_notebook(notebook, widgets | {"monitor_engine": "evidently"}, "monitor", values)
 
 
 def test_native_monitor_refresh_waits_for_the_documented_states(httpserver):
@@ -467,65 +444,6 @@ def test_native_monitor_refresh_waits_for_the_documented_states(httpserver):
     httpserver.expect_request(f"{base}/7", method="GET").respond_with_json(info("RUNNING"))
     with pytest.raises(MonitorError, match="still RUNNING"):
         refresh_native_monitor(table, client, sleep=lambda s: None, poll_seconds=10, timeout_seconds=30)
-
-
-class _JobRunDone(Exception):
-    pass
-
-
-def test_the_notebook_tasks_run_end_to_end_as_the_job_runs_them(tmp_path, monkeypatch):
-    """The demo world up to its first job run, then the job's notebooks with dbutils task values:
-    evaluate_drift → is_drift_exceeded ("true") → train → shadow → promote moves the champion,
-    and the registered version keeps its run and logged-model lineage."""
-    from datetime import datetime, timezone
-
-    from driftgate import gating, pipeline
-    from driftgate.core.settings import load_settings
-    from driftgate.workspace import open_workspace
-
-    small = ("demo.customers=1500", "demo.history_days=30", "demo.served_days=14", "demo.rows_per_day=400",
-             "demo.drift_onset_day=4", "training.params={max_iter: 60}", "training.calibration_folds=2")
-    root = tmp_path / ".driftgate"
-    overrides = (*small, f"workspace.root={root}")
-    ws = open_workspace(load_settings(REPO / "conf", "local", overrides))
-    widgets = {"conf_dir": str(REPO / "conf"), "env": "local", "overrides": ";".join(overrides),
-               "trigger": "table_update", "job_run_id": "777"}
-    values: dict = {}
-    ran: list[str] = []
-
-    def run_task(task_key: str) -> None:
-        source = (REPO / "notebooks" / f"{task_key}.py").read_text()
-        try:
-            exec(compile(source, f"{task_key}.py", "exec"),
-                 {"dbutils": FakeDbutils(widgets, task_key=task_key, values=values), "spark": None})
-        except _Exit:
-            pass
-        ran.append(task_key)
-
-    def job_run(ws_, *, trigger, run_key=None, now=None, **_):
-        real = gating.evaluate
-        monkeypatch.setattr(gating, "evaluate", lambda *a, **k: real(*a, **{**k, "now": now}))
-        run_task("evaluate_drift")
-        monkeypatch.setattr(gating, "evaluate", real)
-        if str(values[("evaluate_drift", "drift_exceeded")]).lower() == "true":  # the condition task
-            for task in ("train", "shadow", "promote"):
-                run_task(task)
-        raise _JobRunDone
-
-    monkeypatch.setattr(pipeline, "run_retraining_job", job_run)
-    with pytest.raises(_JobRunDone):
-        pipeline.run_demo(ws, say=lambda _: None, today=datetime(2026, 9, 1, tzinfo=timezone.utc))
-
-    assert ran == ["evaluate_drift", "train", "shadow", "promote"]
-    assert values[("evaluate_drift", "decision")]["status"] == "EXCEEDED"
-    version = values[("train", "model_version")]
-    assert values[("train", "registered")] is True and version
-    assert values[("shadow", "shadow_status")] == "PASS"
-    assert values[("promote", "promoted")] is True
-    name = ws.settings.project.model_name
-    assert ws.registry.alias_version(name, "champion") == version
-    info = ws.registry.get_version(name, version)
-    assert info.run_id == values[("train", "train_run_id")] and info.model_id and info.model_id.startswith("m-")
 
 
 def test_the_vendored_schema_is_the_recorded_cli_file():
