@@ -57,6 +57,7 @@ RUNTIME_MODULES = frozenset({
     "test_webhook_jobs.py",     # jobs/run-now through databricks-sdk
     "test_monitor_spark.py",    # the Spark engine on the runtime's Spark
     "test_training_train.py",   # training, logging and registration on the runtime's MLflow
+    "test_training_features.py",  # feature sources and how the runtime's MLflow saves a model
     "test_promotion_flow.py",   # shadow test and promotion
     "test_tasks_equivalence.py",  # the job's notebooks end to end on the demo world
 })

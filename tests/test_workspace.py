@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -391,7 +392,8 @@ def test_a_databricks_experiment_gets_its_parent_folder_first(httpserver, tmp_pa
                               json={"path": "/Shared/driftgate"}).respond_with_json({})
     client = WorkspaceClient(config=Config(host=httpserver.url_for("/").rstrip("/"), token="dapi-test"))
     monkeypatch.chdir(tmp_path)  # MLflow's default artifact root (./mlruns) stays in tmp
-    local = open_workspace(load_settings(None, "local", (f"workspace.root={tmp_path / 'dg'}",)))
+    repo_conf = Path(__file__).resolve().parent.parent / "conf"
+    local = open_workspace(load_settings(repo_conf, "local", (f"workspace.root={tmp_path / 'dg'}",)))
     ws = dataclasses.replace(local, root=None, workspace_client=client)  # Databricks: no local root
     exp_id = ws.experiment_id("/Shared/driftgate/churn_model")
     assert exp_id and ws.experiment_id("/Shared/driftgate/churn_model") == exp_id  # found: no second mkdirs
