@@ -170,7 +170,7 @@ def test_targets_and_parameters_map_onto_settings(tmp_path):
     bundle = resolve_target("dev")
     job = bundle["resources"]["jobs"]["retraining_job"]
     params = {p["name"]: p["default"] for p in job["parameters"]}
-    params["overrides"] += f";workspace.root={tmp_path}"
+    params |= {"overrides": job["tasks"][0]["notebook_task"]["base_parameters"]["overrides"] + f";workspace.root={tmp_path}"}
     s = settings_for_task(params, conf_dir=REPO / "conf", env="local")
     model = bundle["resources"]["registered_models"]["churn_model"]
     assert s.project.model_name == f"{model['catalog_name']}.{model['schema_name']}.{model['name']}"
@@ -190,12 +190,12 @@ def test_task_values_read_safely_when_the_upstream_task_set_nothing():
 
     from tests.dbutils_stub import StubDbutils
 
-    fake = StubDbutils({}, task_key="train")
-    values = DbutilsTaskValues(fake)
-    assert values.get("train", "model_version") is None
-    assert values.get("train", "model_version", default="") == ""
-    values.set("model_version", "3")
-    assert values.get("train", "model_version") == "3"
+    run: dict = {}
+    train, shadow = (DbutilsTaskValues(StubDbutils({}, task_key=t, values=run)) for t in ("train", "shadow"))
+    assert shadow.get("train", "model_version") is None
+    assert shadow.get("train", "model_version", default="") == ""
+    train.set("model_version", "3")
+    assert shadow.get("train", "model_version") == "3"
 
     settings = load_settings(REPO / "conf", "databricks")
     ws = open_workspace(settings, spark=object())  # no dbutils: no /tmp fallback
@@ -372,7 +372,8 @@ def test_the_bundle_deploys_the_whole_pattern(target):
     assert retrain["trigger"]["table_update"]["table_names"] == [drift_table]
     params = {p["name"]: p["default"] for p in retrain["parameters"]}
     assert params["model_name"] == f"{home}.{model['name']}"
-    assert params["overrides"] == f"project.experiment_name={exp}"
+    notebooks = [t["notebook_task"] for t in retrain["tasks"] if "notebook_task" in t]
+    assert notebooks and all(nb["base_parameters"]["overrides"] == f"project.experiment_name={exp}" for nb in notebooks)
     assert {"level": "CAN_MANAGE_RUN", "service_principal_name": CLI_VARS["webhook_principal"]} in retrain["permissions"]
 
     mon_job = jobs.JobSettings.from_dict(res["jobs"]["monitor_job"])
