@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from driftgate.core.records import ShadowStatus
 from driftgate.promotion.config import GREATER_IS_BETTER, PromotionConfig
 
 __all__ = [
@@ -23,7 +24,7 @@ __all__ = [
     "paired_bootstrap", "mcnemar", "slice_rates", "fairness_gaps", "agreement", "thresholds_for", "decide",
 ]
 
-STATUSES = ("PASS", "FAIL", "INSUFFICIENT_DATA", "NO_LABELS")
+STATUSES = tuple(ShadowStatus)
 _EPS = 1e-15
 _SENTENCE = re.compile(r"(?<=\.)\s+(?=Metric |Model comparison)")
 
@@ -54,9 +55,12 @@ class Check:
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str
+    status: ShadowStatus
     reasons: tuple[str, ...]
     checks: tuple[Check, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", ShadowStatus(self.status))  # refuses an unknown status
 
 
 @dataclass(frozen=True)

@@ -172,12 +172,12 @@ def test_targets_and_parameters_map_onto_settings(tmp_path):
     params = {p["name"]: p["default"] for p in job["parameters"]}
     params |= {"overrides": job["tasks"][0]["notebook_task"]["base_parameters"]["overrides"] + f";workspace.root={tmp_path}"}
     s = settings_for_task(params, conf_dir=REPO / "conf", env="local")
-    model = bundle["resources"]["registered_models"]["churn_model"]
+    model = bundle["resources"]["registered_models"]["model"]
     assert s.project.model_name == f"{model['catalog_name']}.{model['schema_name']}.{model['name']}"
-    assert s.project.model_name == "dev.driftgate_demo.dev_first_last_churn_model"  # dev mode prefixes UC names
+    assert s.project.model_name == "dev.default.dev_first_last_model"  # dev mode prefixes UC names
     assert s.project.experiment_name == bundle["resources"]["experiments"]["driftgate"]["name"]
-    assert s.monitor.drift_metrics_table == "dev.driftgate_demo.inference_log_drift_metrics"
-    assert s.project.audit_schema == "dev.driftgate_demo" and s.training.table.startswith("dev.driftgate_demo.")
+    assert s.monitor.drift_metrics_table == "dev.default.inference_log_drift_metrics"
+    assert s.project.audit_schema == "dev.default" and s.training.table.startswith("dev.default.")
     assert s.gate.profile == "default"
 
 
@@ -257,12 +257,16 @@ def test_retraining_branch_notebooks_hand_results_along(tmp_path, monkeypatch):
     from driftgate.training.trainer import TrainResult
 
     calls = []
+    from driftgate.monitoring import contract
+
+    # The stages are faked and write no tables; the contract check has its own tests.
+    monkeypatch.setattr(contract, "check_inference_contract", lambda ws, **kw: None)
     monkeypatch.setattr(training, "train", lambda ws, **kw: calls.append(("train", kw["reason"]["decision_id"])) or
                         TrainResult("r1", "runs:/r1/model", {"f1": 0.8}, "7", True, None))
     monkeypatch.setattr(promotion, "set_challenger", lambda ws, v: calls.append(("set_challenger", v)))
     shadow = ShadowResult(status="PASS", model_name="m", champion_version="6", challenger_version="7",
                           metrics={"delta_f1": 0.05}, reasons=("better",), checks=(Check("f1", True, "ok"),))
-    monkeypatch.setattr(promotion, "shadow", lambda ws, challenger_version: calls.append(("shadow", challenger_version))
+    monkeypatch.setattr(promotion, "shadow", lambda ws, challenger_version, **kw: calls.append(("shadow", challenger_version))
                         or shadow)
 
     def promote(ws, result):
@@ -355,7 +359,7 @@ def test_the_bundle_deploys_the_whole_pattern(target):
 
     exp = res["experiments"]["driftgate"]["name"]
     assert exp.rpartition("/")[0] == bundle["workspace"]["root_path"]  # its parent: the bundle's root folder
-    model = res["registered_models"]["churn_model"]
+    model = res["registered_models"]["model"]
     assert f"{model['catalog_name']}.{model['schema_name']}" == home
     assert {"principal": values["readers_group"], "privileges": ["EXECUTE"]} in model["grants"]
 
@@ -363,8 +367,10 @@ def test_the_bundle_deploys_the_whole_pattern(target):
     assert catalog.MonitorInfo.from_dict(monitor).inference_log.problem_type.value == "PROBLEM_TYPE_CLASSIFICATION"
     conf = settings_for_task({"catalog": values["catalog"], "schema": values["schema"]}, conf_dir=REPO / "conf")
     assert monitor["table_name"] == conf.monitor.table_name and monitor["output_schema_name"] == home
-    assert InferenceLogConfig.model_validate(monitor["inference_log"]) == conf.monitor.inference_log
-    assert monitor["slicing_exprs"] == list(conf.monitor.slicing_exprs)
+    profile = InferenceLogConfig.model_validate(monitor["inference_log"])
+    for field in monitor["inference_log"]:  # what Lakehouse Monitoring is told is what conf/ says
+        assert getattr(profile, field) == getattr(conf.monitor.inference_log, field), field
+    assert monitor.get("slicing_exprs", []) == list(conf.monitor.slicing_exprs)
     drift_table = f"{home}.{monitor['table_name'].rsplit('.', 1)[1]}_drift_metrics"  # Lakehouse Monitoring's name
     assert drift_table == conf.monitor.drift_metrics_table
 
@@ -414,7 +420,7 @@ def test_refresh_notebook_runs_the_engine_the_variable_names(tmp_path):
     from tests.dbutils_stub import run_notebook
 
     notebook = REPO / "notebooks" / "refresh_monitor.py"
-    widgets = {"conf_dir": str(REPO / "conf"), "env": "local", "overrides": f"workspace.root={root}"}
+    widgets = {"conf_dir": str(REPO / "conf"), "env": "demo", "overrides": f"workspace.root={root}"}
     values: dict = {}
     run_notebook(notebook, widgets | {"monitor_engine": "driftgate"}, "monitor", values)
     assert ws.tables.exists(settings.monitor.drift_metrics_table)
@@ -431,7 +437,7 @@ def test_native_monitor_refresh_waits_for_the_documented_states(httpserver):
     from driftgate.core.errors import MonitorError
     from driftgate.workspace.lakehouse_monitor import refresh_native_monitor
 
-    table = "main.driftgate_demo.inference_log"
+    table = "main.default.inference_log"
     base = f"/api/2.1/unity-catalog/tables/{table}/monitor/refreshes"
     httpserver.expect_request("/.well-known/databricks-config").respond_with_data("", status=404)
     client = WorkspaceClient(config=Config(host=httpserver.url_for("/").rstrip("/"), token="dapi-test"))
