@@ -21,15 +21,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from driftgate.core.errors import ConfigError
 from driftgate.core.secrets import secret  # noqa: F401  (re-exported)
-from driftgate.core.types import ModelName, SchemaName, StrictModel, TableName
+from driftgate.core.types import ModelName, ProblemType, SchemaName, StrictModel, TableName
 from driftgate.gating.config import GateConfig
 from driftgate.monitoring.config import MonitorConfig
-from driftgate.promotion.config import PromotionConfig
-from driftgate.training.config import TrainingConfig, TuningConfig
+from driftgate.promotion.config import PromotionConfig, problem_defaults
+from driftgate.training.config import TRAINING_METRICS, TUNING_METRICS, TrainingConfig, TuningConfig, default_floor, \
+    default_tuning_metric
 from driftgate.triggers.config import TriggersConfig
 from driftgate.triggers.webhook.config import WebhookConfig
 from driftgate.workspace.config import WorkspaceConfig
@@ -51,6 +52,12 @@ class ProjectConfig(StrictModel):
     """The table the champion's served requests, predictions and late labels land in."""
     audit_schema: SchemaName = "main.driftgate_demo"
     """Where the audit trail tables live (``<audit_schema>.driftgate_decisions`` ...)."""
+    problem_type: ProblemType = "binary"
+    """What the model predicts, the one source of truth for every stage: ``binary`` or ``multiclass``
+    classification, or ``regression``. It picks the estimator kind, the metrics computed in training, tuning and
+    the shadow test, and the defaults of training.quality_floor, tuning.metric and promotion.metrics /
+    primary_metric / criteria / fairness.metrics. ``monitor.inference_log.problem_type`` follows it
+    (classification or regression); setting that one to disagree is refused."""
 
 
 class DemoConfig(StrictModel):
@@ -86,6 +93,68 @@ class Settings(StrictModel):
     promotion: PromotionConfig = PromotionConfig()
     triggers: TriggersConfig = TriggersConfig()
     webhook: WebhookConfig = WebhookConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _problem_type_defaults(cls, data):
+        """Keys whose default depends on ``project.problem_type`` get that default unless conf sets them."""
+        if not isinstance(data, dict):
+            return data
+        project = data.get("project")
+        problem = (project.get("problem_type") if isinstance(project, dict) else getattr(project, "problem_type", None))
+        if problem not in ("multiclass", "regression"):
+            return data  # binary: the models' own defaults; a bad value is refused by ProjectConfig
+        data = dict(data)
+        defaults = problem_defaults(problem)
+        _fill(data, ("promotion", "metrics"), defaults["metrics"])
+        _fill(data, ("promotion", "primary_metric"), defaults["primary_metric"])
+        _fill(data, ("promotion", "criteria"), {k: c.model_dump(exclude_none=True)
+                                                for k, c in defaults["criteria"].items()})
+        _fill(data, ("promotion", "fairness", "metrics"), defaults["fairness_metrics"])
+        _fill(data, ("training", "quality_floor"), {k: f.model_dump(exclude_none=True)
+                                                    for k, f in default_floor(problem).items()})
+        _fill(data, ("tuning", "metric"), default_tuning_metric(problem))
+        monitor = data.get("monitor")
+        if monitor is None or (isinstance(monitor, dict) and monitor.get("inference_log", {}) is not None
+                               and monitor.get("time_series") is None and monitor.get("snapshot") is None):
+            _fill(data, ("monitor", "inference_log", "problem_type"),
+                  "regression" if problem == "regression" else "classification")
+        return data
+
+    @model_validator(mode="after")
+    def _problem_type_consistent(self) -> "Settings":
+        problem = self.project.problem_type
+        log = self.monitor.inference_log
+        expected = "regression" if problem == "regression" else "classification"
+        if log is not None and log.problem_type != expected:
+            raise ValueError(f"monitor.inference_log.problem_type: project.problem_type is {problem}, so the monitor "
+                             f"must analyse {expected}, got {log.problem_type!r}")
+        wrong = [m for m in self.training.quality_floor if m not in TRAINING_METRICS[problem]]
+        if wrong:
+            raise ValueError(f"training.quality_floor: {wrong} are not {problem} metrics (project.problem_type); "
+                             f"expected some of {list(TRAINING_METRICS[problem])}")
+        if self.tuning.metric not in TUNING_METRICS[problem]:
+            raise ValueError(f"tuning.metric: {self.tuning.metric!r} is not a {problem} metric "
+                             f"(project.problem_type); expected one of {list(TUNING_METRICS[problem])}")
+        if problem == "regression" and self.training.estimator == "logistic_regression":
+            raise ValueError("training.estimator: logistic_regression classifies and project.problem_type is "
+                             "regression; use hist_gradient_boosting, random_forest or 'package.module:factory'")
+        self.promotion.check_problem_type(problem)
+        return self
+
+
+def _fill(data: dict, path: tuple[str, ...], value) -> None:
+    """Set ``data[path]`` to ``value`` unless a layer set it (copying the dicts on the way, never mutating input)."""
+    node = data
+    for key in path[:-1]:
+        child = node.get(key)
+        if child is None:
+            child = {}
+        elif not isinstance(child, dict):
+            return  # a section given as a model instance: its own values stand (and are checked after)
+        node[key] = child = dict(child)
+        node = child
+    node.setdefault(path[-1], value)
 
 
 def default_conf_dir() -> Path:
@@ -210,6 +279,11 @@ def _as_config_error(exc: ValidationError, origin: dict[tuple[str, ...], str]) -
     loc = tuple(str(p) for p in err["loc"])
     # Discriminated unions add the tag to the location; drop what isn't a key.
     keys = tuple(p for p in loc if not p.startswith("function-"))
+    msg = str(err.get("msg", "")).removeprefix("Value error, ")
+    if not keys and (named := re.match(r"^([A-Za-z_][\w.]*): (.*)$", msg)):
+        # a cross-section check (Settings validator) names its key at the start of the message
+        keys = tuple(named.group(1).split("."))
+        err = {**err, "msg": named.group(2), "input": None}
     source = "defaults"
     for n in range(len(keys), 0, -1):
         if keys[:n] in origin:
@@ -224,7 +298,7 @@ def _as_config_error(exc: ValidationError, origin: dict[tuple[str, ...], str]) -
         what = "required key is missing"
     else:
         msg = err["msg"].removeprefix("Value error, ")
-        what = msg if "got " in msg else f"{msg}, got {err.get('input')!r}"
+        what = msg if "got " in msg or err.get("input") is None else f"{msg}, got {err.get('input')!r}"
     more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return ConfigError(f"{source}: {dotted}: {what}{more}", source=source, key=dotted)
 
