@@ -134,3 +134,20 @@ def test_n_jobs_reaches_the_estimator_and_the_openmp_pool_of_every_fit(tws, monk
     if "forest" in estimator:
         assert result.params["n_jobs"] == 3
     assert mlflow.MlflowClient(ws.tracking_uri).get_run(result.run_id).data.params["threads"] == "3"
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu.max": "150000 100000\n"}, 2),
+    ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({}, None),
+])
+def test_a_container_cpu_quota_caps_the_default_threads(tmp_path, files, expected):
+    from driftgate.training.config import available_cores
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    cores = len(os.sched_getaffinity(0))
+    assert available_cores(str(tmp_path)) == (min(cores, expected) if expected else cores)
