@@ -240,6 +240,7 @@ def _table_key(ws) -> str:
     return f"delta:{table}@v{ws.tables.version(table)}"
 
 
-def _fmt_metrics(metrics: dict[str, float], keys=("test_roc_auc", "test_f1", "test_accuracy")) -> str:
+def _fmt_metrics(metrics: dict[str, float], keys=("test_roc_auc", "test_f1", "test_accuracy",
+                                                  "test_root_mean_squared_error", "test_r2_score")) -> str:
     shown = [f"{k}={metrics[k]:.3f}" for k in keys if k in metrics]
     return ", ".join(shown) or "no metrics"

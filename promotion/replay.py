@@ -237,7 +237,9 @@ def _with(result: ShadowResult, **changes) -> ShadowResult:
 def _shadow_tags(result: ShadowResult) -> dict[str, str]:
     tags = {"driftgate_shadow_status": result.status, "driftgate_shadow_run_id": result.run_id or "",
             "driftgate_shadow_champion": result.champion_version or "none"}
-    for key in ("challenger_roc_auc", "challenger_accuracy_score", "delta_roc_auc"):
+    primary = result.interval.metric if result.interval else "roc_auc"
+    for key in dict.fromkeys(("challenger_roc_auc", "challenger_accuracy_score", "delta_roc_auc",
+                              f"challenger_{primary}", f"delta_{primary}")):
         if key in result.metrics and not math.isnan(result.metrics[key]):
             tags[f"driftgate_{key}"] = f"{result.metrics[key]:.4f}"
     return tags
