@@ -23,7 +23,7 @@ import pyarrow as pa
 from driftgate.core.errors import MonitorError
 from driftgate.monitoring import engine
 
-__all__ = ["compute", "spark_session"]
+__all__ = ["compute", "spark_session", "arrow_schema"]
 
 _MICROS = {"5 minutes": 300_000_000, "30 minutes": 1_800_000_000, "1 hour": 3_600_000_000,
            "1 day": 86_400_000_000, "1 week": 7 * 86_400_000_000, "2 weeks": 14 * 86_400_000_000,
@@ -46,6 +46,20 @@ def spark_session(ws):
         raise MonitorError("monitor.engine is 'spark' but no Spark session is active; start one or use "
                            "monitor.engine=embedded")
     return active
+
+
+def arrow_schema(spark_schema) -> pa.Schema:
+    """The Arrow schema of a Spark schema (classic or Spark Connect), timestamps in UTC."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(spark_schema, timezone="UTC") if _takes_timezone(to_arrow_schema) \
+        else to_arrow_schema(spark_schema)
+
+
+def _takes_timezone(fn) -> bool:
+    import inspect
+
+    return "timezone" in inspect.signature(fn).parameters
 
 
 def _read(spark, ws, name: str):
@@ -97,9 +111,7 @@ def compute(ws, plan: engine.Plan, *, source_name: str, time_range: tuple[dateti
     cfg = plan.cfg
     spark = spark_session(ws)
     df = _read(spark, ws, source_name)
-    schema = ws.tables.schema(source_name) if hasattr(ws.tables, "schema") else None
-    if schema is None:
-        schema = pa.schema([(f.name, pa.from_numpy_dtype("float64")) for f in df.schema])  # pragma: no cover
+    schema = arrow_schema(df.schema)  # Spark's own schema: no rows travel to the driver for it
     ts = cfg.timestamp_col
     if time_range is not None:
         df = df.filter((F.col(ts) >= F.lit(time_range[0])) & (F.col(ts) < F.lit(time_range[1])))
@@ -108,12 +120,10 @@ def compute(ws, plan: engine.Plan, *, source_name: str, time_range: tuple[dateti
         name = f"{engine.SLICE_PREFIX}{i}"
         df = df.withColumn(name, F.expr(text))
         slice_cols.append(name)
-    base_rows = None
-    if baseline is not None:
-        base_rows = baseline
-    payload = {"plan": plan, "baseline": base_rows, "schema": schema, "commit_version": commit_version,
+    # Shipped inside the kernel's closure (cloudpickle), not through sparkContext.broadcast, which
+    # serverless and standard (Spark Connect) compute do not have. The baseline is small by design.
+    payload = {"plan": plan, "baseline": baseline, "schema": schema, "commit_version": commit_version,
                "profile_windows": profile_windows, "drift_windows": drift_windows, "now": now}
-    bplan = spark.sparkContext.broadcast(payload)
 
     if ts is None:  # snapshot: one group, the whole table
         grouped = df.withColumn("__gran", F.lit("snapshot")).withColumn("__target", F.lit(None).cast("timestamp"))
@@ -140,7 +150,7 @@ def compute(ws, plan: engine.Plan, *, source_name: str, time_range: tuple[dateti
             grouped = grouped.filter(cond if cond is not None else F.lit(False))
 
     def kernel(table: pa.Table) -> pa.Table:
-        p = bplan.value
+        p = payload
         gran = table.column("__gran")[0].as_py()
         target = table.column("__target")[0].as_py()
         rows = table.drop_columns(["__gran", "__target"])
@@ -172,7 +182,6 @@ def compute(ws, plan: engine.Plan, *, source_name: str, time_range: tuple[dateti
         base_profile, _ = engine.compute(plan, baseline.schema.empty_table(), baseline, commit_version=commit_version,
                                          now=now, workers=1)
         profile = pa.concat_tables([profile, base_profile])
-    bplan.unpersist()
     return profile, drift
 
 

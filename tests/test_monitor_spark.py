@@ -1,4 +1,5 @@
-"""The Spark engine produces the same rows as the embedded engine (local[2] Spark)."""
+"""The Spark engine produces the same rows as the embedded engine: on a classic local[2] session and on a
+local Spark Connect session (the API of serverless and standard compute: no ``sparkContext``)."""
 from __future__ import annotations
 
 import math
@@ -48,6 +49,21 @@ def _rows(store, name, cfg):
 
 
 def test_spark_engine_matches_embedded(spark, settings, tmp_path):
+    assert_parity(settings, tmp_path)
+
+
+def test_spark_engine_matches_embedded_on_spark_connect(tmp_path):
+    """A Spark Connect session cannot share this process with the classic one: run it in its own."""
+    import subprocess
+
+    pytest.importorskip("grpc", reason="Spark Connect needs pyspark[connect]")
+    proc = subprocess.run([sys.executable, __file__, str(tmp_path)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYSPARK_PYTHON": sys.executable})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "parity on pyspark.sql.connect.session.SparkSession" in proc.stdout
+
+
+def assert_parity(settings, tmp_path):
     cfg = settings.monitor.model_copy(update={"slicing_exprs": ["senior", "age < 40", "plan"]})
     log = inference_log(4, rows_per_day=150, seed=3, drift_from=2)
     base = inference_log(2, rows_per_day=150, seed=4)
@@ -69,3 +85,19 @@ def test_spark_engine_matches_embedded(spark, settings, tmp_path):
         assert len(embedded) == len(sparked) > 100
         for a, b in zip(embedded, sparked):
             _close(a, b, _key(cfg, a))
+
+
+if __name__ == "__main__":  # the Spark Connect half of the parity test, in a process of its own
+    from pathlib import Path
+
+    from pyspark.sql import SparkSession
+
+    from driftgate.core.settings import load_settings
+
+    root = Path(sys.argv[1])
+    session = (SparkSession.builder.remote("local[2]").config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.shuffle.partitions", "2").getOrCreate())
+    assert not hasattr(type(session), "sparkContext") or "connect" in type(session).__module__
+    assert_parity(load_settings(Path(_REPO) / "conf", "local", (f"workspace.root={root / '.driftgate'}",)), root)
+    print(f"parity on {type(session).__module__}.{type(session).__name__}")
+    session.stop()
