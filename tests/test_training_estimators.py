@@ -106,9 +106,12 @@ def test_balanced_classes_need_a_class_weight_parameter(tws):
         del estimator_factories.knn
 
 
-def test_threads_default_to_the_cores_available_to_the_process():
+def test_threads_default_to_the_cores_available_to_the_process(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert TrainingConfig().threads == len(os.sched_getaffinity(0))
     assert TrainingConfig(n_jobs=3).threads == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # an operator's explicit choice is kept
+    assert TrainingConfig().threads == 1 and TrainingConfig(n_jobs=3).threads == 3
 
 
 @pytest.mark.parametrize("estimator", ["hist_gradient_boosting", "estimator_factories:forest_with_threads"])

@@ -160,9 +160,9 @@ class TrainingConfig(StrictModel):
     n_jobs: int | None = Field(None, ge=1)
     """Threads for fitting: the estimator's ``n_jobs`` (any ``n_jobs`` / ``*__n_jobs`` parameter it has) and the
     OpenMP/BLAS thread pools around every fit (``threadpoolctl``). Default: the cores available to the process
-    (its CPU affinity, capped by a container's CPU quota). On a machine shared with other busy processes set
-    it lower (1 for small data): spinning OpenMP threads competing for cores made a 1,095-row fit take 33 s
-    instead of 3.5 s."""
+    (its CPU affinity, capped by a container's CPU quota), or ``$OMP_NUM_THREADS`` if the environment sets
+    fewer. On a machine shared with other busy processes set it lower (1 for small data): spinning OpenMP
+    threads competing for cores made a 1,095-row fit take 33 s instead of 3.5 s."""
     use_best_params: bool = False
     """Train with the tuned study's best parameters (over ``params``) when a study exists."""
     class_weight: Literal["balanced", "none"] = "balanced"
@@ -208,8 +208,12 @@ class TrainingConfig(StrictModel):
 
     @property
     def threads(self) -> int:
-        """``n_jobs``, else the cores available to this process."""
-        return self.n_jobs or available_cores()
+        """``n_jobs``, else ``$OMP_NUM_THREADS`` when the environment sets it, else the cores available."""
+        if self.n_jobs:
+            return self.n_jobs
+        env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+        cores = available_cores()
+        return max(1, min(int(env), cores)) if env.isdigit() and int(env) > 0 else cores
 
     @property
     def features(self) -> list[str]:
