@@ -154,3 +154,17 @@ def test_a_container_cpu_quota_caps_the_default_threads(tmp_path, files, expecte
         (tmp_path / name).write_text(text)
     cores = len(os.sched_getaffinity(0))
     assert available_cores(str(tmp_path)) == (min(cores, expected) if expected else cores)
+
+
+def test_n_jobs_is_not_set_where_it_does_nothing():
+    import warnings
+
+    from driftgate.training.estimators import estimator_params, new_estimator
+
+    cfg = TrainingConfig(estimator="logistic_regression", n_jobs=2)
+    params = estimator_params(cfg, "binary")
+    assert "n_jobs" not in params and params["class_weight"] == "balanced"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # scikit-learn warns when LogisticRegression gets n_jobs
+        new_estimator(cfg, "binary", params).fit([[0.0], [1.0], [0.2], [0.9]], [0, 1, 0, 1])
+    assert estimator_params(TrainingConfig(estimator="random_forest", n_jobs=2), "regression")["n_jobs"] == 2

@@ -89,8 +89,23 @@ def new_estimator(cfg: TrainingConfig, problem_type: str, params: dict[str, Any]
     return estimator
 
 
+# Estimators whose n_jobs does nothing (scikit-learn 1.8 deprecated LogisticRegression's and warns when it is set).
+_IDLE_N_JOBS = frozenset({"LogisticRegression"})
+
+
 def _param_names(cfg: TrainingConfig, problem_type: str) -> set[str]:
     return set(new_estimator(cfg, problem_type).get_params())
+
+
+def _thread_params(cfg: TrainingConfig, problem_type: str) -> list[str]:
+    """``n_jobs`` parameters of the estimator (or its Pipeline steps) that do something."""
+    params = new_estimator(cfg, problem_type).get_params()
+    out = []
+    for name in _matching(set(params), "n_jobs"):
+        owner = params.get(name.rsplit("__", 1)[0]) if "__" in name else new_estimator(cfg, problem_type)
+        if type(owner).__name__ not in _IDLE_N_JOBS:
+            out.append(name)
+    return out
 
 
 def check_estimator(cfg: TrainingConfig, problem_type: str) -> None:
@@ -126,13 +141,12 @@ def estimator_params(cfg: TrainingConfig, problem_type: str, params: dict[str, A
     explicit = {**cfg.params, **(params or {})}
     names = _param_names(cfg, problem_type)
     merged = {**_BASE_PARAMS.get(cfg.estimator, {}), **explicit}
-    implied = {"random_state": cfg.seed, "n_jobs": cfg.threads}
+    implied = {"random_state": cfg.seed}
     if is_classifier(problem_type) and cfg.class_weight == "balanced":
         implied["class_weight"] = "balanced"
-    for param, value in implied.items():
-        for name in _matching(names, param):
-            if name not in explicit:
-                merged[name] = value
+    targets = {name: value for param, value in implied.items() for name in _matching(names, param)}
+    targets.update({name: cfg.threads for name in _thread_params(cfg, problem_type)})
+    merged.update({name: value for name, value in targets.items() if name not in explicit})
     if is_factory(cfg.estimator) and "class_weight" in implied and not _matching(names, "class_weight"):
         raise ConfigError(f"training.class_weight: balanced needs a class_weight parameter and {cfg.estimator} has "
                           "none; set training.class_weight: none (or weight classes inside your estimator)",
