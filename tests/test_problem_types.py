@@ -127,3 +127,21 @@ def test_a_challenger_trained_on_the_old_concept_is_refused(tws):
     assert {"multiclass": "f1_score", "regression": "root_mean_squared_error"}[problem] in failed
     assert not promotion.promote(tws, shadow).promoted
     assert tws.registry.alias_version(name, "champion") == v1.version
+
+
+def test_tune_optimises_the_problem_types_metric(tws):
+    import dataclasses
+
+    from driftgate.core.settings import Settings
+
+    problem = tws.settings.project.problem_type
+    tw.write(tws, rows(problem, "new", first_day=0, days=16, per_day=25, seed=5))
+    data = tws.settings.model_dump()
+    data["tuning"].update(cv_folds=2, search_space={"hist_gradient_boosting": {
+        "max_iter": {"type": "int", "low": 5, "high": 15, "step": 5}}})
+    ws = dataclasses.replace(tws, settings=Settings.model_validate(data))
+    result = training.tune(ws, n_trials=2)
+    metric, direction = {"multiclass": ("f1", "maximize"), "regression": ("root_mean_squared_error", "minimize")}[
+        problem]
+    assert (result.metric, result.direction, result.n_complete) == (metric, direction, 2)
+    assert 0 < result.best_value < (1 if problem == "multiclass" else 10)
