@@ -1,15 +1,20 @@
 """Plumbing shared by the Databricks job's notebook tasks (``notebooks/*.py``).
 
 A task notebook stays thin: :func:`open_task_workspace` turns widgets and job parameters
-into :class:`~driftgate.core.settings.Settings` and a :class:`~driftgate.workspace.Workspace` whose task
-values go through ``dbutils.jobs.taskValues``; the notebook then calls one stage function
-and publishes its result. Job parameters (pushed down to notebook widgets):
+into :class:`~driftgate.core.settings.Settings`, a :class:`~driftgate.workspace.Workspace` whose task
+values go through ``dbutils.jobs.taskValues``, and the run's :class:`~driftgate.tasks.JobContext`;
+the notebook then calls its one task function in :mod:`driftgate.tasks`, which reads and
+publishes everything. Job parameters (pushed down to notebook widgets):
 
 * ``model_name``: three-level registered model name → ``project.model_name``;
 * ``thresholds_profile``: gate threshold profile → ``gate.profile``;
 * ``catalog`` / ``schema``: move every table, schema and model name of the configuration
   from the configured ``project.audit_schema`` to ``catalog.schema``;
-* ``trigger``: what started the run (recorded with the decision).
+* ``trigger``: what started the run (recorded with the decision);
+* ``run_key``: the fact the run answers, when the launcher knows it (the webhook's
+  ``alert:...`` key); empty: derived by :func:`driftgate.tasks.run_key_for_job`;
+* ``as_of``: the run's as-of time (ISO 8601, UTC when no zone is given), to replay history;
+  empty: now.
 
 Task parameters: ``conf_dir`` (the bundle's synced ``conf/``), ``env`` (default
 ``databricks``), ``job_run_id`` (``{{job.run_id}}``), ``overrides`` (extra ``key=value``
@@ -18,13 +23,16 @@ settings, one per line or separated by ``;``).
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["JOB_PARAMETERS", "TASK_PARAMETERS", "widget_params", "settings_for_task", "relocate",
-           "open_task_workspace", "as_value"]
+from driftgate.tasks import JobContext, as_value, parse_time
 
-JOB_PARAMETERS = ("model_name", "thresholds_profile", "catalog", "schema", "trigger")
+__all__ = ["JOB_PARAMETERS", "TASK_PARAMETERS", "widget_params", "settings_for_task", "relocate",
+           "open_task_workspace", "job_context", "as_of", "as_value"]
+
+JOB_PARAMETERS = ("model_name", "thresholds_profile", "catalog", "schema", "trigger", "run_key", "as_of")
 TASK_PARAMETERS = ("conf_dir", "env", "job_run_id", "overrides")
 
 
@@ -85,11 +93,23 @@ def relocate(settings, catalog: str, schema: str):
     return type(settings).model_validate(move(settings.model_dump(mode="json")))
 
 
+def job_context(params: Mapping[str, str]) -> JobContext:
+    """The run's context from the job and task parameters."""
+    return JobContext(trigger=params.get("trigger") or "table_update", run_key=params.get("run_key") or None,
+                      job_run_id=params.get("job_run_id") or None)
+
+
+def as_of(params: Mapping[str, str]) -> datetime | None:
+    """The ``as_of`` parameter as a UTC time (None: now)."""
+    return parse_time(params.get("as_of"), "as_of")
+
+
 def open_task_workspace(dbutils, spark, *, task_key: str, params: Mapping[str, str] | None = None):
-    """Settings + workspace for one notebook task; task values go through ``dbutils``.
+    """Settings, workspace, job context and as-of time for one notebook task; task values go
+    through ``dbutils``.
 
     Returns:
-        ``(ws, params)``.
+        ``(ws, job, now)``: pass them to the task function, ``tasks.<task>(ws, job=job, now=now)``.
     """
     from driftgate.workspace import open_workspace
     from driftgate.workspace.task_values import DbutilsTaskValues
@@ -99,18 +119,4 @@ def open_task_workspace(dbutils, spark, *, task_key: str, params: Mapping[str, s
     ws = open_workspace(settings, spark=spark, dbutils=dbutils, run_id=params.get("job_run_id"), task_key=task_key)
     if dbutils is not None:
         ws = dataclasses.replace(ws, task_values=DbutilsTaskValues(dbutils))
-    return ws, params
-
-
-def as_value(record: Any) -> Any:
-    """A JSON-ready form of a stage result, for a task value."""
-    import json
-
-    for method in ("to_dict", "as_dict"):
-        if callable(getattr(record, method, None)):
-            return json.loads(json.dumps(getattr(record, method)(), default=str))
-    if hasattr(record, "model_dump"):
-        return record.model_dump(mode="json")
-    if dataclasses.is_dataclass(record):
-        return json.loads(json.dumps(dataclasses.asdict(record), default=str))
-    return record
+    return ws, job_context(params), as_of(params)

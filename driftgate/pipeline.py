@@ -2,130 +2,65 @@
 
 Databricks job (``resources/retraining_job.yml``)        local (this module)
 -------------------------------------------------       -------------------------------------------
-evaluate_drift   notebook: gating.evaluate, sets task    gating.evaluate, task values to
-                 values drift_exceeded / decision         <root>/task_values/<job run>/evaluate_drift.json
-is_drift_exceeded condition_task EQUAL_TO "true"         _condition(): reads the task value back
-train            training.train                           training.train
-shadow           promotion.set_challenger + shadow        promotion.set_challenger + promotion.shadow
-promote          promotion.promote                        promotion.promote
+evaluate_drift    notebook → tasks.evaluate              tasks.evaluate, task values in
+                                                          <root>/task_values/<job run>/<task>.json
+is_drift_exceeded condition_task EQUAL_TO "true"         tasks.condition (reads the task value back)
+train             notebook → tasks.train                 tasks.train
+shadow            notebook → tasks.shadow                tasks.shadow
+promote           notebook → tasks.promote               tasks.promote
 
-Every trigger (the table watcher, the webhook worker, schedule, manual) launches
-:func:`run_retraining_job` locally, or the Databricks job through the Jobs API.
+Both sides call the same task functions (:mod:`driftgate.tasks`), so task values, audit
+events, notifications and run keys are the same. Every trigger (the table watcher, the
+webhook worker, schedule, manual) launches :func:`run_retraining_job` locally, or the
+Databricks job through the Jobs API.
 """
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from driftgate import tasks
+from driftgate.tasks import EVALUATE, JobContext, JobRunResult
 from driftgate.workspace.audit import record_event
 from driftgate.workspace.task_values import LocalTaskValues
 
-__all__ = ["JobRunResult", "run_retraining_job", "DemoSummary", "run_demo", "EVALUATE_TASK"]
+__all__ = ["JobRunResult", "run_retraining_job", "DemoSummary", "DemoStart", "start_demo", "run_demo",
+           "EVALUATE_TASK"]
 
-EVALUATE_TASK = "evaluate_drift"
-
-
-@dataclass
-class JobRunResult:
-    """What one run of the retraining job did, task by task."""
-
-    job_run_id: str
-    trigger: str
-    run_key: str | None
-    decision: Any
-    branch: str
-    """``retrain`` when the condition task's outcome was true, else ``skip``."""
-    train: Any = None
-    shadow: Any = None
-    promotion: Any = None
-    champion_before: str | None = None
-    champion_after: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def promoted(self) -> bool:
-        return bool(self.promotion is not None and getattr(self.promotion, "promoted", False))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "job_run_id": self.job_run_id,
-            "trigger": self.trigger,
-            "run_key": self.run_key,
-            "decision_status": _status(self.decision),
-            "branch": self.branch,
-            "challenger_version": getattr(self.train, "version", None),
-            "shadow_status": _status(self.shadow),
-            "promoted": self.promoted,
-            "champion_before": self.champion_before,
-            "champion_after": self.champion_after,
-            "notes": self.notes,
-        }
-
-
-def _status(record) -> str | None:
-    status = getattr(record, "status", None)
-    return getattr(status, "value", status)
-
-
-def _condition(values, task_key: str = EVALUATE_TASK) -> bool:
-    """The condition task: ``{{tasks.evaluate_drift.values.drift_exceeded}} == "true"``.
-
-    Databricks serialises a boolean task value as ``"true"``/``"false"`` and
-    ``EQUAL_TO`` compares strings; mirror that rather than Python truthiness.
-    """
-    value = values.get(task_key, "drift_exceeded", default=False)
-    return str(value).lower() == "true"
+EVALUATE_TASK = EVALUATE
 
 
 def run_retraining_job(ws, *, trigger: str, run_key: str | None = None, now: datetime | None = None,
                        job_run_id: str | None = None) -> JobRunResult:
-    """Run evaluate → condition → train → challenger → shadow → promote once.
+    """Run evaluate → condition → train → shadow → promote once (the job's task graph).
 
     Args:
         ws: the open workspace.
         trigger: what started the run (``table_update``, ``webhook``, ``schedule``, ``manual``, ``demo``).
-        run_key: the deterministic key of the fact that triggered it, recorded with every event.
-        now: the evaluation time for the gate's staleness checks (default: the clock).
+        run_key: the deterministic key of the fact that triggered it (default:
+            :func:`driftgate.tasks.run_key_for_job`), recorded with every event.
+        now: the as-of time of the run (the gate's staleness checks; default: the clock).
         job_run_id: id of this job run (default: a new one); names the local task-values folder.
 
     Returns:
-        A :class:`JobRunResult`; the champion alias moved only if ``promoted`` is true.
+        A :class:`~driftgate.tasks.JobRunResult`; the champion alias moved only if ``promoted`` is true.
     """
-    from driftgate import gating
-    from driftgate import promotion
-    from driftgate import training
+    from driftgate.workspace.context import nest_stage_runs
 
-    job_run_id = job_run_id or uuid.uuid4().hex[:12]
-    registry, model = ws.registry, ws.settings.project.model_name
-    champion_before = registry.alias_version(model, "champion")
+    nest_stage_runs()  # several stage runs: under `mlflow run` they nest under its run
+    job = JobContext(trigger=trigger, run_key=run_key, job_run_id=job_run_id or uuid.uuid4().hex[:12])
+    # Each job run gets its own task-values folder, as each Databricks run does.
     if ws.root is not None:
-        # Each job run gets its own task-values folder, as each Databricks run does.
-        ws = dataclasses.replace(ws, task_values=LocalTaskValues(ws.root, job_run_id, EVALUATE_TASK))
-
-    decision = gating.evaluate(ws, ws.settings.gate, now=now, trigger=trigger, run_key=run_key)
-    # Notifications never fail the job: send() records its own failures in the audit trail.
-    promotion.notify_gate_decision(ws, decision)
-    result = JobRunResult(job_run_id, trigger, run_key, decision, "skip", champion_before=champion_before)
-    if not _condition(ws.task_values):
-        result.notes.append(f"gate said {_status(decision)}: retraining branch skipped")
-    else:
-        result.branch = "retrain"
-        reason = {"trigger": trigger, "decision_id": str(getattr(decision, "decision_id", "")),
-                  "run_key": run_key or "", "job_run_id": job_run_id}
-        result.train = training.train(ws, reason=reason)
-        if not result.train.registered:
-            result.notes.append(f"candidate not registered: {result.train.refused_reason}")
-        else:
-            promotion.set_challenger(ws, result.train.version)
-            result.shadow = promotion.shadow(ws, challenger_version=result.train.version)
-            result.promotion = promotion.promote(ws, result.shadow)
-            result.notes.append(str(getattr(result.promotion, "reason", "")))
-    result.champion_after = registry.alias_version(model, "champion")
-    record_event(ws, "job_run", run_key=run_key, subject=model, status=result.branch, details=result.as_dict())
-    return result
+        ws = dataclasses.replace(ws, task_values=LocalTaskValues(ws.root, job.job_run_id, EVALUATE))
+    records: dict[str, Any] = {"decision": tasks.evaluate(ws, job=job, now=now)}
+    if tasks.condition(ws):
+        records["train"] = tasks.train(ws, job=job, now=now)
+        records["shadow"] = tasks.shadow(ws, job=job, now=now)
+        records["promotion"] = tasks.promote(ws, job=job, now=now)
+    return dataclasses.replace(tasks.job_result(ws, job, now), **records)
 
 
 # --------------------------------------------------------------------------- demo
@@ -185,19 +120,24 @@ def _write_baseline(ws, model, world, version: str) -> None:
                     pa.Table.from_pandas(frame, preserve_index=False), mode="overwrite")
 
 
-def run_demo(ws, *, say=print, today: datetime | None = None) -> DemoSummary:
-    """The walking skeleton of the whole loop on the seeded demo world.
+@dataclass
+class DemoStart:
+    """The demo world up to its first job run: champion serving, monitor refreshed."""
 
-    bootstrap v1 as champion → serve days with drift → monitor → job run 1 (gate →
-    retrain → shadow → promote) → serve two more days → monitor → job run 2, whose
-    challenger learned the same regime as the fresh champion, is no better and is refused
-    (with the base conf's two-week training window; the statistical guard decides).
-    """
+    world: Any
+    bootstrap_version: str
+    served_rows: int
+    served_days: int
+    refresh: Any
+    as_of: datetime
+    """The end of the served days: the first job run's as-of time."""
+
+
+def start_demo(ws, *, say=print, today: datetime | None = None) -> DemoStart:
+    """Reset the demo, build the world, bootstrap v1 as champion, serve drifting days, monitor."""
     import mlflow
 
-    from driftgate import monitoring
-    from driftgate import training
-    from driftgate import demo
+    from driftgate import demo, training
 
     cfg = ws.settings.demo
     name = ws.settings.project.model_name
@@ -218,26 +158,38 @@ def run_demo(ws, *, say=print, today: datetime | None = None) -> DemoSummary:
     served_days = cfg.served_days - 2
     served = demo.serve_days(ws, champion, first.version, first_served_day=0, days=served_days, world=world,
                              label_delay_days=1)
-    refresh = monitoring.refresh(ws, ws.settings.monitor)
+    refresh = tasks.monitor(ws, job=JobContext(trigger="demo"))
     say(f"champion served {len(served)} requests over {served_days} days; monitor refreshed")
+    return DemoStart(world, first.version, len(served), served_days, refresh,
+                     world.history_end + timedelta(days=served_days))
 
-    end_first = world.history_end + timedelta(days=served_days)
-    runs = [run_retraining_job(ws, trigger="demo", run_key=_table_key(ws), now=end_first)]
+
+def run_demo(ws, *, say=print, today: datetime | None = None) -> DemoSummary:
+    """The walking skeleton of the whole loop on the seeded demo world.
+
+    bootstrap v1 as champion → serve days with drift → monitor → job run 1 (gate →
+    retrain → shadow → promote) → serve two more days → monitor → job run 2, whose
+    challenger learned the same regime as the fresh champion, is no better and is refused
+    (with the base conf's two-week training window; the statistical guard decides).
+    """
+    import mlflow
+
+    from driftgate import demo
+    from driftgate.workspace.context import nest_stage_runs
+
+    name = ws.settings.project.model_name
+    nest_stage_runs()  # under `mlflow run -e main`, every stage run nests under the project run
+    start = start_demo(ws, say=say, today=today)
+    runs = [run_retraining_job(ws, trigger="demo", now=start.as_of)]
 
     champion = mlflow.sklearn.load_model(f"models:/{name}@champion")
     current = ws.registry.alias_version(name, "champion")
-    more = demo.serve_days(ws, champion, current, first_served_day=served_days, days=2, world=world,
+    more = demo.serve_days(ws, champion, current, first_served_day=start.served_days, days=2, world=start.world,
                            label_delay_days=1)
-    monitoring.refresh(ws, ws.settings.monitor)
-    runs.append(run_retraining_job(ws, trigger="demo", run_key=_table_key(ws),
-                                   now=end_first + timedelta(days=2)))
-    return DemoSummary(world, first.version, len(served) + len(more), refresh, runs,
+    tasks.monitor(ws, job=JobContext(trigger="demo"))
+    runs.append(run_retraining_job(ws, trigger="demo", now=start.as_of + timedelta(days=2)))
+    return DemoSummary(start.world, start.bootstrap_version, start.served_rows + len(more), start.refresh, runs,
                        ws.registry.alias_version(name, "champion"))
-
-
-def _table_key(ws) -> str:
-    table = ws.settings.monitor.drift_metrics_table
-    return f"delta:{table}@v{ws.tables.version(table)}"
 
 
 def _fmt_metrics(metrics: dict[str, float], keys=("test_roc_auc", "test_f1", "test_accuracy",

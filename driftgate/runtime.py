@@ -1,8 +1,10 @@
 """What every command-line and job entry point shares: options, settings, errors.
 
 Entry points stay thin: parse parameters, build settings and a workspace, call
-one stage function, publish its result. A :class:`DriftgateError` becomes one red
-line on stderr and exit code 1; "not built yet" is exit code 2.
+one task function (:mod:`driftgate.tasks`), print its result. Exit codes: 0 done; 1 a
+:class:`DriftgateError` (one red line on stderr); 2 "not built yet"; 3 a refusal (a
+promotion or rollback that was refused, awaits approval, was a dry run or had nothing to
+promote): an outcome, recorded like any other, not an error.
 """
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ from rich.console import Console
 from driftgate.core.settings import Settings, load_settings
 from driftgate.core.errors import DriftgateError
 
-__all__ = ["ConfOpt", "EnvOpt", "SetOpt", "console", "err_console", "settings_from", "workspace_from",
+__all__ = ["EXIT_ERROR", "EXIT_NOT_BUILT", "EXIT_REFUSED", "ConfOpt", "EnvOpt", "SetOpt", "console", "err_console", "settings_from", "workspace_from",
            "cli_errors", "not_built", "progress_bar", "show_stage_warnings"]
+
+EXIT_ERROR, EXIT_NOT_BUILT, EXIT_REFUSED = 1, 2, 3
 
 console = Console()
 err_console = Console(stderr=True)
@@ -48,12 +52,12 @@ def cli_errors() -> Iterator[None]:
         yield
     except DriftgateError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(EXIT_ERROR) from None
 
 
 def not_built(stage: str) -> None:
     err_console.print(f"driftgate {stage}: not built yet", highlight=False)
-    sys.exit(2)
+    sys.exit(EXIT_NOT_BUILT)
 
 
 @contextmanager

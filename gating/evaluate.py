@@ -258,10 +258,8 @@ def _log_mlflow(ws, decision: Decision, text: str, run_key: str | None, gate: Ga
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    try:
-        from driftgate.workspace.context import MLPROJECT_RUN_TAG, mlproject_run_id
-    except ImportError:  # older foundation
-        MLPROJECT_RUN_TAG, mlproject_run_id = None, lambda: None
+    from driftgate.workspace.context import open_stage_run
+
     tags = {
         "driftgate.stage": "gate",
         "driftgate.decision_id": decision.decision_id,
@@ -272,14 +270,9 @@ def _log_mlflow(ws, decision: Decision, text: str, run_key: str | None, gate: Ga
     }
     if run_key:
         tags["driftgate.run_key"] = run_key
-    parent = mlproject_run_id()
-    if parent and MLPROJECT_RUN_TAG:
-        tags[MLPROJECT_RUN_TAG] = parent
     try:
-        exp_id = ws.experiment_id()
         client = MlflowClient(tracking_uri=ws.tracking_uri, registry_uri=ws.registry_uri)
-        run = client.create_run(exp_id, run_name=f"gate-{decision.status.lower()}", tags=tags)
-        rid = run.info.run_id
+        rid = open_stage_run(ws, f"gate-{decision.status.lower()}", tags)
         from mlflow.entities import Metric
 
         stamp = int(decision.evaluated_at.timestamp() * 1000)

@@ -2,26 +2,21 @@
 # MAGIC %md
 # MAGIC # evaluate_drift: the shared drift gate
 # MAGIC
-# MAGIC Runs `gating.evaluate` on the monitor's metric tables and publishes the task values
-# MAGIC `drift_exceeded` (boolean, read by the `is_drift_exceeded` condition task as
-# MAGIC `{{tasks.evaluate_drift.values.drift_exceeded}}`) and `decision` (JSON). This task must be a
-# MAGIC notebook: only notebooks can set task values. No decision logic lives here.
+# MAGIC Calls `tasks.evaluate`: the gate decides and records its decision, an EXCEEDED decision is
+# MAGIC notified, and the task values `drift_exceeded` (read by the `is_drift_exceeded` condition task as
+# MAGIC `{{tasks.evaluate_drift.values.drift_exceeded}}`), `decision`, `run_key`, `trigger` and `champion`
+# MAGIC are published. When the gate did not fire this is the run's last task and records the job run.
+# MAGIC This task must be a notebook: only notebooks can set task values.
+# MAGIC No logic lives here: the same function runs in the local task graph and the CLI.
 
 # COMMAND ----------
 
+from driftgate import tasks
 from driftgate.jobtask import open_task_workspace
 
-ws, params = open_task_workspace(dbutils, spark, task_key="evaluate_drift")  # noqa: F821 (Databricks globals)
+ws, job, now = open_task_workspace(dbutils, spark, task_key=tasks.EVALUATE)  # noqa: F821 (Databricks globals)
 
 # COMMAND ----------
 
-from driftgate import gating
-from driftgate.commands.gating import render
-
-decision = gating.evaluate(
-    ws,
-    ws.settings.gate,
-    trigger=params.get("trigger", "table_update"),
-    run_key=f"job-run:{params['job_run_id']}" if params.get("job_run_id") else None,
-)
-render(decision)
+decision = tasks.evaluate(ws, job=job, now=now)
+print(f"{decision.status} drift_exceeded={str(decision.drift_exceeded).lower()}: {decision.summary}")

@@ -2,23 +2,18 @@
 # MAGIC %md
 # MAGIC # promote: move aliases only if the challenger passed
 # MAGIC
-# MAGIC Rebuilds the shadow result the shadow task published and calls `promotion.promote`,
-# MAGIC which checks, then sets `champion` / `previous_champion` (fails closed).
+# MAGIC Calls `tasks.promote` on the shadow task's result: checks, then sets `champion` /
+# MAGIC `previous_champion` (fails closed); publishes `promoted` and `promotion`, records the job run.
+# MAGIC No logic lives here: the same function runs in the local task graph and the CLI.
 
 # COMMAND ----------
 
+from driftgate import tasks
 from driftgate.jobtask import open_task_workspace
 
-ws, params = open_task_workspace(dbutils, spark, task_key="promote")  # noqa: F821 (Databricks globals)
+ws, job, now = open_task_workspace(dbutils, spark, task_key=tasks.PROMOTE)  # noqa: F821 (Databricks globals)
 
 # COMMAND ----------
 
-from driftgate import promotion
-
-value = ws.task_values.get("shadow", "shadow", default=None)
-if not value:
-    dbutils.notebook.exit("no shadow result: nothing to promote")  # noqa: F821
-
-result = promotion.promote(ws, promotion.ShadowResult.from_dict(value))
-ws.task_values.set("promoted", bool(result.promoted))
-print(f"promoted={result.promoted} champion={result.champion_version}: {result.reason}")
+result = tasks.promote(ws, job=job, now=now)
+print(f"{result.status}: champion={result.champion_version}: {result.reason}")

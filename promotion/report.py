@@ -97,20 +97,22 @@ def _has_tabulate() -> bool:
 
 
 def log_shadow_report(result: ShadowResult, cfg: Any, *, ws) -> str:
-    """Log the report to a new MLflow run in the project experiment; returns its run id.
+    """Log the report to an MLflow run in the project experiment; returns its run id.
 
-    Uses the client API so an active run of the caller (the job's) is left untouched.
+    Uses the client API so an active run of the caller (the job's) is left untouched; under
+    ``mlflow run -e shadow`` it is the project's own run (``workspace.context.open_stage_run``).
     """
     import matplotlib.pyplot as plt
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
 
+    from driftgate.workspace.context import open_stage_run
+
     client = MlflowClient(ws.tracking_uri, ws.registry_uri)
-    run = client.create_run(ws.experiment_id(), run_name=f"shadow v{result.challenger_version} vs "
+    run_id = open_stage_run(ws, f"shadow v{result.challenger_version} vs "
                             f"{'v' + result.champion_version if result.champion_version else 'none'}",
-                            tags={"driftgate.stage": "shadow", "driftgate.decision": result.status,
-                                  "driftgate.model": result.model_name})
-    run_id = run.info.run_id
+                            {"driftgate.stage": "shadow", "driftgate.decision": result.status,
+                             "driftgate.model": result.model_name})
     status = "FINISHED"
     try:
         params = {"champion_version": result.champion_version or "none",

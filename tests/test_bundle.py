@@ -141,11 +141,22 @@ def test_every_referenced_notebook_and_wheel_exists():
             assert "--wheel-dir dist" in wheel_artifacts[0]["build"]
 
 
-def test_notebooks_call_the_same_stage_functions():
-    calls = {"evaluate_drift.py": "gating.evaluate(", "train.py": "training.train(",
-             "shadow.py": "promotion.shadow(", "promote.py": "promotion.promote("}
-    for name, call in calls.items():
-        assert call in (REPO / "notebooks" / name).read_text(), name
+def test_notebooks_only_call_their_task_function():
+    """The glue lives in driftgate.tasks: each notebook opens its workspace and calls one task."""
+    import ast
+
+    job, path = _job()
+    calls = {"evaluate_drift": "evaluate", "train": "train", "shadow": "shadow", "promote": "promote"}
+    for task in job["tasks"]:
+        if "notebook_task" not in task:
+            continue
+        source = (path.parent / task["notebook_task"]["notebook_path"]).resolve().read_text()
+        tree = ast.parse(source)
+        imports = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+        assert imports == {"tasks", "open_task_workspace"}, task["task_key"]
+        called = [n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                  and isinstance(n.func.value, ast.Name) and n.func.value.id == "tasks"]
+        assert called == [calls[task["task_key"]]], task["task_key"]
 
 
 def test_task_keys_and_trigger_match_the_local_pipeline():
@@ -173,41 +184,6 @@ def test_targets_and_parameters_map_onto_settings(tmp_path):
     assert s.gate.profile == "default"
 
 
-class _Exit(Exception):
-    pass
-
-
-class FakeDbutils:
-    """Widgets and task values as a notebook task sees them (one job run, shared ``values``)."""
-
-    def __init__(self, widgets: dict[str, str], task_key: str = "evaluate_drift", values: dict | None = None):
-        self.values: dict[tuple[str, str], object] = {} if values is None else values
-        outer = self
-
-        class Widgets:
-            def get(self, name):
-                if name not in widgets:
-                    raise ValueError(f"InputWidgetNotDefined: {name}")
-                return widgets[name]
-
-        class TaskValues:
-            def set(self, key, value):
-                json.dumps(value)
-                outer.values[(task_key, key)] = value
-
-            def get(self, taskKey, key, default=None, debugValue=None):
-                return outer.values.get((taskKey, key), default)
-
-        class Jobs:
-            taskValues = TaskValues()
-
-        class Notebook:
-            def exit(self, message):
-                raise _Exit(message)
-
-        self.widgets, self.jobs, self.notebook = Widgets(), Jobs(), Notebook()
-
-
 def test_evaluate_notebook_publishes_task_values_through_dbutils(tmp_path):
     """Run the notebook's code with a fake dbutils on local tables: the condition task would see "true"."""
     from driftgate.core.settings import load_settings
@@ -224,28 +200,26 @@ def test_evaluate_notebook_publishes_task_values_through_dbutils(tmp_path):
     when = day(now_days) + timedelta(hours=2)
 
     from driftgate import gating
+    from tests.dbutils_stub import run_notebook
 
-    real = gating.evaluate
-    fake = FakeDbutils({"conf_dir": str(REPO / "conf"), "env": "local", "trigger": "table_update",
-                        "overrides": f"workspace.root={root}", "job_run_id": "42"})
-    source = (REPO / "notebooks" / "evaluate_drift.py").read_text()
-    try:
-        gating.evaluate = lambda *a, **k: real(*a, **{**k, "now": when})  # pin the clock only
-        exec(compile(source, "evaluate_drift.py", "exec"), {"dbutils": fake, "spark": None})
-    finally:
-        gating.evaluate = real
-    assert fake.values[("evaluate_drift", "drift_exceeded")] is True
-    assert str(fake.values[("evaluate_drift", "drift_exceeded")]).lower() == "true"  # EQUAL_TO "true"
-    decision = fake.values[("evaluate_drift", "decision")]
+    values: dict = {}
+    widgets = {"conf_dir": str(REPO / "conf"), "env": "local", "trigger": "table_update",
+               "overrides": f"workspace.root={root}", "job_run_id": "42", "as_of": when.isoformat()}
+    run_notebook(REPO / "notebooks" / "evaluate_drift.py", widgets, "evaluate_drift", values)
+    assert values[("evaluate_drift", "drift_exceeded")] is True
+    assert str(values[("evaluate_drift", "drift_exceeded")]).lower() == "true"  # EQUAL_TO "true"
+    decision = values[("evaluate_drift", "decision")]
     assert decision["status"] == "EXCEEDED" and decision["trigger"] == "table_update"
-    assert gating.read_decisions(ws)[0]["run_key"] == "job-run:42"
+    # the run key is the drift table's version, as the local watcher names it
+    key = f"delta:{ws.settings.monitor.drift_metrics_table}@v0"
+    assert gating.read_decisions(ws)[0]["run_key"] == key == values[("evaluate_drift", "run_key")]
 
 
 def test_shadow_result_survives_the_task_value_round_trip():
     """The promote task rebuilds what the shadow task published (JSON in between)."""
     from driftgate.promotion import ShadowResult
     from driftgate.promotion.policy import Check, Interval
-    from driftgate.jobtask import as_value
+    from driftgate.tasks import as_value
 
     shadow = ShadowResult(status="PASS", model_name="main.s.m", champion_version="1", challenger_version="2",
                           metrics={"delta_f1": 0.04}, reasons=("better",), checks=(Check("f1", True, "ok"),),
@@ -277,11 +251,14 @@ def test_retraining_branch_notebooks_hand_results_along(tmp_path, monkeypatch):
         return PromotionResult(promoted=True, champion_version="7", reason="passed")
 
     monkeypatch.setattr(promotion, "promote", promote)
+    from tests.dbutils_stub import run_notebook
+
     values = {("evaluate_drift", "decision"): {"decision_id": "d-1", "status": "EXCEEDED"}}
     widgets = {"conf_dir": str(REPO / "conf"), "env": "local", "overrides": f"workspace.root={tmp_path}"}
     for task in ("train", "shadow", "promote"):
-        source = (REPO / "notebooks" / f"{task}.py").read_text()
-        exec(compile(source, f"{task}.py", "exec"), {"dbutils": FakeDbutils(widgets, task, values), "spark": None})
-    assert calls == [("train", "d-1"), ("set_challenger", "7"), ("shadow", "7"), ("promote", True)]
+        run_notebook(REPO / "notebooks" / f"{task}.py", widgets, task, values)
+    # train makes its version the challenger; shadow sets it again as the (faked) alias never moved
+    assert calls == [("train", "d-1"), ("set_challenger", "7"), ("set_challenger", "7"), ("shadow", "7"),
+                     ("promote", True)]
     assert values[("train", "model_version")] == "7" and values[("shadow", "shadow_status")] == "PASS"
     assert values[("promote", "promoted")] is True

@@ -194,8 +194,8 @@ def test_cli_shadow_and_promote(world):
     out = runner.invoke(app, ["shadow", *sets, "--version", world.v3, "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["status"] == "FAIL"
-    out = runner.invoke(app, ["promote", *sets])
-    assert out.exit_code == 1 and "refused" in out.output and "not beyond noise" in out.output
+    out = runner.invoke(app, ["promote", *sets])  # promotes what `shadow` published, as the job's task
+    assert out.exit_code == 3 and "refused" in out.output and "not beyond noise" in out.output
     out = runner.invoke(app, ["shadow", *sets, "--version", "99"])
     assert out.exit_code == 1 and "does not exist" in out.output
     assert promotion.aliases(ws)["champion"] == world.v1
@@ -222,7 +222,7 @@ def test_cli_status_and_rollback(world):
     assert out.exit_code == 0, out.output
     assert "rolled_back" in out.output and promotion.aliases(ws)["champion"] == world.v1
     out = runner.invoke(app, ["rollback", *sets, "--reason", "again"])
-    assert out.exit_code == 1 and "no previous_champion" in out.output
+    assert out.exit_code == 3 and "no previous_champion" in out.output  # refused: an outcome, not an error
 
 
 def test_mlflow_registry_fault_restores_real_aliases(world):

@@ -284,7 +284,7 @@ class _RecordingSpark:
         row = {"version": 7, "userMetadata": self.user_metadata}
         return type("Result", (), {"collect": lambda _self: [row]})()
 
-    def createDataFrame(self, frame):
+    def createDataFrame(self, frame, schema=None):
         spark = self
 
         class Writer:

@@ -154,7 +154,7 @@ def train(ws, *, reason: dict[str, str] | None = None, params: dict | None = Non
     from mlflow.models import infer_signature
 
     from driftgate.promotion.scoring import predict
-    from driftgate.workspace.context import MLPROJECT_RUN_TAG, mlproject_run_id
+    from driftgate.workspace.context import stage_run_tags
 
     settings = ws.settings
     cfg = settings.training
@@ -181,8 +181,7 @@ def train(ws, *, reason: dict[str, str] | None = None, params: dict | None = Non
     }
     if reason.get("decision_id"):
         tags["driftgate.decision_id"] = reason["decision_id"]
-    if parent := mlproject_run_id():
-        tags[MLPROJECT_RUN_TAG] = parent
+    tags.update(stage_run_tags())  # under `mlflow run`: the project run (see workspace.context)
     with mlflow.start_run(run_name=f"train-{cfg.estimator}", tags=tags) as run:
         run_id = run.info.run_id
         mlflow.log_params({

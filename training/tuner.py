@@ -225,7 +225,7 @@ def tune(ws, *, n_trials: int | None = None, timeout: float | None = None,
     import optuna
     from mlflow import MlflowClient
 
-    from driftgate.workspace.context import MLPROJECT_RUN_TAG, mlproject_run_id
+    from driftgate.workspace.context import nest_stage_runs, stage_run_tags
 
     settings = ws.settings
     cfg, tcfg = settings.training, settings.tuning
@@ -272,8 +272,11 @@ def tune(ws, *, n_trials: int | None = None, timeout: float | None = None,
     data_versions = {t.name: t.version for t in data.tables}
     tags = {"driftgate.stage": "tune", "driftgate.study": study.study_name,
             "driftgate.storage": _masked(storage_url(ws)), "driftgate.estimator": cfg.estimator}
-    if parent := mlproject_run_id():
-        tags[MLPROJECT_RUN_TAG] = parent
+    tags.update(stage_run_tags())  # under `mlflow run`: the project run (see workspace.context)
+    if parent_id:
+        # A resumed study logs on under its own parent run: an `mlflow run` run must not be
+        # adopted by the first trial, so it becomes the parent of nothing (see workspace.context).
+        nest_stage_runs()
     parent_run = (mlflow.start_run(run_id=parent_id) if parent_id
                   else mlflow.start_run(run_name=f"tune-{study.study_name}", tags=tags))
     parent_id = parent_run.info.run_id

@@ -14,14 +14,75 @@ from driftgate.workspace.task_values import DbutilsTaskValues, LocalTaskValues, 
 if TYPE_CHECKING:
     from driftgate.core.settings import Settings
 
-__all__ = ["Workspace", "open_workspace", "MLPROJECT_RUN_TAG", "mlproject_run_id"]
+__all__ = ["Workspace", "open_workspace", "MLPROJECT_RUN_TAG", "EXPERIMENT_KIND_TAG", "EXPERIMENT_KIND",
+           "mlproject_run_id", "stage_run_tags", "nest_stage_runs", "open_stage_run"]
 
 MLPROJECT_RUN_TAG = "driftgate.mlproject_run_id"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+"""MLflow 3's experiment kind for model training: the UI opens such an experiment on its runs."""
+_PARENT_ENV = "DRIFTGATE_MLPROJECT_RUN_ID"
+_PARENT_RUN_TAG = "mlflow.parentRunId"
 
 
 def mlproject_run_id() -> str | None:
-    """The ``mlflow run`` run this process was launched by, if any (tag stage runs with it)."""
-    return os.environ.get("DRIFTGATE_MLPROJECT_RUN_ID") or os.environ.get("MLFLOW_RUN_ID")
+    """The ``mlflow run`` run this process was launched by, if any.
+
+    ``MLFLOW_RUN_ID`` while no stage run has adopted it yet; after :func:`nest_stage_runs`, the
+    run the stage runs nest under.
+    """
+    return os.environ.get(_PARENT_ENV) or os.environ.get("MLFLOW_RUN_ID")
+
+
+def stage_run_tags() -> dict[str, str]:
+    """Tags every stage run gets: under ``mlflow run``, the project run it belongs to, and (when
+    the command runs several stages, :func:`nest_stage_runs`) ``mlflow.parentRunId``, so the UI
+    shows the stage runs nested under the project run."""
+    tags: dict[str, str] = {}
+    if parent := os.environ.get(_PARENT_ENV):
+        tags[MLPROJECT_RUN_TAG] = parent
+        tags[_PARENT_RUN_TAG] = parent
+    elif run := os.environ.get("MLFLOW_RUN_ID"):
+        tags[MLPROJECT_RUN_TAG] = run
+    return tags
+
+
+def nest_stage_runs() -> str | None:
+    """For a command that runs several stages (the demo, a whole job run): the stage runs nest
+    under the ``mlflow run`` run instead of the first one adopting it. Returns the parent run id.
+
+    Without this call, the first stage run a process opens logs into the ``mlflow run`` run
+    itself (MLflow's ``MLFLOW_RUN_ID`` convention: ``mlflow.start_run()`` resumes it once, and
+    :func:`open_stage_run` does the same for stages that use the client API), so an entry point
+    running one stage leaves one run, not an empty wrapper beside a stage run.
+    """
+    parent = os.environ.pop("MLFLOW_RUN_ID", None)
+    if parent:
+        os.environ[_PARENT_ENV] = parent
+    return os.environ.get(_PARENT_ENV)
+
+
+def open_stage_run(ws: "Workspace", run_name: str, tags: dict[str, str]) -> str:
+    """Open a stage run with the client API; returns its id (end it with ``set_terminated``).
+
+    Adopts the ``mlflow run`` run when no stage run has yet (renamed ``run_name``, the tags
+    added), exactly as ``mlflow.start_run()`` resumes ``MLFLOW_RUN_ID``; otherwise creates a
+    new run in the project experiment, nested under the project run if :func:`nest_stage_runs`
+    was called.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient(ws.tracking_uri, ws.registry_uri)
+    experiment_id = ws.experiment_id()
+    tags = {**stage_run_tags(), **tags}
+    adopt = os.environ.pop("MLFLOW_RUN_ID", None)
+    if adopt:
+        from mlflow.entities import RunTag
+
+        client.update_run(adopt, status="RUNNING", name=run_name)
+        client.log_batch(adopt, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        return adopt
+    return client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
 
 
 @dataclass
@@ -50,24 +111,24 @@ class Workspace:
         client = mlflow.MlflowClient(self.tracking_uri, self.registry_uri)
         exp = client.get_experiment_by_name(name)
         if exp is not None:
+            if EXPERIMENT_KIND_TAG not in exp.tags:  # made by `mlflow run` or an older driftgate
+                client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             return exp.experiment_id
         location = None
         if self.root is not None:
             location = (self.root / "mlartifacts").resolve().as_uri()
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location,
+                                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
 
     def activate_mlflow(self, experiment: str | None = None) -> str:
         """Point the global MLflow client at this workspace and its experiment.
 
-        Under ``mlflow run`` the entry point inherits ``MLFLOW_RUN_ID``; stages log their
-        own runs in the project experiment instead of resuming that one, and tag them
-        with it (:data:`MLPROJECT_RUN_TAG`), so ``mlflow.start_run()`` never collides.
+        Under ``mlflow run`` the entry point inherits ``MLFLOW_RUN_ID``; it stays set, so the
+        first stage run (``mlflow.start_run()`` or :func:`open_stage_run`) logs into the
+        project's own run; see :func:`nest_stage_runs` for commands that run several stages.
         """
         import mlflow
 
-        parent = os.environ.pop("MLFLOW_RUN_ID", None)
-        if parent:
-            os.environ["DRIFTGATE_MLPROJECT_RUN_ID"] = parent
         exp_id = self.experiment_id(experiment)
         mlflow.set_experiment(experiment_id=exp_id)
         return exp_id

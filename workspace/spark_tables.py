@@ -6,6 +6,7 @@ from typing import Any
 import pyarrow as pa
 
 from driftgate.core.errors import TableError
+from driftgate.workspace.spark_arrow import to_spark_frame
 from driftgate.workspace.tables import METADATA_PREFIX, _prefixed
 
 __all__ = ["SparkTableStore"]
@@ -69,7 +70,7 @@ class SparkTableStore:
     def write(self, name, data, mode="append", replace_where=None, partition_by=None, metadata=None) -> int:
         import json
 
-        df = self.spark.createDataFrame(data.to_pandas())
+        df = to_spark_frame(self.spark, data, table=name)  # the Arrow schema, not pandas inference
         writer = df.write.format("delta").option("mergeSchema", "true")
         if metadata:
             # Delta keeps a writer's userMetadata in the commit info (DESCRIBE HISTORY)

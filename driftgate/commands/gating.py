@@ -1,7 +1,6 @@
 """Command-line entry points of the gating package (registered in driftgate/cli.py)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Annotated
 
 import typer
@@ -20,35 +19,23 @@ def gate(
     set_: SetOpt = None,
     now: Annotated[str | None, typer.Option(help="evaluate as of this UTC time (ISO 8601), default now")] = None,
     trigger: Annotated[str, typer.Option(help="what asked for the decision (recorded)")] = "manual",
-    publish: Annotated[bool, typer.Option(help="set the task values drift_exceeded and decision")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="print the decision as JSON only")] = False,
 ) -> None:
     """Evaluate the drift gate and print the decision with its reasons.
 
-    Exit code 0 whatever the verdict; the verdict is in the output (and the task values).
+    The evaluate_drift task (:func:`driftgate.tasks.evaluate`): records the decision, notifies
+    an EXCEEDED one and sets the task values. Exit code 0 whatever the verdict.
     """
-    from driftgate import gating
+    from driftgate import tasks
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
-        when = _parse_now(now)
-        decision = gating.evaluate(ws, ws.settings.gate, now=when, trigger=trigger, publish=publish)
+        when = tasks.parse_time(now, "--now")
+        decision = tasks.evaluate(ws, job=tasks.JobContext(trigger=trigger), now=when)
     if json_out:
         console.print_json(decision.to_json())
     else:
         render(decision)
-
-
-def _parse_now(text: str | None) -> datetime | None:
-    from driftgate.core.errors import ConfigError
-
-    if text is None:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"--now: must be an ISO 8601 time like 2026-06-22T06:00:00Z, got {text!r}") from None
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
 
 
 def render(decision: Decision) -> None:

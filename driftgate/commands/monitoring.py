@@ -17,17 +17,17 @@ def monitor(
     top: Annotated[int, typer.Option("--top", help="rows in the most-drifted-columns table")] = 8,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
-    """Refresh the profile and drift metric tables (incremental)."""
+    """Refresh the profile and drift metric tables (incremental); the refresh is logged as an MLflow run."""
     from rich.table import Table
 
-    from driftgate.monitoring.refresh import refresh
+    from driftgate import tasks
     from driftgate.monitoring.report import drift_chart, most_drifted
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
         cfg = ws.settings.monitor
         with progress_bar("profiling windows", enabled=not quiet) as callback:
-            result = refresh(ws, cfg, progress=callback)
+            result = tasks.monitor(ws, progress=callback)
         console.print(
             f"monitor [bold]{result.mode}[/]: {cfg.table_name}@v{result.source_version} -> "
             f"{len(result.windows)} window(s), {result.profile_rows} profile rows, {result.drift_rows} drift rows "

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, cli_errors, console, workspace_from
+from driftgate.runtime import EXIT_REFUSED, ConfOpt, EnvOpt, SetOpt, cli_errors, console, workspace_from
 
 _COLOURS = {"PASS": "bold green", "FAIL": "bold red", "INSUFFICIENT_DATA": "bold yellow", "NO_LABELS": "bold yellow",
             "promoted": "bold green", "rolled_back": "bold green", "refused": "bold red",
-            "awaiting_approval": "bold yellow", "dry_run": "bold yellow"}
+            "awaiting_approval": "bold yellow", "dry_run": "bold yellow", "skipped": "bold yellow"}
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON only")]
 
@@ -20,24 +20,26 @@ def shadow(
     conf: ConfOpt = None,
     env: EnvOpt = None,
     set_: SetOpt = None,
-    version: Annotated[str | None, typer.Option(help="challenger version (default: the challenger alias)")] = None,
+    version: Annotated[str | None, typer.Option(help="challenger version (default: the one `train` registered, "
+                                                     "else the challenger alias)")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Shadow-evaluate the challenger against the champion on recent traffic.
 
-    With --version, that version first becomes the challenger. Exit code 0 whatever the verdict.
+    The shadow task (:func:`driftgate.tasks.shadow`); the version becomes the challenger.
+    Exit code 0 whatever the verdict; ``promote`` acts on it.
     """
-    from driftgate import promotion
+    from driftgate import tasks
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
-        if version:
-            promotion.set_challenger(ws, version)
-        result = promotion.shadow(ws, challenger_version=version)
-    if json_out:
+        result = tasks.shadow(ws, version=version)
+    if result is None:
+        console.print("nothing to shadow-test: the last `train` registered no candidate (pass --version)")
+    elif json_out:
         typer.echo(result.to_json())
-        return
-    render_shadow(result)
+    else:
+        render_shadow(result)
 
 
 def promote(
@@ -46,18 +48,17 @@ def promote(
     set_: SetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Shadow-test the challenger, then move the champion alias to it, only if it passed.
+    """Promote the challenger the last `shadow` evaluated, only if it passed.
 
-    Exit code 0 when promoted, 1 when refused (the reason is printed and recorded).
+    The promote task (:func:`driftgate.tasks.promote`), as in the job: run ``driftgate shadow``
+    first. Exit code 0 when promoted, 3 when not (refused, awaiting approval, dry run, nothing
+    to promote: the reason is printed and recorded), 1 on an error.
     """
-    from driftgate import promotion
+    from driftgate import tasks
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
-        result = promotion.shadow(ws)
-        if not json_out:
-            render_shadow(result)
-        outcome = promotion.promote(ws, result)
+        outcome = tasks.promote(ws)
     _finish(outcome, json_out)
 
 
@@ -68,7 +69,7 @@ def rollback(
     reason: Annotated[str, typer.Option(help="why the champion is rolled back (recorded; required)")] = "",
     json_out: JsonOpt = False,
 ) -> None:
-    """Restore the previous champion, with a recorded reason."""
+    """Restore the previous champion, with a recorded reason. Exit code 3 when refused."""
     from driftgate import promotion
 
     with cli_errors():
@@ -85,7 +86,7 @@ def _finish(outcome, json_out: bool) -> None:
         console.print(f"[{colour}]{outcome.status}[/]  champion={outcome.champion_version or 'none'}  "
                       f"{outcome.reason}", highlight=False, soft_wrap=True)
     if not outcome.promoted:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_REFUSED)
 
 
 def render_shadow(result) -> None:

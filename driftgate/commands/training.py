@@ -47,17 +47,15 @@ def train(
     use_best_params: BestOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train, log and register a challenger candidate as an MLflow run."""
-    from driftgate.training import train as train_stage
+    """Train, log and register a candidate as an MLflow run; a registered one becomes the challenger."""
+    from driftgate import tasks
 
     with cli_errors():
         parsed = _params(params)
         ws = workspace_from(conf, env, set_)
-        reason = {"trigger": trigger, **({"decision_id": decision_id} if decision_id else {})}
         with console.status(f"training {ws.settings.training.estimator} on {ws.settings.training.table}"):
-            result = train_stage(ws, reason=reason, params=parsed, use_best_params=use_best_params)
-        ws.task_values.set("model_version", result.version or "")
-        ws.task_values.set("registered", result.registered)
+            result = tasks.train(ws, job=tasks.JobContext(trigger=trigger), decision_id=decision_id,
+                                 params=parsed, use_best_params=use_best_params)
     if as_json:
         console.print_json(json.dumps(result.to_dict(), default=str))
         return
@@ -65,7 +63,8 @@ def train(
     shown = {k: round(v, 4) for k, v in result.metrics.items() if k.split("_", 1)[1] in wanted}
     console.print(f"run [bold]{result.run_id}[/]  {shown}", highlight=False)
     if result.registered:
-        console.print(f"[green]registered[/] {ws.settings.project.model_name} version {result.version}")
+        console.print(f"[green]registered[/] {ws.settings.project.model_name} version {result.version} "
+                      "as the challenger")
     else:
         console.print(f"[yellow]not registered[/]: {result.refused_reason}")
 
