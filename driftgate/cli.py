@@ -5,6 +5,7 @@ import warnings
 
 import typer
 
+from driftgate.commands import config as config_cmds
 from driftgate.commands import gating as gating_cmds
 from driftgate.commands import monitoring as monitoring_cmds
 from driftgate.commands import pipeline as pipeline_commands
@@ -28,6 +29,7 @@ warnings.filterwarnings("ignore", message="Hint: Inferred schema contains intege
 app.command("init")(pipeline_commands.init)
 app.command("demo")(pipeline_commands.demo)
 app.command("run")(pipeline_commands.run)
+app.command("config")(config_cmds.config)
 app.command("monitor")(monitoring_cmds.monitor)
 app.command("gate")(gating_cmds.gate)
 app.command("train")(training_cmds.train)

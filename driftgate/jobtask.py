@@ -65,7 +65,7 @@ def settings_for_task(params: Mapping[str, str], *, conf_dir: str | Path | None 
     if params.get("model_name"):
         dumped = settings.model_dump(mode="json")
         dumped["project"]["model_name"] = params["model_name"]
-        settings = type(settings).model_validate(dumped)
+        settings = settings.revalidated(dumped)
     return settings
 
 
@@ -90,7 +90,7 @@ def relocate(settings, catalog: str, schema: str):
             return [move(v) for v in value]
         return value
 
-    return type(settings).model_validate(move(settings.model_dump(mode="json")))
+    return settings.revalidated(move(settings.model_dump(mode="json")))
 
 
 def job_context(params: Mapping[str, str]) -> JobContext:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Literal
@@ -47,9 +48,10 @@ if TYPE_CHECKING:
     from driftgate.monitoring.refresh import RefreshResult
     from driftgate.promotion.results import PromotionResult, ShadowResult
     from driftgate.training.trainer import TrainResult
+    from driftgate.training.tuner import TuneResult
 
 __all__ = ["MONITOR", "EVALUATE", "TRAIN", "SHADOW", "PROMOTE", "JOB_TASKS", "JobContext", "JobRunResult",
-           "monitor", "evaluate", "condition", "train", "shadow", "promote", "run_key_for_job", "job_result",
+           "monitor", "evaluate", "condition", "train", "shadow", "promote", "tune", "run_key_for_job", "job_result",
            "upstream", "as_value", "parse_time"]
 
 log = logging.getLogger("driftgate.tasks")
@@ -108,11 +110,30 @@ class JobRunResult:
 # --------------------------------------------------------------------------- plumbing
 
 
+class _TaskValues:
+    """One task's task values: sets go to the store (locally one file per task key; ``dbutils``
+    knows the task it runs in) and are remembered, so the task reads its own values back from
+    memory; reading the running task's values through ``dbutils`` is not something to rely on."""
+
+    def __init__(self, store, task_key: str):
+        for_task = getattr(store, "for_task", None)
+        self.store = for_task(task_key) if callable(for_task) else store
+        self.task_key = task_key
+        self.own: dict[str, Any] = {}
+
+    def set(self, key: str, value: Any) -> None:
+        self.store.set(key, value)
+        self.own[key] = json.loads(json.dumps(value, default=str))  # as a reader gets it back
+
+    def get(self, task_key: str, key: str, default: Any = None) -> Any:
+        if task_key == self.task_key and key in self.own:
+            return self.own[key]
+        return self.store.get(task_key, key, default)
+
+
 def _scoped(ws, task_key: str):
-    """The workspace whose task values are this task's (locally one file per task key;
-    ``dbutils`` knows the task it runs in)."""
-    for_task = getattr(ws.task_values, "for_task", None)
-    return dataclasses.replace(ws, task_values=for_task(task_key)) if callable(for_task) else ws
+    """The workspace whose task values are this task's."""
+    return dataclasses.replace(ws, task_values=_TaskValues(ws.task_values, task_key))
 
 
 def upstream(ws, task_key: str, key: str, default: Any) -> Any:
@@ -186,17 +207,18 @@ def _job_run_key(ws, job: JobContext) -> str | None:
 
 
 def _log_task_run(ws, run_name: str, tags: dict[str, str], metrics: dict[str, float], record: dict,
-                  artifact: str) -> str:
+                  artifact: str, run_id: str | None = None) -> str:
     """A small MLflow run for a task whose stage logs none (monitor, promote); under
-    ``mlflow run`` it is the project's own run. Always ends FINISHED: it records an outcome."""
+    ``mlflow run`` it is the project's own run (or ``run_id``, when given). Always ends
+    FINISHED: it records an outcome."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
-    from driftgate.workspace.context import open_stage_run
+    from driftgate.workspace.context import open_stage_run, reopen_run
 
     ws.activate_mlflow()
     client = MlflowClient(ws.tracking_uri, ws.registry_uri)
-    run_id = open_stage_run(ws, run_name, tags)
+    run_id = reopen_run(ws, run_id, run_name, tags) if run_id else open_stage_run(ws, run_name, tags)
     try:
         client.log_batch(run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()])
         client.log_dict(run_id, record, artifact)
@@ -338,6 +360,30 @@ def promote(ws, *, job: JobContext | None = None, now: datetime | None = None) -
                   {"promoted": float(result.promoted)}, record, "promotion/result.json")
     if job.job_run_id:
         _record_job_run(ws, job, now)
+    return result
+
+
+def tune(ws, *, now: datetime | None = None, n_trials: int | None = None, timeout: float | None = None,
+         progress: Callable | None = None) -> "TuneResult":
+    """Tune hyperparameters (no job task: the ``tune`` command and entry point).
+
+    A study's trials nest under one parent run kept across calls. When this call resumed a
+    study whose parent is another run, the ``mlflow run`` run that launched it records what
+    this call did (trials run, best value and parameters, the study's parent run), so it is
+    never left empty.
+    """
+    from driftgate import training
+
+    project = os.environ.get("MLFLOW_RUN_ID")
+    result = training.tune(ws, n_trials=n_trials, timeout=timeout, progress=progress)
+    if project and project != result.parent_run_id:
+        _log_task_run(ws, f"tune-{result.study_name}: +{result.n_new} trials",
+                      {"driftgate.stage": "tune", "driftgate.study": result.study_name,
+                       "driftgate.study_parent_run_id": result.parent_run_id,
+                       **{f"best.{k}": str(v) for k, v in result.best_params.items()}},
+                      {"n_new": result.n_new, "n_finished": result.n_finished,
+                       **({f"best_{result.metric}": result.best_value} if result.best_value is not None else {})},
+                      as_value(result), "tune/result.json", run_id=project)
     return result
 
 

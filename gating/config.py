@@ -4,7 +4,9 @@ A rule names a table (``drift`` or ``profile``), a metric path, a comparison, fi
 an aggregation across columns, persistence over windows, a minimum row count and a
 staleness limit. Rules combine with ``any`` or ``all``. Everything is checked when the
 configuration loads: a metric the documented table schema lacks fails there, naming the
-rule's path (``gate.rules[2].metric``).
+rule's path (``gate.rules[2].metric``). Layers address rules by name: a layer's ``rules`` list
+updates the rules it names and adds new ones, the others stay; ``--set gate.rules.<name>.<field>=v``
+changes one field and ``gate.rules.<name>: null`` removes a rule (logged and recorded).
 
 Example (``conf/base/driftgate.yml``)::
 

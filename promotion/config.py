@@ -91,7 +91,10 @@ class NotificationConfig(StrictModel):
     """Optional outgoing webhook (Slack-compatible JSON ``{"text": ...}``)."""
 
     webhook_url: str | None = None
-    """Where to POST; unset means no notifications."""
+    """Where to POST; unset means ``$<webhook_url_env>``, and neither means no notifications. A URL that is
+    itself a credential (Slack's ``hooks.slack.com/services/...``) is refused in committed conf."""
+    webhook_url_env: str = "DRIFTGATE_NOTIFY_WEBHOOK_URL"
+    """Environment variable holding the webhook URL when it is a credential (read when ``webhook_url`` is unset)."""
     token_env: str = "DRIFTGATE_NOTIFY_TOKEN"
     """Environment variable holding the bearer token sent with each POST (never put it in conf)."""
     on: list[NotifyOn] = ["gate_exceeded", "promotion", "refusal", "rollback"]

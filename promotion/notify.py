@@ -32,7 +32,8 @@ def send(ws, kind: str, text: str, details: dict[str, Any] | None = None) -> boo
     import httpx
 
     cfg = ws.settings.promotion.notifications
-    if not cfg.webhook_url or kind not in cfg.on:
+    url = cfg.webhook_url or secret(cfg.webhook_url_env)
+    if not url or kind not in cfg.on:
         return False
     headers = {"Content-Type": "application/json"}
     token = secret(cfg.token_env)
@@ -41,7 +42,7 @@ def send(ws, kind: str, text: str, details: dict[str, Any] | None = None) -> boo
     body = {"text": f"{_ICONS.get(kind, '')} driftgate {kind}: {text}".strip(),
             "driftgate": {"kind": kind, "model": ws.settings.project.model_name, **(details or {})}}
     try:
-        response = httpx.post(cfg.webhook_url, json=body, headers=headers, timeout=cfg.timeout_seconds)
+        response = httpx.post(url, json=body, headers=headers, timeout=cfg.timeout_seconds)
         ok = 200 <= response.status_code < 300
         outcome = f"HTTP {response.status_code}"
     except httpx.HTTPError as exc:
@@ -49,7 +50,7 @@ def send(ws, kind: str, text: str, details: dict[str, Any] | None = None) -> boo
     if not ok:
         _log.warning("notification %s to the webhook failed: %s", kind, outcome)
     # The URL may embed a credential (Slack puts one in the path): record only the host.
-    host = httpx.URL(cfg.webhook_url).host
+    host = httpx.URL(url).host
     record_event(ws, "notification", subject=kind, status="sent" if ok else "failed",
                  details={"host": host, "outcome": outcome, "text": text})
     return ok

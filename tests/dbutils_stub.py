@@ -42,6 +42,9 @@ class StubDbutils:
                 store[(task_key, key)] = value
 
             def get(self, taskKey, key, default=None, debugValue=None):
+                if taskKey == task_key:
+                    # Undocumented (values are read by downstream tasks): refused, so nothing relies on it.
+                    raise AssertionError(f"task {task_key} read its own task value {key} through dbutils")
                 if (taskKey, key) in store:
                     return store[(taskKey, key)]
                 if default is None:

@@ -100,15 +100,28 @@ def _rows(store, name, cfg):
     return sorted(store.read(name).to_pylist(), key=lambda r: _key(cfg, r))
 
 
+def connect_session():
+    """A local Spark Connect server on a free port (so parallel runs do not fight over 15002), and a
+    client session of it: what ``builder.remote("local[2]")`` does, but with the port chosen."""
+    import socket
+
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conf = {"spark.connect.grpc.binding.port": str(port), "spark.sql.session.timeZone": "UTC",
+            "spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"}
+    ConnectSession._start_connect_server("local[2]", conf)
+    return ConnectSession.builder.remote(f"sc://localhost:{port}").getOrCreate()
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO))
-    from pyspark.sql import SparkSession
-
     from driftgate.core.settings import load_settings
 
     root = Path(sys.argv[1])
-    session = (SparkSession.builder.remote("local[2]").config("spark.sql.session.timeZone", "UTC")
-               .config("spark.sql.shuffle.partitions", "2").getOrCreate())
+    session = connect_session()
     kind = f"{type(session).__module__}.{type(session).__name__}"
     assert "connect" in kind, kind
     assert_arrow_round_trip(session)

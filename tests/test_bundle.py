@@ -170,6 +170,13 @@ def test_task_keys_and_trigger_match_the_local_pipeline():
     assert watched == [settings.monitor.drift_metrics_table]
 
 
+def test_the_job_defines_every_parameter_the_notebooks_read():
+    from driftgate.jobtask import JOB_PARAMETERS
+
+    job, _ = _job()
+    assert {p["name"] for p in job["parameters"]} == set(JOB_PARAMETERS)  # run_key and as_of included
+
+
 def test_targets_and_parameters_map_onto_settings(tmp_path):
     from driftgate.jobtask import settings_for_task
 

@@ -70,7 +70,7 @@ def test_bad_values_name_file_and_key(conf, yaml_text, expected):
 
 def test_missing_required_field_is_reported(conf):
     (conf / "local" / "bad.yml").write_text("gate:\n  rules:\n    - {}\n")
-    with pytest.raises(ConfigError, match=r"gate\.rules\[0\]\.\w+: (required key is missing|Field required)"):
+    with pytest.raises(ConfigError, match=r"gate\.rules\[\d+\]\.\w+: (required key is missing|Field required)"):
         load_settings(conf, "local")
 
 

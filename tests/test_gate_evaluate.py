@@ -234,3 +234,16 @@ def test_readme_rule_examples_load_and_decide(tmp_path):
     d = decide({"drift": drift_rows(12, FEATURES, lambda d, c: 0.03), "profile": profile_rows(12)},
                settings.gate, now=NOW)
     assert d.status in ("OK", "INSUFFICIENT_DATA") and len(d.reasons) == 5
+
+
+def test_a_decision_taken_without_a_default_rule_says_so_in_its_run(ws):
+    import dataclasses
+
+    settings = load_settings(REPO_ROOT / "conf", "local", (
+        f"workspace.root={ws.root}", f"project.audit_schema={ws.settings.project.audit_schema}",
+        f"monitor.output_schema_name={ws.settings.monitor.output_schema_name}", "gate.rules.f1_drop=null"))
+    loose = dataclasses.replace(ws, settings=settings)
+    write_metrics(loose, drifted_from=None)
+    evaluate(loose, settings.gate, now=NOW, publish=False)
+    run = MlflowClient(ws.tracking_uri).get_run(read_decisions(loose)[0]["mlflow_run_id"])
+    assert run.data.tags["driftgate.config.removed_defaults"] == "gate.rules.f1_drop (--set gate.rules.f1_drop)"

@@ -1,6 +1,7 @@
 """monitoring.refresh on a synthetic world read by the real gate and the CLI: table shape, verdicts, odd input."""
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -150,8 +151,10 @@ def test_monitor_command_prints_most_drifted_columns(drifted, monkeypatch):
     ws, _ = drifted
     monkeypatch.chdir(REPO)
     monkeypatch.setattr(console, "width", 200)
-    # The command's own workspace would open an MLflow store it does not use: hand it the test's.
-    monkeypatch.setattr(commands, "workspace_from", lambda *a, **k: ws)
+    # The test's tables, with an MLflow store: the command logs the refresh as a run.
+    store = f"sqlite:///{ws.root / 'mlflow.db'}"
+    monkeypatch.setattr(commands, "workspace_from", lambda *a, **k: dataclasses.replace(
+        ws, tracking_uri=store, registry_uri=store))
     res = CliRunner().invoke(app, ["monitor", "--set", f"workspace.root={ws.root}", "--top", "3"])
     assert res.exit_code == 0, res.output
     assert "most drifted columns" in res.output and "monthly_charges" in res.output

@@ -76,6 +76,26 @@ def test_shadow_report_is_logged_to_mlflow_with_the_decision(world):
     decision = json.loads(open(client.download_artifacts(result.run_id, "shadow/decision.json")).read())
     assert decision["status"] == "PASS" and decision["interval"]["metric"] == "roc_auc"
     assert ws.registry.get_version(NAME, world.v2).tags["driftgate_shadow_status"] == "PASS"
+    assert "driftgate.config.removed_defaults" not in run.data.tags
+
+
+def test_a_shadow_run_without_a_default_criterion_records_the_removal(world):
+    import dataclasses
+
+    from mlflow import MlflowClient
+
+    from driftgate.core.settings import load_settings
+    from tests.conftest import REPO
+
+    settings = load_settings(REPO / "conf", "local", (f"workspace.root={world.ws.root}",
+                                                       "promotion.guard.n_resamples=200",
+                                                       "promotion.criteria.log_loss=null"))
+    ws = dataclasses.replace(world.ws, settings=settings)
+    reset_aliases(ws, champion=world.v1, challenger=world.v2)
+    result = promotion.shadow(ws)
+    tags = MlflowClient(ws.tracking_uri).get_run(result.run_id).data.tags
+    assert tags["driftgate.config.removed_defaults"] == (
+        "promotion.criteria.log_loss (--set promotion.criteria.log_loss)")
 
 
 def test_promote_then_rollback(world):

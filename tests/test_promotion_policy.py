@@ -150,7 +150,7 @@ def test_each_failed_metric_criterion_is_its_own_reason():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("promotion.criteria.roc_auc={}", "must set at least one of threshold"),
+    ("promotion.criteria.f1_score={}", "must set at least one of threshold"),
     ("promotion.criteria.brier=0.1", "promotion.criteria.brier"),
     ("promotion.criteria.roc_auc.min_relative_change=2", "less than or equal to 1"),
     ("promotion.metrics=[accuracy_score]", "criteria name metrics that are not computed"),

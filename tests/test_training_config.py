@@ -68,9 +68,9 @@ def test_problem_type_sets_the_defaults_of_every_stage():
     assert multi.monitor.inference_log.problem_type == "classification"
     assert multi.promotion.primary_metric == "f1_score" and "roc_auc" not in multi.promotion.metrics
     assert multi.tuning.metric == "f1" and set(multi.training.quality_floor) == {"f1"}
-    # conf still wins over a problem type's default
+    # conf adds to the problem type's defaults (and wins where it names one)
     own = load("project.problem_type=multiclass", "promotion.criteria={log_loss: {threshold: 0.9}}")
-    assert set(own.promotion.criteria) == {"log_loss"}
+    assert set(own.promotion.criteria) == {"f1_score", "accuracy_score", "log_loss"}
     assert thresholds_for(own.promotion, with_baseline=False)["log_loss"].greater_is_better is False
 
     binary = load()
@@ -81,8 +81,7 @@ def test_problem_type_sets_the_defaults_of_every_stage():
 @pytest.mark.parametrize("overrides, fragment", [
     (("monitor.inference_log.problem_type=classification",), "monitor.inference_log.problem_type: project.problem_type "
                                                               "is regression, so the monitor must analyse regression"),
-    (("promotion.metrics=[roc_auc, r2_score]", "promotion.criteria={r2_score: {threshold: 0}}",
-      "promotion.primary_metric=r2_score"),
+    (("promotion.metrics=[roc_auc, r2_score, root_mean_squared_error]",),
      "promotion.metrics: ['roc_auc'] are not regression metrics"),
     (("tuning.metric=roc_auc",), "tuning.metric: 'roc_auc' is not a regression metric"),
     (("training.quality_floor={roc_auc: {threshold: 0.6}}",), "training.quality_floor: ['roc_auc'] are not regression"),
@@ -105,3 +104,15 @@ def test_own_estimator_names_are_accepted_in_conf_and_search_space():
     assert "num_leaves" in cfg.tuning.search_space["my_models.boosting:make_lgbm"]
     with pytest.raises(ConfigError, match="tuning.search_space: keys must be an estimator"):
         load("tuning.search_space={lightgbm: {num_leaves: {type: int, low: 8, high: 64}}}")
+
+
+def test_a_layer_naming_one_criterion_keeps_the_problem_types_other_defaults():
+    cfg = load("project.problem_type=regression", "promotion.criteria.root_mean_squared_error.threshold=5",
+               "training.quality_floor.r2_score.threshold=0.2")
+    rmse = cfg.promotion.criteria["root_mean_squared_error"]
+    assert (rmse.threshold, rmse.min_relative_change) == (5.0, 0.01)  # the regression default's field is kept
+    assert set(cfg.promotion.criteria) == {"root_mean_squared_error", "r2_score"}  # no binary roc_auc seeded
+    assert cfg.training.quality_floor["r2_score"].threshold == 0.2
+    multi = load("project.problem_type=multiclass", "promotion.criteria.accuracy_score=null")
+    assert set(multi.promotion.criteria) == {"f1_score"}
+    assert multi.removed_defaults == ("promotion.criteria.accuracy_score",)

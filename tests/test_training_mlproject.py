@@ -33,7 +33,8 @@ def argv(tmp_path: Path, entry: str, **given: str) -> list[str]:
     stub.write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n')
     stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
     env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
-    out = subprocess.run(["bash", "-c", render(entry, **given)], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(["bash", "-c", render(entry, **given)], capture_output=True, text=True, env=env, check=True,
+                         cwd=tmp_path)
     return out.stdout.splitlines()
 
 
@@ -76,3 +77,31 @@ def test_train_command_rejects_params_that_are_not_a_json_object(tmp_path):
                                       f"workspace.root={tmp_path}", "--params", "[1, 2]"])
     assert result.exit_code == 1
     assert "--params: must be a JSON object, got list" in result.output
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ("training.window_days=30 training.seed=5", ["training.window_days=30", "training.seed=5"]),
+    ("project.experiment_name=/Users/me/churn runs; gate.rules.f1_drop.threshold=0.55",
+     ["project.experiment_name=/Users/me/churn runs", "gate.rules.f1_drop.threshold=0.55"]),
+    ("project.experiment_name=/Users/me/churn runs;", ["project.experiment_name=/Users/me/churn runs"]),
+    ("project.experiment_name=/a b; c\ngate.rules.f1_drop.filters.model_id='*'\n",
+     ["project.experiment_name=/a b; c", "gate.rules.f1_drop.filters.model_id='*'"]),
+    ("gate.rules.f1_drop.filters.model_id=*", ["gate.rules.f1_drop.filters.model_id=*"]),
+    ("  ", []),
+])
+def test_overrides_split_on_newlines_then_semicolons_then_spaces(tmp_path, overrides, expected):
+    (tmp_path / "gate.rules.f1_drop.filters.model_id=x").touch()  # what an unquoted '*' would glob to
+    args = argv(tmp_path, "monitor", overrides=overrides)
+    sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+    assert [s.strip() for s in sets] == expected
+
+
+def test_overrides_with_spaces_reach_the_settings(tmp_path):
+    from driftgate.core.settings import load_settings
+
+    args = argv(tmp_path, "shadow", overrides="project.experiment_name=/Users/me/churn runs; "
+                                              "promotion.criteria.roc_auc.threshold=0.7")
+    sets = tuple(args[i + 1] for i, a in enumerate(args) if a == "--set")
+    s = load_settings(REPO / "conf", "local", sets)
+    assert s.project.experiment_name == "/Users/me/churn runs"
+    assert s.promotion.criteria["roc_auc"].threshold == 0.7 and s.promotion.criteria["roc_auc"].min_absolute_change

@@ -87,6 +87,20 @@ def test_candidate_below_the_floor_is_not_registered_and_the_run_says_why(tws):
     assert tags["driftgate.registered"] == "false" and "roc_auc" in tags["driftgate.refused_reason"]
 
 
+def test_a_removed_default_floor_is_recorded_on_the_training_run(tws):
+    from driftgate.core.settings import load_settings
+    from tests.conftest import REPO
+
+    tw.world(tws, days=20, rows_per_day=30)
+    settings = load_settings(REPO / "conf", "local", (f"workspace.root={tws.root}",
+                                                       "training.quality_floor.roc_auc=null",
+                                                       "training.quality_floor.log_loss={threshold: 5}"))
+    result = training.train(dataclasses.replace(tws, settings=settings, registry=FakeRegistry()))
+    tags = mlflow.MlflowClient(tws.tracking_uri).get_run(result.run_id).data.tags
+    assert tags["driftgate.config.removed_defaults"] == (
+        "training.quality_floor.roc_auc (--set training.quality_floor.roc_auc)")
+
+
 def test_a_crash_mid_training_leaves_the_registry_untouched(tws, monkeypatch):
     tw.world(tws, days=20, rows_per_day=30)
     registry = FakeRegistry()

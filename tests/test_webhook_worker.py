@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from driftgate.core.errors import LaunchError
 from driftgate.triggers.webhook.auth import Credentials
 from driftgate.triggers.webhook.service import open_webhook
 from driftgate.workspace.jobs import FakeJobLauncher, TransientLaunchError
+from tests.conftest import REPO
 from tests.webhook_support import AuditLog, Clock, FakeGate, basic, redash_body, template_body, webhook_settings
 
 
@@ -31,7 +33,10 @@ def test_exceeded_launches_once_and_everything_is_audited(tmp_path):
     assert wh.worker.drain() == ["launched"]
     assert launcher.launches == 1
     request = launcher.requests[0]
-    assert request.run_key == key and request.trigger == "webhook" and request.parameters == {"trigger": "webhook"}
+    assert request.run_key == key and request.trigger == "webhook"
+    assert request.parameters == {"trigger": "webhook", "run_key": key}
+    job = yaml.safe_load((REPO / "resources" / "retraining_job.yml").read_text())["resources"]["jobs"]
+    assert set(request.parameters) <= {p["name"] for p in job["retraining_job"]["parameters"]}  # Jobs API takes no others
     assert audit.kinds() == ["alert_received", "trigger_fired", "launch"]
     assert audit[0]["details"]["deliveries"] == 2
     assert audit[2]["details"]["run_id"] == "fake-1" and audit[2]["status"] == "launched"

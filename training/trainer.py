@@ -14,6 +14,7 @@ from typing import Any
 
 from driftgate.workspace.audit import record_event
 from driftgate.core.errors import TrainingError
+from driftgate.core.layering import removed_defaults_tags
 from driftgate.training.features import TrainingData, feature_source, load_training_data
 from driftgate.training.estimators import check_estimator, fit_threads
 from driftgate.training.model import (build_pipeline, check_params, column_kinds, estimator_params, model_input, quiet_fit,
@@ -182,6 +183,7 @@ def train(ws, *, reason: dict[str, str] | None = None, params: dict | None = Non
     if reason.get("decision_id"):
         tags["driftgate.decision_id"] = reason["decision_id"]
     tags.update(stage_run_tags())  # under `mlflow run`: the project run (see workspace.context)
+    tags.update(removed_defaults_tags(ws.settings))  # e.g. a quality floor removed with an explicit null
     with mlflow.start_run(run_name=f"train-{cfg.estimator}", tags=tags) as run:
         run_id = run.info.run_id
         mlflow.log_params({

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from driftgate.core.layering import removed_defaults_tags
 from driftgate.workspace.registry import MlflowRegistry, ModelRegistry
 from driftgate.workspace.spark_tables import SparkTableStore
 from driftgate.workspace.tables import DeltaTableStore, TableStore
@@ -15,13 +16,14 @@ if TYPE_CHECKING:
     from driftgate.core.settings import Settings
 
 __all__ = ["Workspace", "open_workspace", "MLPROJECT_RUN_TAG", "EXPERIMENT_KIND_TAG", "EXPERIMENT_KIND",
-           "mlproject_run_id", "stage_run_tags", "nest_stage_runs", "open_stage_run"]
+           "mlproject_run_id", "stage_run_tags", "nest_stage_runs", "open_stage_run", "reopen_run"]
 
 MLPROJECT_RUN_TAG = "driftgate.mlproject_run_id"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 """MLflow 3's experiment kind for model training: the UI opens such an experiment on its runs."""
 _PARENT_ENV = "DRIFTGATE_MLPROJECT_RUN_ID"
+_ADOPTED_ENV = "DRIFTGATE_MLPROJECT_ADOPTED_RUN_ID"
 _PARENT_RUN_TAG = "mlflow.parentRunId"
 
 
@@ -42,7 +44,7 @@ def stage_run_tags() -> dict[str, str]:
     if parent := os.environ.get(_PARENT_ENV):
         tags[MLPROJECT_RUN_TAG] = parent
         tags[_PARENT_RUN_TAG] = parent
-    elif run := os.environ.get("MLFLOW_RUN_ID"):
+    elif run := os.environ.get("MLFLOW_RUN_ID") or os.environ.get(_ADOPTED_ENV):
         tags[MLPROJECT_RUN_TAG] = run
     return tags
 
@@ -74,15 +76,24 @@ def open_stage_run(ws: "Workspace", run_name: str, tags: dict[str, str]) -> str:
 
     client = MlflowClient(ws.tracking_uri, ws.registry_uri)
     experiment_id = ws.experiment_id()
-    tags = {**stage_run_tags(), **tags}
+    # A run whose settings removed a default (an explicit null in a layer) says so.
+    tags = {**stage_run_tags(), **removed_defaults_tags(ws.settings), **tags}
     adopt = os.environ.pop("MLFLOW_RUN_ID", None)
     if adopt:
-        from mlflow.entities import RunTag
-
-        client.update_run(adopt, status="RUNNING", name=run_name)
-        client.log_batch(adopt, tags=[RunTag(k, str(v)) for k, v in tags.items()])
-        return adopt
+        os.environ[_ADOPTED_ENV] = adopt  # later stage runs of this process name it
+        return reopen_run(ws, adopt, run_name, tags)
     return client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
+
+
+def reopen_run(ws: "Workspace", run_id: str, run_name: str, tags: dict[str, str]) -> str:
+    """Log into an existing run (the project run): running again, renamed ``run_name``, tags added."""
+    from mlflow import MlflowClient
+    from mlflow.entities import RunTag
+
+    client = MlflowClient(ws.tracking_uri, ws.registry_uri)
+    client.update_run(run_id, status="RUNNING", name=run_name)
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    return run_id
 
 
 @dataclass

@@ -80,7 +80,7 @@ def tune(
     """Tune hyperparameters with an Optuna study (nested MLflow runs, resumable)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from driftgate.training import tune as tune_stage
+    from driftgate import tasks
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
@@ -97,7 +97,7 @@ def tune(
                 bar.update(task, completed=p.finished,
                            description=f"best {metric} {best}  (trial {p.last_number} {p.last_state.lower()})")
 
-            result = tune_stage(ws, n_trials=n_trials, timeout=timeout, progress=on_trial)
+            result = tasks.tune(ws, n_trials=n_trials, timeout=timeout, progress=on_trial)
             bar.update(task, completed=result.n_finished)
     if as_json:
         console.print_json(json.dumps(result.to_dict(), default=str))

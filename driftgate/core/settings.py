@@ -8,23 +8,28 @@ bundle target):
 3. ``conf/user/*.yml``      git-ignored personal layer (paths, experiments; still no secrets)
 4. ``overrides``            ``key.path=value`` strings from the CLI (``--set``) or job parameters
 
-Every default is defined once, in the pydantic models. A bad key fails at load
-with one line: ``<file>: <key path>: <expected>, got <value>``. Secrets never come
-from these files: keys that look like credentials are refused, and credentials
-are read from the environment at the point of use (:func:`secret`).
+Every default is defined once, in the pydantic models, and the layers merge onto
+those defaults (:mod:`driftgate.core.layering`): a partial override never drops a
+default; removing one takes an explicit ``null``, logged and kept in
+:attr:`Settings.removed_defaults`. A bad key fails at load with one line:
+``<file>: <key path>: <expected>, got <value>``. Secrets never come from committed
+files: anything that looks like a credential is refused there
+(:func:`driftgate.core.secrets.secret_problem`), and credentials are read from the
+environment at the point of use (:func:`secret`).
 """
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from driftgate.core.errors import ConfigError
-from driftgate.core.secrets import secret  # noqa: F401  (re-exported)
+from driftgate.core.layering import (LayerMerge, Origin, leaf_paths, parse_value, read_layer_file,
+                                     removed_defaults_tags)
+from driftgate.core.secrets import SECRET_ENV_HINTS, mask, secret, secret_problem  # noqa: F401  (secret re-exported)
 from driftgate.core.types import ModelName, ProblemType, SchemaName, StrictModel, TableName
 from driftgate.gating.config import GateConfig
 from driftgate.monitoring.config import MonitorConfig
@@ -35,10 +40,10 @@ from driftgate.triggers.config import TriggersConfig
 from driftgate.triggers.webhook.config import WebhookConfig
 from driftgate.workspace.config import WorkspaceConfig
 
-__all__ = ["Settings", "ProjectConfig", "DemoConfig", "load_settings", "secret", "ENVIRONMENTS"]
+__all__ = ["Settings", "ProjectConfig", "DemoConfig", "load_settings", "secret", "ENVIRONMENTS", "Origin",
+           "removed_defaults_tags", "EffectiveValue", "effective_values"]
 
 ENVIRONMENTS = ("local", "databricks")
-_SECRET_KEY = re.compile(r"(password|secret|token|api_key|apikey|credential)s?$", re.I)
 
 
 class ProjectConfig(StrictModel):
@@ -100,20 +105,12 @@ class Settings(StrictModel):
         """Keys whose default depends on ``project.problem_type`` get that default unless conf sets them."""
         if not isinstance(data, dict):
             return data
-        project = data.get("project")
-        problem = (project.get("problem_type") if isinstance(project, dict) else getattr(project, "problem_type", None))
+        problem = _problem_type_of(data)
         if problem not in ("multiclass", "regression"):
             return data  # binary: the models' own defaults; a bad value is refused by ProjectConfig
         data = dict(data)
-        defaults = problem_defaults(problem)
-        _fill(data, ("promotion", "metrics"), defaults["metrics"])
-        _fill(data, ("promotion", "primary_metric"), defaults["primary_metric"])
-        _fill(data, ("promotion", "criteria"), {k: c.model_dump(exclude_none=True)
-                                                for k, c in defaults["criteria"].items()})
-        _fill(data, ("promotion", "fairness", "metrics"), defaults["fairness_metrics"])
-        _fill(data, ("training", "quality_floor"), {k: f.model_dump(exclude_none=True)
-                                                    for k, f in default_floor(problem).items()})
-        _fill(data, ("tuning", "metric"), default_tuning_metric(problem))
+        for path, value in problem_type_seed(problem):
+            _fill(data, path, value)
         monitor = data.get("monitor")
         if monitor is None or (isinstance(monitor, dict) and monitor.get("inference_log", {}) is not None
                                and monitor.get("time_series") is None and monitor.get("snapshot") is None):
@@ -141,6 +138,66 @@ class Settings(StrictModel):
                              "regression; use hist_gradient_boosting, random_forest or 'package.module:factory'")
         self.promotion.check_problem_type(problem)
         return self
+
+    _origins: dict[tuple[str, ...], Origin] = PrivateAttr(default_factory=dict)
+    _removed: tuple[tuple[tuple[str, ...], Origin], ...] = PrivateAttr(default=())
+
+    @property
+    def removed_defaults(self) -> tuple[str, ...]:
+        """Dotted paths of the defaults (or earlier layers' values) a layer removed with an explicit
+        ``null``, e.g. ``promotion.criteria.roc_auc``; empty when nothing was removed. The gate's
+        and the shadow evaluation's MLflow runs record them (:func:`removed_defaults_tags`)."""
+        return tuple(".".join(path) for path, _ in self._removed)
+
+    def __eq__(self, other: object) -> bool:
+        # Equal configurations are equal wherever their values came from (provenance is private).
+        if not isinstance(other, Settings):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = StrictModel.__hash__
+
+    def revalidated(self, data: dict[str, Any]) -> "Settings":
+        """Settings validated from ``data`` (e.g. this one's dump with names moved) that keep this
+        one's provenance: where each value came from and the explicit removals."""
+        new = type(self).model_validate(data)
+        new._origins, new._removed = dict(self._origins), self._removed
+        return new
+
+    def origin(self, path: str | tuple[str, ...]) -> Origin:
+        """Where the value at ``path`` (dotted; named items by name: ``gate.rules.f1_drop.threshold``)
+        was set: the layer and file:line, or ``default``. Removals answer with the removing layer."""
+        parts = tuple(path.split(".")) if isinstance(path, str) else tuple(path)
+        removed = dict(self._removed)
+        for n in range(len(parts), 0, -1):
+            if parts[:n] in self._origins:
+                return self._origins[parts[:n]]
+            if parts[:n] in removed:
+                return removed[parts[:n]]
+        return Origin("default", "default")
+
+
+def _problem_type_of(data: dict) -> str | None:
+    project = data.get("project")
+    return project.get("problem_type") if isinstance(project, dict) else getattr(project, "problem_type", None)
+
+
+def problem_type_seed(problem: str) -> list[tuple[tuple[str, ...], Any]]:
+    """``(path, default)`` of every key whose default depends on ``project.problem_type``, as plain data.
+
+    The loader seeds the merge with them, so a layer that names one criterion or floor keeps the
+    *problem type's* other defaults (not the binary ones the models declare).
+    """
+    defaults = problem_defaults(problem)  # type: ignore[arg-type]
+    return [
+        (("promotion", "metrics"), defaults["metrics"]),
+        (("promotion", "primary_metric"), defaults["primary_metric"]),
+        (("promotion", "criteria"), {k: c.model_dump(exclude_none=True) for k, c in defaults["criteria"].items()}),
+        (("promotion", "fairness", "metrics"), defaults["fairness_metrics"]),
+        (("training", "quality_floor"), {k: f.model_dump(exclude_none=True)
+                                         for k, f in default_floor(problem).items()}),  # type: ignore[arg-type]
+        (("tuning", "metric"), default_tuning_metric(problem)),  # type: ignore[arg-type]
+    ]
 
 
 def _fill(data: dict, path: tuple[str, ...], value) -> None:
@@ -174,10 +231,15 @@ def load_settings(
 ) -> Settings:
     """Load, merge and validate the configuration layers.
 
+    Layers merge onto the models' defaults (:mod:`driftgate.core.layering`): a mapping
+    with defaults keeps the entries a layer does not name, a named list item is changed
+    by name, and removing a default takes an explicit ``null``, which is logged and
+    kept in :attr:`Settings.removed_defaults`.
+
     Args:
         conf_dir: folder holding ``base/``, the environment overlays and ``user/``.
         env: ``local`` or ``databricks``; default ``$DRIFTGATE_ENV`` or ``local``.
-        overrides: ``key.path=value`` strings (values parsed as YAML scalars).
+        overrides: ``key.path=value`` strings (values parsed as YAML).
 
     Returns:
         The validated :class:`Settings`.
@@ -186,95 +248,136 @@ def load_settings(
         ConfigError: one line naming the file, the key path and what was expected.
     """
     conf = Path(conf_dir) if conf_dir is not None else default_conf_dir()
+    if env:
+        env_origin = Origin("--env", "--env")
+    elif os.environ.get("DRIFTGATE_ENV"):
+        env_origin = Origin("$DRIFTGATE_ENV", "$DRIFTGATE_ENV")
+    else:
+        env_origin = Origin("default", "default")
     env = env or os.environ.get("DRIFTGATE_ENV") or "local"
     if env not in ENVIRONMENTS:
-        raise ConfigError(f"DRIFTGATE_ENV: must be one of {', '.join(ENVIRONMENTS)}, got {env!r}", key="env")
+        raise ConfigError(f"DRIFTGATE_ENV: env: must be one of {', '.join(ENVIRONMENTS)}, got {env!r}", key="env")
     if not (conf / "base").is_dir():
-        raise ConfigError(f"{conf}: expected a conf folder with a base/ layer", source=str(conf))
+        raise ConfigError(f"{conf}: <root>: expected a conf folder with a base/ layer, got none", source=str(conf))
 
-    merged: dict[str, Any] = {}
-    origin: dict[tuple[str, ...], str] = {}
-    for layer in ("base", env, "user"):
+    layers: list[tuple[dict[str, Any], str, str, dict | None]] = []
+    for layer, label in (("base", "base"), (env, f"env:{env}"), ("user", "user")):
+        claimed: dict[tuple[str, ...], str] = {}
         for path in sorted((conf / layer).glob("*.y*ml")):
-            data = _read_yaml(path)
+            data, lines = read_layer_file(path)
             if layer != "user":
                 _refuse_secrets(data, str(path), ())
-            _merge(merged, data, origin, str(path), ())
+            _claim(claimed, data, lines, str(path))
+            layers.append((data, label, str(path), lines))
     for item in overrides:
         key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected key.path=value", source="--set", key=item)
-        node: dict[str, Any] = {}
-        cursor = node
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            cursor = cursor.setdefault(part, {})
-        cursor[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
-        _merge(merged, node, origin, f"--set {key.strip()}", ())
-    merged["env"] = env
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set: {item}: expected key.path=value, got {item!r}", source="--set", key=item)
+        source = f"--set {key}"
+        node: Any = parse_value(raw, source)
+        for part in reversed(key.split(".")):
+            node = {part: node}
+        layers.append((node, "--set", source, None))
+    merge = _merged(layers)
+    merge.tree["env"] = env
+    merge.origins[("env",)] = env_origin
     try:
-        return Settings.model_validate(merged)
+        settings = Settings.model_validate(merge.tree)
     except ValidationError as exc:
-        raise _as_config_error(exc, origin) from None
+        raise _as_config_error(exc, merge) from None
+    settings._origins = dict(merge.origins)
+    settings._removed = tuple(merge.removals().items())
+    return settings
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})", source=str(path)) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}", source=str(path))
-    return data
+def _merged(layers: list[tuple[dict[str, Any], str, str, dict | None]]) -> LayerMerge:
+    """Merge the layers onto the defaults of the problem type they choose (``project.problem_type``)."""
+    problem = None
+    for data, *_ in layers:  # the last layer that names it wins, as in the merge
+        if isinstance(data.get("project"), dict) and "problem_type" in data["project"]:
+            problem = data["project"]["problem_type"]
+    merge = LayerMerge(Settings)
+    if problem in ("multiclass", "regression"):
+        for path, value in problem_type_seed(problem):
+            _fill(merge.tree, path, value)
+    for data, label, source, lines in layers:
+        merge.apply(data, label, source, lines)
+    return merge
+
+
+class EffectiveValue(NamedTuple):
+    """One effective setting as ``driftgate config`` shows it."""
+
+    key: str
+    """Dotted path; named items by name (``gate.rules.f1_drop.threshold``), other list items by index."""
+    value: Any
+    """JSON-ready value, credentials masked."""
+    layer: str
+    """``base``, ``env:<env>``, ``user``, ``--set``, ``--env`` / ``$DRIFTGATE_ENV``, or ``default``."""
+    source: str
+    """``file:line``, ``--set <key>``, or ``default``."""
+
+
+def effective_values(settings: Settings) -> list[EffectiveValue]:
+    """Every effective setting with the layer that set it, credentials masked (pure; no I/O).
+
+    Removed defaults are listed too, with value None and the removing layer.
+    """
+    out: list[EffectiveValue] = []
+
+    def walk(value: Any, path: tuple[str, ...]) -> None:
+        if isinstance(value, dict) and value:
+            for key, sub in value.items():
+                walk(sub, (*path, str(key)))
+            return
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            named = all(isinstance(v.get("name"), str) for v in value)
+            for i, sub in enumerate(value):
+                walk(sub, (*path, sub["name"] if named else str(i)))
+            return
+        origin = settings.origin(path)
+        out.append(EffectiveValue(".".join(path), mask(path[-1] if path else "", value), origin.layer,
+                                  origin.where))
+
+    walk(settings.model_dump(mode="json"), ())
+    for path in settings.removed_defaults:
+        origin = settings.origin(path)
+        out.append(EffectiveValue(path, None, origin.layer, f"{origin.where} (removed)"))
+    return out
+
+
+def _claim(claimed: dict[tuple[str, ...], str], data: dict[str, Any], lines: dict, source: str) -> None:
+    """Two files of one layer must not set the same key: the order of file names would decide silently."""
+    for path in leaf_paths(data):
+        here = f"{source}:{lines.get(path, '?')}"
+        for other, where in claimed.items():
+            if other[: len(path)] == path or path[: len(other)] == other:
+                raise ConfigError(
+                    f"{here}: {'.'.join(path)}: expected one definition per layer, got a second one "
+                    f"(also set at {where})", source=source, key=".".join(path))
+    for path in leaf_paths(data):
+        claimed[path] = f"{source}:{lines.get(path, '?')}"
 
 
 def _refuse_secrets(data: Any, source: str, path: tuple[str, ...]) -> None:
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if _SECRET_KEY.search(str(key)) and isinstance(value, str | int) and value not in ("", None):
-                dotted = ".".join((*path, str(key)))
-                raise ConfigError(
-                    f"{source}: {dotted}: secrets must not live in committed conf files; "
-                    "put the value in an environment variable",
-                    source=source,
-                    key=dotted,
-                )
-            _refuse_secrets(value, source, (*path, str(key)))
-    elif isinstance(data, list):
-        for i, item in enumerate(data):
-            _refuse_secrets(item, source, (*path, str(i)))
-
-
-def _merge(into: dict[str, Any], data: dict[str, Any], origin: dict, source: str, path: tuple[str, ...]) -> None:
-    for key, value in data.items():
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
         here = (*path, str(key))
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _merge(into[key], value, origin, source, here)
-        else:
-            into[key] = value
-            origin[here] = source
-        origin.setdefault(here, source)
-        if isinstance(value, dict):
-            for sub in _paths(value, here):
-                origin[sub] = source
+        problem = secret_problem(str(key), value) if isinstance(data, dict) else secret_problem("", value)
+        if problem:
+            dotted = ".".join(here)
+            hint = SECRET_ENV_HINTS.get(dotted, "an environment variable read where it is used")
+            raise ConfigError(
+                f"{source}: {dotted}: secrets must not live in committed conf files; expected no credential "
+                f"(put it in {hint}), got {problem}",
+                source=source,
+                key=dotted,
+            )
+        _refuse_secrets(value, source, here)
 
 
-def _paths(data: Any, path: tuple[str, ...]):
-    if isinstance(data, dict):
-        for key, value in data.items():
-            here = (*path, str(key))
-            yield here
-            yield from _paths(value, here)
-    elif isinstance(data, list):
-        for i, item in enumerate(data):
-            here = (*path, str(i))
-            yield here
-            yield from _paths(item, here)
-
-
-def _as_config_error(exc: ValidationError, origin: dict[tuple[str, ...], str]) -> ConfigError:
+def _as_config_error(exc: ValidationError, merge: LayerMerge) -> ConfigError:
     err = exc.errors()[0]
     loc = tuple(str(p) for p in err["loc"])
     # Discriminated unions add the tag to the location; drop what isn't a key.
@@ -284,11 +387,12 @@ def _as_config_error(exc: ValidationError, origin: dict[tuple[str, ...], str]) -
         # a cross-section check (Settings validator) names its key at the start of the message
         keys = tuple(named.group(1).split("."))
         err = {**err, "msg": named.group(2), "input": None}
-    source = "defaults"
-    for n in range(len(keys), 0, -1):
-        if keys[:n] in origin:
-            source = origin[keys[:n]]
-            break
+    canon = _canonical(keys, merge.tree)
+    origin = next((merge.origins[canon[:n]] for n in range(len(canon), 0, -1) if canon[:n] in merge.origins), None)
+    if origin is None:  # a section-level check: blame the last layer that set something in it
+        under = [o for p, o in merge.origins.items() if p[: len(canon)] == canon and canon]
+        origin = under[-1] if under else None
+    source = origin.source if origin is not None else "defaults"
     dotted = ".".join(_fmt(p) for p in keys) or "<root>"
     dotted = dotted.replace(".[", "[")
     kind = err["type"]
@@ -301,6 +405,20 @@ def _as_config_error(exc: ValidationError, origin: dict[tuple[str, ...], str]) -
         what = msg if "got " in msg or err.get("input") is None else f"{msg}, got {err.get('input')!r}"
     more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return ConfigError(f"{source}: {dotted}: {what}{more}", source=source, key=dotted)
+
+
+def _canonical(keys: tuple[str, ...], tree: dict[str, Any]) -> tuple[str, ...]:
+    """A validation location with list indices of named items replaced by their names."""
+    out, node = [], tree
+    for part in keys:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+            named = isinstance(node, dict) and isinstance(node.get("name"), str)
+            out.append(node["name"] if named else part)
+            continue
+        out.append(part)
+        node = node.get(part) if isinstance(node, dict) else None
+    return tuple(out)
 
 
 def _fmt(part: str) -> str:

@@ -244,9 +244,10 @@ class Worker:
             self._audit("trigger_fired", run_key=key, subject=alert.get("alert_id"), status=decision["status"],
                        details={"decision": decision, "alert": alert})
 
-        # Only ``trigger``: the Jobs API takes parameters the job defines (resources/retraining_job.yml);
-        # the run key travels as the idempotency token.
-        request = LaunchRequest(run_key=key, trigger=SOURCE, parameters={"trigger": SOURCE})
+        # Parameters the job defines (resources/retraining_job.yml; the Jobs API takes no others): the
+        # run key also travels as the idempotency token, and as ``run_key`` the job's tasks record it
+        # (driftgate.tasks.run_key_for_job), as the local graph does.
+        request = LaunchRequest(run_key=key, trigger=SOURCE, parameters={"trigger": SOURCE, "run_key": key})
         if owned:
             if item.note == "launching" and not self.launcher.idempotent:
                 reason = "the worker stopped while launching this key in-process; not started again (check the run)"
