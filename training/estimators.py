@@ -99,13 +99,11 @@ def _param_names(cfg: TrainingConfig, problem_type: str) -> set[str]:
 
 def _thread_params(cfg: TrainingConfig, problem_type: str) -> list[str]:
     """``n_jobs`` parameters of the estimator (or its Pipeline steps) that do something."""
-    params = new_estimator(cfg, problem_type).get_params()
-    out = []
-    for name in _matching(set(params), "n_jobs"):
-        owner = params.get(name.rsplit("__", 1)[0]) if "__" in name else new_estimator(cfg, problem_type)
-        if type(owner).__name__ not in _IDLE_N_JOBS:
-            out.append(name)
-    return out
+    estimator = new_estimator(cfg, problem_type)
+    params = estimator.get_params()
+    owners = {name: params.get(name.rsplit("__", 1)[0]) if "__" in name else estimator
+              for name in _matching(set(params), "n_jobs")}
+    return [name for name, owner in owners.items() if type(owner).__name__ not in _IDLE_N_JOBS]
 
 
 def check_estimator(cfg: TrainingConfig, problem_type: str) -> None:
