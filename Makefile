@@ -30,7 +30,7 @@ demo: $(VENV)/.core
 	@mkdir -p .driftgate
 	$(ACTIVATE) MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/.driftgate/mlflow.db \
 	  $(BIN)/mlflow run . -e main --env-manager local \
-	  --experiment-name "$$($(BIN)/driftgate init)"
+	  --experiment-name "$$($(BIN)/driftgate init --env demo)"
 
 ## test: install with dev extras and run the whole suite
 test: $(VENV)/.dev

@@ -1,6 +1,7 @@
 """Webhook receiver benchmark: acknowledgement latency on loopback, and duplicate storms.
 
-    python benchmarks/webhook_bench.py [--rate 200] [--seconds 10] [--storm 1000]
+    python benchmarks/webhook_bench.py [--rate 200] [--seconds 10] [--storm 1000] [--backlog 1000]
+                                       [--phases load,backlog]
 
 Runs the real service (FastAPI under uvicorn, the receiver core, SQLite queue and state
 store, the worker thread) in a child process, with a fake launcher that counts launches
@@ -14,6 +15,9 @@ and a gate that always says EXCEEDED, so nothing but the webhook path is measure
    Target: p99 < 50 ms at 200 requests/s.
 2. Saturation: 32 clients back to back for 3 s; requests/s.
 3. ``--storm`` concurrent deliveries of one alert: exactly one launch.
+4. Backlog (``--phases backlog``), with the real audit table: how long a TRIGGERED alert waits
+   behind ``--backlog`` OK deliveries, against the same alert on an idle queue in the same
+   run, and how many audit commits the OK deliveries cost (they are written in batches).
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-USER, PASSWORD = "bench", "bench-pass"
+USER, PASSWORD = "bench", "bench-pass-0123456789"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode(),
         "Content-Type": "application/json"}
 
@@ -63,16 +67,29 @@ def serve(port: int, state_dir: str) -> None:
                                                       f"webhook.min_time_between_triggers_seconds={cooldown}",
                                                       f"webhook.fsync_acks={os.environ.get('BENCH_FSYNC', 'false')}"))
     launcher = FakeJobLauncher()
+    audit, ws = (lambda *a, **k: None), None
+    if os.environ.get("BENCH_AUDIT") == "workspace":  # the real audit table (one Delta commit per write)
+        from driftgate.triggers.webhook.worker import audit_to_workspace
+        from driftgate.workspace import open_workspace
+
+        ws = open_workspace(settings)
+        audit = audit_to_workspace(ws)
     wh = open_webhook(settings, credentials=Credentials(USER, PASSWORD), launcher=launcher, gate=Exceeded,
-                      audit=lambda *a, **k: None, state_dir=state_dir)
+                      audit=audit, state_dir=state_dir)
     app = create_app(wh, run_worker=not os.environ.get('BENCH_NO_WORKER'))
 
     @app.get("/bench/launches")
     def launches(run_key: str | None = None):
         row = wh.receiver.queue.get(run_key) if run_key else None
+        commits = None
+        if ws is not None:
+            from driftgate.workspace.audit import events_table
+
+            table = events_table(ws)
+            commits = ws.tables.version(table) + 1 if ws.tables.exists(table) else 0
         return {"launches": launcher.launches, "queue": wh.receiver.queue.counts(),
                 "launches_of_key": sum(r.run_key == run_key for r in launcher.requests),
-                "outcome": row["outcome"] if row else None}
+                "outcome": row["outcome"] if row else None, "audit_commits": commits}
 
     @app.post("/bench/bare", status_code=202)
     async def bare():
@@ -89,9 +106,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _body(i: int, alert_id: str | None = None) -> bytes:
+def _body(i: int, alert_id: str | None = None, state: str = "TRIGGERED") -> bytes:
     return json.dumps({"driftgate": 1, "alert_id": alert_id or f"bench-{i}", "alert_name": "predictions drift",
-                       "state": "TRIGGERED", "evaluated_at": "2026-08-01T09:00:00Z", "value": "0.31",
+                       "state": state, "evaluated_at": "2026-08-01T09:00:00Z", "value": "0.31",
                        "threshold": "0.2"}).encode()
 
 
@@ -244,6 +261,43 @@ async def storm_phase(host: str, port: int, args) -> dict:
     return {**result, "state": state}
 
 
+async def _wait_launched(host: str, port: int, key: str, deadline_s: float = 300) -> float:
+    """Seconds from now until the worker has launched ``key``."""
+    t0 = time.perf_counter()
+    while (await _launches(host, port, key))["launches_of_key"] < 1:
+        if time.perf_counter() - t0 > deadline_s:
+            return float("inf")
+        await asyncio.sleep(0.02)
+    return time.perf_counter() - t0
+
+
+async def backlog_phase(host: str, port: int, args) -> dict:
+    """A TRIGGERED alert alone (baseline), then one behind ``args.backlog`` OK deliveries, with the real
+    audit table: how long it waits, and how many audit commits the OK deliveries cost."""
+    async with RawClient(host, port, 16) as client:
+        await client.request("POST", "/v1/alerts/databricks-sql", _body(0, "alone"), AUTH)
+        alone = await _wait_launched(host, port, "alert:alone:20260801T090000Z")
+        before = (await _launches(host, port))["audit_commits"]
+        await asyncio.gather(*(client.request("POST", "/v1/alerts/databricks-sql", _body(i, f"ok-{i}", "OK"), AUTH)
+                               for i in range(args.backlog)))
+        await client.request("POST", "/v1/alerts/databricks-sql", _body(0, "behind"), AUTH)
+        behind = await _wait_launched(host, port, "alert:behind:20260801T090000Z")
+    deadline = time.perf_counter() + 600
+    while True:  # until every OK delivery is recorded
+        state = await _launches(host, port)
+        if not state["queue"].get("queued") and not state["queue"].get("taken") or time.perf_counter() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    return {"alone_s": alone, "behind_s": behind, "ok_commits": state["audit_commits"] - before - 3}
+
+
+def report_backlog(args, backlog: dict) -> None:
+    print(f"priority: a TRIGGERED alert behind {args.backlog} OK deliveries was launched after "
+          f"{backlog['behind_s']:.2f} s; alone {backlog['alone_s']:.2f} s (ratio "
+          f"{backlog['behind_s'] / backlog['alone_s']:.2f}x); the {args.backlog} OK deliveries cost "
+          f"{backlog['ok_commits']} audit commit(s)")
+
+
 def report(args, load: dict, st: dict, synced: dict) -> None:
     bare, real, sat_bare, sat_real = load["bare"], load["real"], load["sat_bare"], load["sat_real"]
     launched = st["state"]["launches_of_key"]
@@ -272,40 +326,43 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--storm", type=int, default=1000)
+    parser.add_argument("--backlog", type=int, default=1000, help="OK deliveries ahead of a TRIGGERED one")
+    parser.add_argument("--phases", default="load,backlog", help="comma-separated: load (incl. fsync and storm), "
+                                                                 "backlog")
     parser.add_argument("--serve", nargs=2, metavar=("PORT", "STATE_DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(int(args.serve[0]), args.serve[1])
         return
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    with server() as port:
-        load = asyncio.run(load_phase("127.0.0.1", port, args))
-    with server(BENCH_FSYNC="true") as port:
-        synced = asyncio.run(synced_phase("127.0.0.1", port, args))
-    with server() as port:
-        st = asyncio.run(storm_phase("127.0.0.1", port, args))
-    report(args, load, st, synced)
+    phases = args.phases.split(",")
+    if "load" in phases:
+        with server() as port:
+            load = asyncio.run(load_phase("127.0.0.1", port, args))
+        with server(BENCH_FSYNC="true") as port:
+            synced = asyncio.run(synced_phase("127.0.0.1", port, args))
+        with server() as port:
+            st = asyncio.run(storm_phase("127.0.0.1", port, args))
+        report(args, load, st, synced)
+    if "backlog" in phases:
+        with server(BENCH_AUDIT="workspace", BENCH_COOLDOWN="0") as port:
+            report_backlog(args, asyncio.run(backlog_phase("127.0.0.1", port, args)))
 
 
 @contextmanager
 def server(**env: str) -> Iterator[int]:
     """A fresh benchmark service in a child process, on a free port, with its own state."""
-    import httpx
+    from driftgate.triggers.webhook.service import wait_until_healthy
 
     port = _free_port()
     with tempfile.TemporaryDirectory() as state:
         child = subprocess.Popen([sys.executable, __file__, "--serve", str(port), state], cwd=ROOT,
                                  env={**os.environ, **env})
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if child.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit("the benchmark server did not start")
-                    time.sleep(0.2)
+            try:
+                wait_until_healthy(f"http://127.0.0.1:{port}", child)
+            except RuntimeError as exc:
+                raise SystemExit(f"the benchmark server did not start: {exc}") from None
             yield port
         finally:
             child.terminate()

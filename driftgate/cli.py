@@ -10,6 +10,7 @@ from driftgate.commands import gating as gating_cmds
 from driftgate.commands import monitoring as monitoring_cmds
 from driftgate.commands import pipeline as pipeline_commands
 from driftgate.commands import promotion as promotion_cmds
+from driftgate.commands import traffic as traffic_cmds
 from driftgate.commands import training as training_cmds
 from driftgate.commands import triggers as trigger_cmds
 from driftgate.commands import webhook as webhook_cmds
@@ -30,6 +31,8 @@ app.command("init")(pipeline_commands.init)
 app.command("demo")(pipeline_commands.demo)
 app.command("run")(pipeline_commands.run)
 app.command("config")(config_cmds.config)
+app.command("log-traffic")(traffic_cmds.log_traffic)
+app.command("log-labels")(traffic_cmds.log_labels)
 app.command("monitor")(monitoring_cmds.monitor)
 app.command("gate")(gating_cmds.gate)
 app.command("train")(training_cmds.train)

@@ -147,10 +147,14 @@ def _arrow(df: pd.DataFrame) -> pa.Table:
 
 
 def write_training_data(ws, events: pd.DataFrame, *, mode: str = "append") -> None:
-    """Append labelled events as training labels and point-in-time feature rows."""
+    """Append labelled events as training labels and point-in-time feature rows (the tables conf names)."""
+    training = ws.settings.training
+    lookups = training.feature_lookups
     features = events[["customer_id", "timestamp", *NUMERIC_FEATURES, *CATEGORICAL_FEATURES, PROTECTED]]
-    ws.tables.write(TABLES.customer_features, _arrow(features), mode=mode)
-    ws.tables.write(TABLES.training_set, _arrow(events[["customer_id", "timestamp", "label"]]), mode=mode)
+    ws.tables.write(lookups[0].table_name if lookups else TABLES.customer_features, _arrow(features), mode=mode)
+    labels = events[["customer_id", "timestamp", "label"]].rename(
+        columns={"timestamp": training.timestamp_col, "label": training.label_col})
+    ws.tables.write(training.table, _arrow(labels), mode=mode)
 
 
 def build_world(ws, *, today: datetime | None = None) -> WorldInfo:
@@ -178,13 +182,21 @@ def score(model, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(model.predict(x), dtype=np.int64), np.asarray(model.predict_proba(x)[:, 1], dtype=float)
 
 
-def served_frame(events: pd.DataFrame, scored: tuple[np.ndarray, np.ndarray], model_id: str) -> pd.DataFrame:
+def served_frame(events: pd.DataFrame, scored: tuple[np.ndarray, np.ndarray], model_id: str,
+                 columns=None) -> pd.DataFrame:
+    """The served rows in the inference-table contract's column names (``columns``: the monitor's
+    :class:`~driftgate.monitoring.config.InferenceColumns`; default the conventional names)."""
     prediction, proba = scored
     out = events.copy()
     out.insert(3, "model_id", model_id)
     out.insert(4, "prediction", prediction)
     out.insert(5, "probability", proba)
-    return out
+    if columns is None:
+        return out
+    names = {"timestamp": columns.timestamp, "model_id": columns.model_id, "prediction": columns.prediction,
+             "probability": columns.probability, "label": columns.label, "request_id": columns.request_id}
+    dropped = [k for k, v in names.items() if v is None]
+    return out.drop(columns=dropped).rename(columns={k: v for k, v in names.items() if v})
 
 
 def serve_days(ws, model, model_id: str, *, first_served_day: int, days: int, world: WorldInfo,
@@ -199,12 +211,14 @@ def serve_days(ws, model, model_id: str, *, first_served_day: int, days: int, wo
         cfg, first_day=cfg.history_days + first_served_day, days=days,
         drift_onset=cfg.history_days + cfg.drift_onset_day, start=world.start, seed_offset=1,
     )
-    served = served_frame(events, score(model, events), model_id)
+    cols = ws.settings.monitor.columns
+    served = served_frame(events, score(model, events), model_id, cols)
     if label_delay_days:
         cutoff = world.start + timedelta(days=cfg.history_days + first_served_day + days - label_delay_days)
-        late = served["timestamp"] >= pd.Timestamp(cutoff)
-        served["label"] = served["label"].astype("Int64").mask(late)
-        events = events[~late.to_numpy()]
-    ws.tables.write(TABLES.inference_log, _arrow(served), mode="append")
+        late = (events["timestamp"] >= pd.Timestamp(cutoff)).to_numpy()
+        if cols.label:
+            served[cols.label] = served[cols.label].astype("Int64").mask(late)
+        events = events[~late]
+    ws.tables.write(ws.settings.project.inference_table, _arrow(served), mode="append")
     write_training_data(ws, events)
     return served

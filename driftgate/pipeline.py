@@ -19,10 +19,11 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from driftgate import tasks
+from driftgate.gating.gate import cooldown_left
 from driftgate.tasks import EVALUATE, JobContext, JobRunResult
 from driftgate.workspace.audit import record_event
 from driftgate.workspace.task_values import LocalTaskValues
@@ -48,19 +49,50 @@ def run_retraining_job(ws, *, trigger: str, run_key: str | None = None, now: dat
     Returns:
         A :class:`~driftgate.tasks.JobRunResult`; the champion alias moved only if ``promoted`` is true.
     """
+    from driftgate.monitoring.contract import check_inference_contract
     from driftgate.workspace.context import nest_stage_runs
 
+    # Before anything is trained or registered: the tables have the columns the conf names.
+    check_inference_contract(ws)
     nest_stage_runs()  # several stage runs: under `mlflow run` they nest under its run
     job = JobContext(trigger=trigger, run_key=run_key, job_run_id=job_run_id or uuid.uuid4().hex[:12])
+    now = now or datetime.now(timezone.utc)  # recorded with the job run: the cooldown reads it back
     # Each job run gets its own task-values folder, as each Databricks run does.
     if ws.root is not None:
         ws = dataclasses.replace(ws, task_values=LocalTaskValues(ws.root, job.job_run_id, EVALUATE))
     records: dict[str, Any] = {"decision": tasks.evaluate(ws, job=job, now=now)}
     if tasks.condition(ws):
+        left = cooldown_left(_last_retrain(ws), now, ws.settings.gate.retrain_cooldown)
+        if left is not None:
+            return _cooled_down(ws, job, now, left, records)
         records["train"] = tasks.train(ws, job=job, now=now)
         records["shadow"] = tasks.shadow(ws, job=job, now=now)
         records["promotion"] = tasks.promote(ws, job=job, now=now)
     return dataclasses.replace(tasks.job_result(ws, job, now), **records)
+
+
+def _last_retrain(ws) -> datetime | None:
+    """As of when the last job run took the retraining branch (the audit trail's ``job_run``)."""
+    from driftgate.workspace.audit import read_events
+
+    for event in read_events(ws, ["job_run"], limit=200):
+        details = event.get("details") or {}
+        if details.get("branch") == "retrain":
+            stamp = details.get("as_of")
+            return datetime.fromisoformat(stamp) if stamp else event["at"]
+    return None
+
+
+def _cooled_down(ws, job: JobContext, now: datetime, left: timedelta, records: dict[str, Any]) -> JobRunResult:
+    """The gate fired inside ``gate.retrain_cooldown`` of the last retrain: skip the branch, record why."""
+    result = dataclasses.replace(tasks.job_result(ws, job, now), branch="skip", **records)
+    result.notes = [f"gate said {result.decision_status}, but the last retrain was less than gate.retrain_cooldown "
+                    f"ago ({left.total_seconds() / 3600:.1f} h left): retraining branch skipped"]
+    record_event(ws, "job_cooldown", run_key=result.run_key, subject=ws.settings.project.model_name,
+                 status="skipped", details={"left_seconds": left.total_seconds(), "as_of": now.isoformat()})
+    record_event(ws, "job_run", run_key=result.run_key, subject=ws.settings.project.model_name, status="skip",
+                 details=result.as_dict())
+    return result
 
 
 # --------------------------------------------------------------------------- demo
@@ -77,7 +109,10 @@ class DemoSummary:
 
 
 def reset_demo(ws) -> None:
-    """Forget the previous demo's tables, trigger state and registered model (local only)."""
+    """Forget the previous demo's tables, trigger state, webhook queue and registered model (local only).
+
+    The webhook queue goes too: it holds parked launches and the last launch time that drives
+    the webhook's cooldown, which would otherwise carry over into the new demo."""
     import shutil
 
     from mlflow import MlflowClient
@@ -87,8 +122,9 @@ def reset_demo(ws) -> None:
         raise RuntimeError("the demo resets local state only; run it with the local profile")
     shutil.rmtree(ws.root / "lakehouse", ignore_errors=True)
     shutil.rmtree(ws.root / "task_values", ignore_errors=True)
-    for name in ("state.db", "webhook.db", "optuna.db"):
-        (ws.root / name).unlink(missing_ok=True)
+    for name in ("state.db", "webhook_queue.db", "optuna.db"):
+        for suffix in ("", "-wal", "-shm"):  # SQLite's write-ahead log holds committed rows too
+            (ws.root / f"{name}{suffix}").unlink(missing_ok=True)
     client = MlflowClient(ws.tracking_uri, ws.registry_uri)
     try:
         client.delete_registered_model(ws.settings.project.model_name)
@@ -113,7 +149,7 @@ def _write_baseline(ws, model, world, version: str) -> None:
     days = 7
     events = demo.simulate_events(cfg, first_day=cfg.history_days - days, days=days, drift_onset=None,
                                   start=world.start, seed_offset=2)
-    frame = demo.served_frame(events, demo.score(model, events), version)
+    frame = demo.served_frame(events, demo.score(model, events), version, ws.settings.monitor.columns)
     import pyarrow as pa
 
     ws.tables.write(ws.settings.monitor.baseline_table_name or demo.TABLES.inference_baseline,

@@ -19,7 +19,7 @@ from rich.console import Console
 from driftgate.core.settings import Settings, load_settings
 from driftgate.core.errors import DriftgateError
 
-__all__ = ["EXIT_ERROR", "EXIT_NOT_BUILT", "EXIT_REFUSED", "ConfOpt", "EnvOpt", "SetOpt", "console", "err_console", "settings_from", "workspace_from",
+__all__ = ["EXIT_ERROR", "EXIT_NOT_BUILT", "EXIT_REFUSED", "ConfOpt", "EnvOpt", "SetOpt", "AsOfOpt", "parse_as_of", "console", "err_console", "settings_from", "workspace_from",
            "cli_errors", "not_built", "progress_bar", "show_stage_warnings"]
 
 EXIT_ERROR, EXIT_NOT_BUILT, EXIT_REFUSED = 1, 2, 3
@@ -28,11 +28,23 @@ console = Console()
 err_console = Console(stderr=True)
 
 ConfOpt = Annotated[Path | None, typer.Option("--conf", help="conf folder (default ./conf)", show_default=False)]
-EnvOpt = Annotated[str | None, typer.Option("--env", help="local (default) or databricks", show_default=False)]
+EnvOpt = Annotated[str | None, typer.Option("--env", help="local (default), databricks, or demo (the churn demo world)", show_default=False)]
+AsOfOpt = Annotated[str | None, typer.Option(
+    "--as-of", help="act as of this UTC time (ISO 8601), e.g. to replay history; default now", show_default=False)]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="override a setting: --set gate.combine=all (repeatable)", show_default=False),
 ]
+
+
+def parse_as_of(text: str | None, option: str = "--as-of"):
+    """``--as-of`` as an aware UTC datetime (naive means UTC); None stays None."""
+    from datetime import timezone
+
+    from driftgate.tasks import parse_time
+
+    when = parse_time(text, option)
+    return when.astimezone(timezone.utc) if when is not None else None
 
 
 def settings_from(conf: Path | None, env: str | None, sets: list[str] | None) -> Settings:

@@ -166,8 +166,7 @@ def parse_time(text: str | None, what: str) -> datetime | None:
 
 
 def _status(record) -> str | None:
-    status = getattr(record, "status", None)
-    return None if status is None else str(getattr(status, "value", status))
+    return None if record is None else str(record.status)  # statuses are StrEnums: str() is the value
 
 
 def as_value(record: Any) -> Any:
@@ -290,9 +289,13 @@ def train(ws, *, job: JobContext | None = None, now: datetime | None = None, dec
     task's), the run key and the job run id.
     """
     from driftgate import promotion, training
+    from driftgate.monitoring.contract import check_inference_contract
 
     job = job or JobContext()
     ws = _scoped(ws, TRAIN)
+    # The Databricks job starts here too: nothing is trained or registered on tables that lack
+    # the columns the inference-table contract names (shadow would fail after registering).
+    check_inference_contract(ws)
     decision = upstream(ws, EVALUATE, "decision", {})
     reason = {"trigger": job.trigger, "decision_id": decision_id or str(decision.get("decision_id") or ""),
               "run_key": _job_run_key(ws, job) or "", "job_run_id": job.job_run_id or ""}
@@ -322,7 +325,7 @@ def shadow(ws, *, job: JobContext | None = None, now: datetime | None = None,
     name = ws.settings.project.model_name
     if version and ws.registry.alias_version(name, "challenger") != version:
         promotion.set_challenger(ws, version)
-    result = promotion.shadow(ws, challenger_version=version or None)
+    result = promotion.shadow(ws, challenger_version=version or None, as_of=now)
     ws.task_values.set("shadow_status", _status(result))
     ws.task_values.set("shadow", as_value(result))
     return result

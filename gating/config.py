@@ -35,6 +35,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
+from driftgate.core.metric_tables import ROLES, Role, metric_columns
 from driftgate.core.types import StrictModel, TableName
 
 __all__ = [
@@ -42,87 +43,14 @@ __all__ = [
     "MetricPath", "parse_metric_path", "DRIFT_TABLE_COLUMNS", "PROFILE_TABLE_COLUMNS",
 ]
 
-# The documented column schemas of the monitor's output tables
-# (../shared/reference/databricks-formats.md, sections 1.2-1.6). Values: "number",
-# a struct's numeric fields, or "map" (fairness metrics keyed by predicted class).
-DRIFT_TABLE_COLUMNS: dict[str, Any] = {
-    "window": ("start", "end"),
-    "granularity": "string",
-    "monitor_version": "number",
-    "slice_key": "string",
-    "slice_value": "string",
-    "column_name": "string",
-    "data_type": "string",
-    "window_cmp": ("start", "end"),
-    "drift_type": "string",
-    "count": "number",  # rows of the current / comparison window (driftgate's monitor writes both)
-    "count_cmp": "number",
-    "count_delta": "number",
-    "avg_delta": "number",
-    "percent_null_delta": "number",
-    "percent_zeros_delta": "number",
-    "percent_distinct_delta": "number",
-    "non_null_columns_delta": ("added", "missing"),
-    "js_distance": "number",
-    "ks_test": ("statistic", "pvalue"),
-    "wasserstein_distance": "number",
-    "population_stability_index": "number",
-    "chi_squared_test": ("statistic", "pvalue"),
-    "tv_distance": "number",
-    "l_infinity_distance": "number",
-}
-
-PROFILE_TABLE_COLUMNS: dict[str, Any] = {
-    "window": ("start", "end"),
-    "log_type": "string",
-    "logging_table_commit_version": "number",
-    "monitor_version": "number",
-    "granularity": "string",
-    "slice_key": "string",
-    "slice_value": "string",
-    "column_name": "string",
-    "count": "number",
-    "data_type": "string",
-    "num_nulls": "number",
-    "avg": "number",
-    "min": "number",
-    "max": "number",
-    "stddev": "number",
-    "num_zeros": "number",
-    "num_nan": "number",
-    "min_length": "number",
-    "max_length": "number",
-    "avg_length": "number",
-    "median": "number",
-    "distinct_count": "number",
-    "percent_nan": "number",
-    "percent_null": "number",
-    "percent_zeros": "number",
-    "percent_distinct": "number",
-    # InferenceLog classification quality (struct fields observed: macro, weighted).
-    "labeled_count": "number",
-    "accuracy_score": "number",
-    "roc_auc_score": "number",
-    "log_loss": "number",
-    "precision": ("macro", "weighted"),
-    "recall": ("macro", "weighted"),
-    "f1_score": ("macro", "weighted"),
-    # InferenceLog regression quality.
-    "root_mean_squared_error": "number",
-    "mean_squared_error": "number",
-    "mean_absolute_error": "number",
-    "mean_absolute_percentage_error": "number",
-    "r2_score": "number",
-    # Fairness and bias: maps keyed by predicted class.
-    "predictive_parity": "map",
-    "predictive_equality": "map",
-    "equal_opportunity": "map",
-    "statistical_parity": "map",
-}
+# The documented columns of the monitor's output tables, from their one definition
+# (driftgate.core.metric_tables). Values: "number", a struct's readable fields, "map" (fairness
+# metrics keyed by predicted class), or "string" / "list" / "timestamp" (not readable by a rule).
+DRIFT_TABLE_COLUMNS: dict[str, Any] = metric_columns("drift")
+PROFILE_TABLE_COLUMNS: dict[str, Any] = metric_columns("profile")
 
 _TABLE_COLUMNS = {"drift": DRIFT_TABLE_COLUMNS, "profile": PROFILE_TABLE_COLUMNS}
-_NOT_METRICS = {"window", "window_cmp", "granularity", "slice_key", "slice_value", "column_name", "data_type",
-                "drift_type", "log_type", "monitor_version", "logging_table_commit_version"}
+_NOT_METRICS = {name for name, role in ROLES.items() if role is not Role.METRIC}
 
 _PATH = re.compile(r"""^(?P<col>[A-Za-z_][A-Za-z0-9_]*)(?:\.(?P<field>[A-Za-z_][A-Za-z0-9_]*)|\[\s*(?P<q>['"]?)(?P<key>[^\]'"]+)(?P=q)\s*\])?$""")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)\s*$", re.I)
@@ -281,6 +209,14 @@ class Rule(StrictModel):
     newer windows that have none."""
     correction: Literal["bonferroni", "bh", "none"] | None = None
     """Multiple-testing correction across columns; p-value metrics only (default ``bh`` for them)."""
+    relative_to: Literal["baseline"] | None = None
+    """Profile rules: judge the change from the baseline instead of the value itself. The value
+    compared is ``window - baseline`` (``change: difference``) or ``(window - baseline) / |baseline|``
+    (``change: relative``), where baseline is the same metric in the monitor's BASELINE profile rows
+    (the champion's scored held-out rows). E.g. ``roc_auc_score``, ``relative_to: baseline``,
+    ``op: "<"``, ``threshold: -0.05``: ROC AUC fell more than 0.05 below the baseline's."""
+    change: Literal["difference", "relative"] = "difference"
+    """How ``relative_to`` compares: ``difference`` (metric units) or ``relative`` (a fraction)."""
 
     @field_validator("metric")
     @classmethod
@@ -310,6 +246,9 @@ class Rule(StrictModel):
                     f"rule {name!r}: {path.column!r} is a map keyed by predicted class; "
                     f"name an entry like \"{path.column}['1']\", got {v!r}"
                 )
+        elif kind != "number":
+            raise ValueError(f"rule {name!r}: {path.column!r} holds {kind} values, not a number a rule can "
+                             f"compare, got {v!r}")
         elif path.field is not None or path.key is not None:
             raise ValueError(f"rule {name!r}: {path.column!r} is a plain number, got {v!r}")
         return v
@@ -327,6 +266,12 @@ class Rule(StrictModel):
             )
         if self.is_pvalue and self.op not in ("<", "<="):
             raise ValueError(f"rule {self.name!r}: a p-value rule must use '<' or '<=' (p below alpha), got {self.op!r}")
+        if self.relative_to is not None and self.table != "profile":
+            raise ValueError(f"rule {self.name!r}: relative_to applies to profile rules (drift rows already compare "
+                             f"two windows), got table {self.table!r}")
+        if self.relative_to is not None and f.log_type == "BASELINE":
+            raise ValueError(f"rule {self.name!r}: relative_to compares INPUT windows with the baseline; "
+                             "filters.log_type must not be BASELINE")
         if self.is_pvalue and not (0 < self.threshold < 1):
             raise ValueError(f"rule {self.name!r}: a p-value threshold (alpha) must be in (0, 1), got {self.threshold}")
         return self
@@ -361,23 +306,25 @@ class Rule(StrictModel):
 
 
 def _default_rules() -> list[Rule]:
+    """Effect sizes, not p-values, and quality judged against the baseline (README, "Default rules").
+
+    P-values shrink with the number of rows, so at production volumes a KS or chi-squared test
+    flags differences too small to matter; PSI and Jensen-Shannon distance measure how much the
+    distribution moved, whatever the sample size. Quality is the champion's ROC AUC against its
+    own baseline (its scored held-out rows), not an absolute number that daily noise crosses.
+    """
+    drift = dict(table="drift", op=">", filters=RuleFilters(columns="all", drift_type="BASELINE"),
+                 aggregate=Aggregation(how="share", at_least=0.3), persistence=Persistence(windows=3, violations=2))
     return [
+        Rule(name="numeric_drift_psi", metric="population_stability_index", threshold=0.2, **drift),
+        Rule(name="categorical_drift_js", metric="js_distance", threshold=0.2, **drift),
         Rule(
-            name="feature_drift_psi",
-            table="drift",
-            metric="population_stability_index",
-            op=">",
-            threshold=0.2,
-            filters=RuleFilters(columns="all", exclude_columns=["prediction", "label", "probability", "model_id"]),
-            aggregate=Aggregation(how="share", at_least=0.3),
-            persistence=Persistence(windows=3, violations=2),
-        ),
-        Rule(
-            name="f1_drop",
+            name="roc_auc_drop",
             table="profile",
-            metric="f1_score.macro",
+            metric="roc_auc_score",
+            relative_to="baseline",
             op="<",
-            threshold=0.6,
+            threshold=-0.05,
             persistence=Persistence(windows=3, violations=2),
             latest="usable",
             max_staleness=timedelta(days=3),
@@ -405,6 +352,12 @@ class GateConfig(StrictModel):
     """Default: the monitor's ``inference_log.model_id_col``."""
     profile: str = "default"
     profiles: dict[str, dict[str, float]] = Field(default_factory=dict)
+    retrain_cooldown: Duration = timedelta(days=3)
+    """After a job run retrained, later runs within this time skip retraining even when the gate
+    says EXCEEDED (recorded as a ``job_cooldown`` event): one drift episode, seen again by every
+    daily run until a retrained model is promoted, retrains once, not daily. The trade-off: a
+    second, different drift inside the cooldown waits for it to end. None: no cooldown. Times are
+    the decisions' ``as of`` times, so replaying history respects it."""
     log_chart: bool = True
     """Attach the drift-over-time chart (``monitoring/drift_over_time.png``) to each decision's
     MLflow run; it adds about 0.35 s per decision (0.11 s → 0.46 s for 30 days × 6 columns)."""

@@ -11,12 +11,14 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["Status", "STATUSES", "WindowResult", "RuleResult", "Decision", "MAX_DECISION_BYTES"]
+from driftgate.core.records import GateStatus
 
-Status = Literal["EXCEEDED", "OK", "INSUFFICIENT_DATA", "STALE", "ERROR"]
-STATUSES: tuple[str, ...] = ("EXCEEDED", "OK", "INSUFFICIENT_DATA", "STALE", "ERROR")
+__all__ = ["Status", "GateStatus", "STATUSES", "WindowResult", "RuleResult", "Decision", "MAX_DECISION_BYTES"]
+
+Status = GateStatus
+STATUSES: tuple[GateStatus, ...] = tuple(GateStatus)
 
 MAX_DECISION_BYTES = 48 * 1024
 """Databricks task values are limited to 48 KiB of JSON."""
@@ -92,6 +94,14 @@ class Decision(_Record):
     trigger: str = "manual"
     summary: str = ""
     truncated: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Decision":
+        # the job's condition task reads drift_exceeded alone: it must say what the status says
+        if self.drift_exceeded != (self.status is GateStatus.EXCEEDED):
+            raise ValueError(f"drift_exceeded must be {self.status is GateStatus.EXCEEDED} when status is "
+                             f"{self.status}, got {self.drift_exceeded}")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (timestamps as ISO strings)."""

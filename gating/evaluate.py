@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from driftgate.core.faults import fault_point
 from driftgate.core.errors import GateError, TableError
 from driftgate.gating.config import GateConfig, Rule
 from driftgate.gating.decision import Decision
@@ -77,6 +78,7 @@ def evaluate(
     trigger: str = "manual",
     publish: bool = True,
     run_key: str | None = None,
+    record: bool = True,
 ) -> Decision:
     """Read the metric tables, decide, record the decision and publish it as task values.
 
@@ -87,6 +89,8 @@ def evaluate(
         trigger: what asked (``manual``, ``table_update``, ``webhook``, ``schedule``...).
         publish: set the task values ``drift_exceeded`` (bool) and ``decision`` (JSON).
         run_key: the run key of the job run this decision belongs to, if any.
+        record: False records nothing (no MLflow run, no decisions row, no audit event): a
+            what-if or a replay of history (``driftgate gate --as-of ... --no-record``).
 
     Returns:
         The recorded :class:`Decision`.
@@ -97,11 +101,21 @@ def evaluate(
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     model_id_col = _model_id_col(ws, gate)
     frames = read_metrics(ws, gate, now=now) if gate.mode == "rules" else {}
-    decision = decide(frames, gate, now=now, model_id_col=model_id_col, trigger=trigger)
-    record_decision(ws, decision, run_key=run_key, subject=metric_tables(ws, gate)["drift"], gate=gate)
+    decision = decide(frames, gate, now=now, model_id_col=model_id_col, trigger=trigger,
+                      output_columns=_output_columns(ws))
+    if record:
+        record_decision(ws, decision, run_key=run_key, subject=metric_tables(ws, gate)["drift"], gate=gate)
     if publish:
         publish_decision(ws, decision)
     return decision
+
+
+def _output_columns(ws) -> tuple[str, ...]:
+    """The inference contract's prediction, label and probability columns (not features)."""
+    log = ws.settings.monitor.inference_log
+    if log is None:
+        return ()
+    return tuple(c for c in (log.prediction_col, log.label_col, log.prediction_proba_col) if c)
 
 
 def read_metrics(ws, gate: GateConfig, *, now: datetime) -> dict[str, Any]:
@@ -127,24 +141,25 @@ def _read_one(ws, kind: str, name: str, mine: list[Rule], rules: list[Rule], mod
         wanted = {"window", "column_name", "granularity", "slice_key", "slice_value", model_id_col}
         wanted |= {"drift_type"} if kind == "drift" else {"log_type", "count"}
         wanted |= {r.path.column for r in mine}
-        columns = sorted(wanted & set(available)) if available is not None else None
+        columns = sorted(wanted & set(available))
         scope = mine + ([r for r in rules if r.min_rows > 0] if kind == "profile" else [])
-        filters = _pushdown(kind, mine, scope, model_id_col, set(available or wanted))
+        filters = _pushdown(kind, mine, scope, model_id_col, set(available))
         since = _horizon(scope, now)
         rows = _scan(ws, name, columns, filters, since)
         if since is not None and _lacks_some_grain(rows, scope):
             # Nothing recent: read the older windows too, so the verdict is STALE (not "no rows").
             rows = _scan(ws, name, columns, filters, None)
+        elif since is not None and any(r.relative_to == "baseline" for r in mine):
+            # The BASELINE profile window starts where the baseline's rows do, before any horizon.
+            base = [(c, o, v) for c, o, v in filters if c != "log_type"] + [("log_type", "in", ["BASELINE"])]
+            rows = pa.concat_tables([rows, _scan(ws, name, columns, base, None).cast(rows.schema)])
         return rows
     except TableError as exc:
         return Unreadable(f"{name}: {exc}", status="ERROR")
 
 
-def _columns_of(ws, name: str) -> list[str] | None:
-    schema = getattr(ws.tables, "schema", None)
-    if schema is None:
-        return None
-    return list(schema(name).names)
+def _columns_of(ws, name: str) -> list[str]:
+    return list(ws.tables.schema(name).names)
 
 
 def _pushdown(kind, mine: list[Rule], scope: list[Rule], model_id_col: str, available: set[str]):
@@ -155,8 +170,9 @@ def _pushdown(kind, mine: list[Rule], scope: list[Rule], model_id_col: str, avai
     if kind == "drift":
         filters.append(("drift_type", "in", sorted({r.drift_type for r in mine})))
     else:
-        filters.append(("log_type", "in", sorted({r.log_type for r in mine} | {"INPUT"})))
-    models = {r.filters.model_id for r in scope}
+        baseline = {"BASELINE"} if any(r.relative_to == "baseline" for r in mine) else set()
+        filters.append(("log_type", "in", sorted({r.log_type for r in mine} | {"INPUT"} | baseline)))
+    models = {r.filters.model_id for r in scope} | {"*" for r in mine if r.relative_to == "baseline"}
     if None not in models and model_id_col in available:
         filters.append((model_id_col, "in", sorted(models)))
     # The profile table also answers row counts, from ":table" or (if a monitor has no such
@@ -190,25 +206,9 @@ def _grain(text: str) -> timedelta | None:
 
 
 def _scan(ws, name: str, columns, filters, since: datetime | None) -> pa.Table:
-    from driftgate.workspace.tables import DeltaTableStore
-
-    if isinstance(ws.tables, DeltaTableStore):
-        # Local Delta: a pyarrow dataset scan can push IS NULL and nested window.start filters too.
-        import pyarrow.dataset as ds
-        from deltalake import DeltaTable
-
-        expr = None
-        for col, op, value in filters:
-            term = ds.field(col).isin(value) if op == "in" else ds.field(col) == value
-            expr = term if expr is None else expr & term
-        if since is not None:
-            term = ds.field("window", "start") >= pa.scalar(since, pa.timestamp("us", tz="UTC"))
-            expr = term if expr is None else expr & term
-        try:
-            dataset = DeltaTable(str(ws.tables.path(name))).to_pyarrow_dataset()
-            return dataset.to_table(columns=columns, filter=expr)
-        except Exception as exc:
-            raise TableError(f"read failed: {exc}", table=name) from exc
+    """One pushed-down read through the table store (window starts as a nested-field filter)."""
+    if since is not None:
+        filters = [*filters, ("window.start", ">=", since)]
     return ws.tables.read(name, columns=columns, filters=filters)
 
 
@@ -273,6 +273,7 @@ def _log_mlflow(ws, decision: Decision, text: str, run_key: str | None, gate: Ga
     try:
         client = MlflowClient(tracking_uri=ws.tracking_uri, registry_uri=ws.registry_uri)
         rid = open_stage_run(ws, f"gate-{decision.status.lower()}", tags)
+        fault_point("gate.mlflow_run")  # crash tests: a process killed while its gate run is RUNNING
         from mlflow.entities import Metric
 
         stamp = int(decision.evaluated_at.timestamp() * 1000)
@@ -299,14 +300,17 @@ def attach_drift_chart(ws, run_id: str, gate: GateConfig | None = None) -> str |
     part of any decision: a failure to draw it is logged as a warning and returns None, so the
     caller's record is written all the same.
     """
-    from driftgate.monitoring.report import chart_thresholds, log_drift_chart
+    from driftgate.monitoring.report import log_drift_chart, rule_panels
 
     gate = gate or ws.settings.gate
     if not gate.log_chart:
         return None
     try:
-        return log_drift_chart(ws, ws.settings.monitor, run_id=run_id, table=metric_tables(ws, gate)["drift"],
-                               thresholds=chart_thresholds(gate.effective_rules()))
+        tables = metric_tables(ws, gate)
+        # The rules' own metrics and thresholds, so the chart shows what the decision read.
+        panels = rule_panels(gate.effective_rules(), exclude=_output_columns(ws)) if gate.mode == "rules" else []
+        return log_drift_chart(ws, ws.settings.monitor, run_id=run_id, table=tables["drift"],
+                               panels=panels, profile_table=tables["profile"])
     except Exception as exc:  # noqa: BLE001 - see docstring
         logger.warning("MLflow run %s: drift chart not logged: %s", run_id, exc)
         return None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import operator
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
@@ -61,16 +61,18 @@ class Gate(Protocol):
 class RuleGate:
     """The configured rules, combined with ``any`` / ``all``."""
 
-    def __init__(self, config: GateConfig, *, model_id_col: str = "model_id"):
+    def __init__(self, config: GateConfig, *, model_id_col: str = "model_id", output_columns: tuple[str, ...] = ()):
         self.config = config
         self.model_id_col = model_id_col
+        self.output_columns = tuple(output_columns)
 
     def decide(self, metrics: MetricFrames, *, now: datetime) -> Decision:
         now = _aware(now)
         frames = {k: _as_arrow(v) for k, v in metrics.items()}
         counts = _RowCounts(frames.get("profile"), self.model_id_col)
         results = [evaluate_rule(rule, frames.get(rule.table), now=now, model_id_col=self.model_id_col,
-                                 counts=counts) for rule in self.config.effective_rules()]
+                                 counts=counts, output_columns=self.output_columns)
+                   for rule in self.config.effective_rules()]
         status = combine([r.status for r in results], self.config.combine)
         return Decision(
             status=status,
@@ -111,13 +113,13 @@ class NeverGate(_FixedGate):
     mode = "never"
 
 
-def gate_for(config: GateConfig, *, model_id_col: str = "model_id") -> Gate:
+def gate_for(config: GateConfig, *, model_id_col: str = "model_id", output_columns: tuple[str, ...] = ()) -> Gate:
     """The gate ``config.mode`` asks for."""
     if config.mode == "always":
         return AlwaysGate()
     if config.mode == "never":
         return NeverGate()
-    return RuleGate(config, model_id_col=model_id_col)
+    return RuleGate(config, model_id_col=model_id_col, output_columns=output_columns)
 
 
 def decide(
@@ -127,6 +129,7 @@ def decide(
     now: datetime | None = None,
     model_id_col: str = "model_id",
     trigger: str = "manual",
+    output_columns: tuple[str, ...] = (),
 ) -> Decision:
     """Decide from metric rows; pure (same rows, config and ``now`` → same verdict).
 
@@ -137,12 +140,23 @@ def decide(
         now: the evaluation time (UTC) for staleness and open windows; default the clock.
         model_id_col: name of the monitor's model-id column.
         trigger: what asked for the decision (recorded, not used to decide).
+        output_columns: the inference table's prediction, label and probability columns: drift
+            rules over ``columns: all`` leave them out (name them in ``columns`` to watch them).
 
     Returns:
         The :class:`Decision`; rule failures become status ERROR, never exceptions.
     """
-    decision = gate_for(gate, model_id_col=model_id_col).decide(metrics, now=now or datetime.now(timezone.utc))
+    decision = gate_for(gate, model_id_col=model_id_col, output_columns=tuple(output_columns)).decide(
+        metrics, now=now or datetime.now(timezone.utc))
     return decision.model_copy(update={"trigger": trigger})
+
+
+def cooldown_left(last_retrain: datetime | None, now: datetime, cooldown: timedelta | None) -> timedelta | None:
+    """How long retraining stays paused after the retrain at ``last_retrain`` (None: not paused)."""
+    if cooldown is None or last_retrain is None:
+        return None
+    left = _aware(last_retrain) + cooldown - _aware(now)
+    return left if left > timedelta(0) else None
 
 
 def combine(statuses: list[str], how: str) -> str:
@@ -168,6 +182,7 @@ def evaluate_rule(
     now: datetime,
     model_id_col: str = "model_id",
     counts: "_RowCounts | None" = None,
+    output_columns: tuple[str, ...] = (),
 ) -> RuleResult:
     """Evaluate one rule on the rows of its table; never raises for bad data (status ERROR)."""
     base = dict(
@@ -177,12 +192,13 @@ def evaluate_rule(
         filters=_filters_text(rule, model_id_col),
     )
     try:
-        return _evaluate(rule, table, _aware(now), model_id_col, counts or _RowCounts(None, model_id_col), base)
+        return _evaluate(rule, table, _aware(now), model_id_col, counts or _RowCounts(None, model_id_col), base,
+                         tuple(output_columns))
     except Exception as exc:  # a bad table must yield ERROR with a reason, not crash the job task
         return RuleResult(status="ERROR", reason=f"{type(exc).__name__}: {exc}", **base)
 
 
-def _evaluate(rule, table, now, model_id_col, counts, base) -> RuleResult:
+def _evaluate(rule, table, now, model_id_col, counts, base, output_columns=()) -> RuleResult:
     where = f"{rule.table} metrics"
     if isinstance(table, Unreadable):
         return RuleResult(status=table.status, reason=table.reason, **base)
@@ -194,19 +210,38 @@ def _evaluate(rule, table, now, model_id_col, counts, base) -> RuleResult:
     absent = sorted(needed - set(table.column_names))
     if absent:
         return RuleResult(status="ERROR", reason=f"the {where} table lacks column(s) {absent}", **base)
-    rows = _filtered(rule, table, model_id_col)
+    rows = _filtered(rule, table, model_id_col, output_columns)
     if isinstance(rows, str):
         return RuleResult(status="ERROR", reason=rows, **base)
+    reference: dict[str, float | None] | None = None
+    if rule.relative_to == "baseline":
+        reference = _baseline_values(rule, table, model_id_col)
+        if not any(v is not None for v in reference.values()):
+            return RuleResult(status="INSUFFICIENT_DATA", reason=(
+                f"no baseline value of {rule.metric} (BASELINE profile rows, {_describe(base['filters'])}): "
+                "the baseline needs labels (and probabilities for roc_auc_score)"), **base)
     if rows.num_rows == 0:
         return RuleResult(status="INSUFFICIENT_DATA", reason=f"no rows match the filters ({_describe(base['filters'])})",
                           **base)
 
     by_window: dict[tuple[datetime, datetime], dict[str, Any]] = defaultdict(dict)
     extract = _extractor(rule)
+    any_written = False  # a NULL is "not computed for this column type"; a NaN was computed
     for window, column, raw in zip(rows.column("window").to_pylist(), rows.column("column_name").to_pylist(),
                                    rows.column(col).to_pylist()):
+        any_written = any_written or raw is not None
         key = (_aware(window["start"]), _aware(window["end"]))
-        by_window[key][column] = extract(raw)
+        value = extract(raw)
+        if reference is not None:
+            value = _change(rule, value, reference.get(column))
+        by_window[key][column] = value
+
+    if rule.table == "drift" and rule.columns == "all" and not any_written:
+        # Every column has NULL for this metric in every window: it belongs to another column
+        # type (PSI to numeric columns, JS distance to categorical ones) and this table has none.
+        return RuleResult(status="OK", reason=(
+            f"no column has a {rule.metric} value in any window (it applies to other column types; "
+            f"{len({c for values in by_window.values() for c in values})} column(s) read): nothing to judge"), **base)
 
     ordered = sorted(by_window, key=lambda k: k[0], reverse=True)
     open_windows = [k for k in ordered if k[1] > now]
@@ -256,7 +291,7 @@ def _evaluate(rule, table, now, model_id_col, counts, base) -> RuleResult:
     n_violating = sum(1 for w in window_results if w.violated)
     n_unknown = p.windows - sum(1 for w in window_results if w.usable)
     latest_ok = latest.usable and not latest.violated
-    cond = f"{rule.metric}{' (abs)' if rule.abs else ''} {rule.op} {rule.threshold:g}"
+    cond = f"{_metric_text(rule, reference)}{' (abs)' if rule.abs else ''} {rule.op} {rule.threshold:g}"
     tail = f"{n_violating} of last {p.windows} window(s) violate (need {p.violations}){open_note}"
     if not latest.usable:
         status, reason = "INSUFFICIENT_DATA", f"latest window {_day(latest.start)}: {latest.note}; {tail}"
@@ -322,14 +357,53 @@ def _judge_window(rule: Rule, start, end, values: dict[str, float | None], rows:
                         **common)
 
 
-def _filtered(rule: Rule, table: pa.Table, model_id_col: str) -> pa.Table | str:
+def _change(rule: Rule, value: float | None, reference: float | None) -> float | None:
+    """The window's value against the baseline's (``relative_to: baseline``); None when either is missing."""
+    if value is None or reference is None:
+        return None
+    if rule.change == "relative":
+        return None if reference == 0 else (value - reference) / abs(reference)
+    return value - reference
+
+
+def _metric_text(rule: Rule, reference: dict[str, float | None] | None) -> str:
+    if reference is None:
+        return rule.metric
+    known = [f"{v:.4g}" for v in reference.values() if v is not None]
+    shown = known[0] if len(known) == 1 else "per column"
+    if rule.change == "relative":
+        return f"({rule.metric} - baseline {shown}) / baseline"
+    return f"{rule.metric} - baseline {shown}"
+
+
+def _baseline_values(rule: Rule, table: pa.Table, model_id_col: str) -> dict[str, float | None]:
+    """The metric per column in the newest BASELINE profile window (the monitor writes them under
+    the all-models id ``*``, whatever the rule's model filter)."""
+    rows = _filtered(rule, table, model_id_col, log_type="BASELINE", model_id="*")
+    if isinstance(rows, str) or rows.num_rows == 0:
+        return {}
+    extract = _extractor(rule)
+    latest: dict[str, tuple[datetime, float | None]] = {}
+    for window, column, raw in zip(rows.column("window").to_pylist(), rows.column("column_name").to_pylist(),
+                                   rows.column(rule.path.column).to_pylist()):
+        start = _aware(window["start"])
+        if column not in latest or start > latest[column][0]:
+            latest[column] = (start, extract(raw))
+    return {c: v for c, (_, v) in latest.items()}
+
+
+def _filtered(rule: Rule, table: pa.Table, model_id_col: str, output_columns: tuple[str, ...] = (), *,
+              log_type: str | None = None, model_id: str | None = None) -> pa.Table | str:
     f = rule.filters
     masks = [pc.equal(table["granularity"], f.granularity)]
     if rule.table == "drift":
         masks.append(pc.equal(table["drift_type"], rule.drift_type))
     else:
-        masks.append(pc.equal(table["log_type"], rule.log_type))
-    if f.model_id is not None:
+        masks.append(pc.equal(table["log_type"], log_type or rule.log_type))
+    if model_id is not None:
+        if model_id_col in table.column_names:
+            masks.append(pc.equal(table[model_id_col], model_id))
+    elif f.model_id is not None:
         if model_id_col in table.column_names:
             masks.append(pc.equal(table[model_id_col], f.model_id))
         elif f.model_id != "*":
@@ -341,6 +415,9 @@ def _filtered(rule: Rule, table: pa.Table, model_id_col: str) -> pa.Table | str:
     names = table["column_name"]
     if rule.columns == "all":
         masks.append(pc.not_equal(names, ":table"))
+        if rule.table == "drift" and output_columns:
+            # The model's outputs (prediction, label, probability) are not features.
+            masks.append(pc.invert(pc.is_in(names, value_set=pa.array(list(output_columns), pa.string()))))
     else:
         masks.append(pc.is_in(names, value_set=pa.array(rule.columns, pa.string())))
     if f.exclude_columns:

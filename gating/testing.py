@@ -2,8 +2,9 @@
 
 For tests and benchmarks of the gate (and anyone who needs metric rows without running
 a monitor), in the spirit of Dagster's ``build_sensor_context``: the same columns and
-types as ``<table>_drift_metrics`` / ``<table>_profile_metrics``
-(../shared/reference/databricks-formats.md 1.2-1.6).
+types as ``<table>_drift_metrics`` / ``<table>_profile_metrics`` of a classification
+monitor whose model id column is ``model_id``, from their one definition
+(:mod:`driftgate.core.metric_tables`; column reference in docs/tables.md).
 """
 from __future__ import annotations
 
@@ -12,35 +13,12 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
+from driftgate.core import metric_tables
+
 __all__ = ["DRIFT_SCHEMA", "PROFILE_SCHEMA", "drift_rows", "profile_rows", "day"]
 
-_TS = pa.timestamp("us", tz="UTC")
-_WINDOW = pa.struct([("start", _TS), ("end", _TS)])
-_TEST = pa.struct([("statistic", pa.float64()), ("pvalue", pa.float64())])
-_AVG = pa.struct([("macro", pa.float64()), ("weighted", pa.float64())])
-_FAIR = pa.map_(pa.string(), pa.float64())
-
-DRIFT_SCHEMA = pa.schema([
-    ("window", _WINDOW), ("granularity", pa.string()), ("model_id", pa.string()), ("monitor_version", pa.int64()),
-    ("slice_key", pa.string()), ("slice_value", pa.string()), ("column_name", pa.string()), ("data_type", pa.string()),
-    ("window_cmp", _WINDOW), ("drift_type", pa.string()), ("count_delta", pa.float64()), ("avg_delta", pa.float64()),
-    ("percent_null_delta", pa.float64()), ("percent_zeros_delta", pa.float64()),
-    ("percent_distinct_delta", pa.float64()),
-    ("non_null_columns_delta", pa.struct([("added", pa.int32()), ("missing", pa.int32())])),
-    ("js_distance", pa.float64()), ("ks_test", _TEST), ("wasserstein_distance", pa.float64()),
-    ("population_stability_index", pa.float64()), ("chi_squared_test", _TEST), ("tv_distance", pa.float64()),
-    ("l_infinity_distance", pa.float64()),
-])
-
-PROFILE_SCHEMA = pa.schema([
-    ("window", _WINDOW), ("log_type", pa.string()), ("logging_table_commit_version", pa.int64()),
-    ("monitor_version", pa.int64()), ("granularity", pa.string()), ("model_id", pa.string()),
-    ("slice_key", pa.string()), ("slice_value", pa.string()), ("column_name", pa.string()), ("count", pa.int64()),
-    ("data_type", pa.string()), ("num_nulls", pa.int64()), ("avg", pa.float64()), ("median", pa.float64()),
-    ("accuracy_score", pa.float64()), ("precision", _AVG), ("recall", _AVG), ("f1_score", _AVG),
-    ("predictive_parity", _FAIR), ("predictive_equality", _FAIR), ("equal_opportunity", _FAIR),
-    ("statistical_parity", _FAIR),
-])
+DRIFT_SCHEMA = metric_tables.drift_schema("model_id")
+PROFILE_SCHEMA = metric_tables.profile_schema("model_id", "classification")
 
 
 def day(n: int, start: datetime = datetime(2026, 6, 1, tzinfo=timezone.utc)) -> datetime:

@@ -6,6 +6,7 @@ this section read alike. ``problem_type`` accepts both the short form and the AP
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -13,7 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from driftgate.core.types import SchemaName, StrictModel, TableName
 
 __all__ = [
-    "Granularity", "InferenceLogConfig", "TimeSeriesConfig", "SnapshotConfig", "CustomMetric", "MonitorConfig",
+    "Granularity", "InferenceColumns", "InferenceLogConfig", "TimeSeriesConfig", "SnapshotConfig", "CustomMetric", "MonitorConfig",
 ]
 
 Granularity = Literal[
@@ -48,6 +49,9 @@ class InferenceLogConfig(StrictModel):
     """P(class 1) for binary classification; enables roc_auc_score and log_loss."""
     problem_type: Literal["classification", "regression"] = "classification"
     """``classification`` or ``regression`` (``PROBLEM_TYPE_*`` enum spellings are accepted)."""
+    request_id_col: str | None = "request_id"
+    """driftgate's addition: the id of each served request; late labels merge on it, the shadow
+    table replaces rows by it, and it is never profiled. None when the table has no such column."""
 
     @field_validator("problem_type", mode="before")
     @classmethod
@@ -97,9 +101,9 @@ class CustomMetric(StrictModel):
 class MonitorConfig(StrictModel):
     """One monitor on one table; output tables are ``<output_schema_name>.<table>_{profile,drift}_metrics``."""
 
-    table_name: TableName = "main.driftgate_demo.inference_log"
+    table_name: TableName = "main.default.inference_log"
     """The monitored table."""
-    output_schema_name: SchemaName = "main.driftgate_demo"
+    output_schema_name: SchemaName = "main.default"
     """Schema (``catalog.schema``) that receives the two metric tables."""
     inference_log: InferenceLogConfig | None = InferenceLogConfig()
     """Inference-log analysis (set exactly one of inference_log / time_series / snapshot)."""
@@ -107,14 +111,23 @@ class MonitorConfig(StrictModel):
     """Time-series analysis."""
     snapshot: SnapshotConfig | None = None
     """Snapshot analysis."""
-    baseline_table_name: TableName | None = "main.driftgate_demo.inference_baseline"
+    baseline_table_name: TableName | None = "main.default.inference_baseline"
     """Table with the same schema whose distribution BASELINE drift compares against."""
+    baseline_policy: Literal["fixed", "champion"] = "champion"
+    """What the baseline is after a promotion. ``champion``: the new champion's scored shadow rows
+    (served rows it was not trained on, labelled), recorded with its version, so BASELINE drift
+    and ``relative_to: baseline`` rules compare against the model that now serves: one drift
+    episode stops firing once a retrained model is promoted, but slow drift across several
+    promotions is never seen against the original data. ``fixed``: the baseline written by
+    ``driftgate init`` stays until you rewrite it: drift is always measured from the same
+    reference, and the gate keeps firing after a promotion while the data stays moved."""
     slicing_exprs: list[str] = Field(default_factory=list)
     """Column names (one slice per value, top 100) or boolean SQL expressions (true / false slices)."""
     custom_metrics: list[CustomMetric] = Field(default_factory=list)
     """Extra metrics, written as extra columns."""
-    exclude_columns: list[str] = Field(default_factory=lambda: ["customer_id", "request_id"])
-    """Columns not profiled (ids); the timestamp column is never profiled."""
+    exclude_columns: list[str] = Field(default_factory=list)
+    """Columns not profiled (ids such as a customer key); the timestamp, model-id and request-id
+    columns of the inference-log contract are never profiled."""
     engine: Literal["embedded", "spark"] = "embedded"
     """``embedded`` (NumPy / Arrow, no JVM) or ``spark`` (pyspark; same rows)."""
     psi_bins: int = Field(10, ge=2, le=1000)
@@ -168,3 +181,49 @@ class MonitorConfig(StrictModel):
     @property
     def model_id_col(self) -> str | None:
         return self.inference_log.model_id_col if self.inference_log else None
+
+    @property
+    def skipped_columns(self) -> set[str]:
+        """Columns never profiled: the timestamp, the model id, the request id and ``exclude_columns``."""
+        log = self.inference_log
+        return {c for c in (self.timestamp_col, self.model_id_col, log.request_id_col if log else None,
+                            *self.exclude_columns) if c}
+
+    @property
+    def columns(self) -> "InferenceColumns":
+        """The inference-log contract: which column plays which role (every stage reads these)."""
+        log = self.inference_log
+        if log is None:
+            raise ValueError("monitor: the inference-log contract needs monitor.inference_log (this monitor is "
+                             "a time_series / snapshot monitor)")
+        return InferenceColumns(timestamp=log.timestamp_col, prediction=log.prediction_col,
+                                model_id=log.model_id_col, label=log.label_col,
+                                probability=log.prediction_proba_col, request_id=log.request_id_col)
+
+
+@dataclass(frozen=True)
+class InferenceColumns:
+    """The inference table's contract, from ``monitor.inference_log``: one definition for the monitor,
+    the baseline, shadow replay, fairness, promotion, traffic logging and the demo.
+
+    ``label``, ``probability`` and ``request_id`` are optional (None: the table has no such column).
+    """
+
+    timestamp: str
+    prediction: str
+    model_id: str
+    label: str | None = None
+    probability: str | None = None
+    request_id: str | None = None
+
+    def roles(self) -> dict[str, str]:
+        """``{conf key: column}`` for every configured role (the optional ones only when set)."""
+        pairs = {"timestamp_col": self.timestamp, "prediction_col": self.prediction,
+                 "model_id_col": self.model_id, "label_col": self.label,
+                 "prediction_proba_col": self.probability, "request_id_col": self.request_id}
+        return {k: v for k, v in pairs.items() if v}
+
+    @property
+    def outputs(self) -> list[str]:
+        """Columns that are not model inputs (the contract's roles)."""
+        return list(self.roles().values())

@@ -3,7 +3,7 @@
 :func:`compute` is pure: it receives the rows of the windows to recompute (plus the
 previous windows they are compared with) and the baseline, and returns the output
 rows as Arrow tables in the documented schemas (:func:`profile_schema`,
-:func:`drift_schema`). Reading, incremental bookkeeping and writing live in
+:func:`drift_schema`, from :mod:`driftgate.core.metric_tables`). Reading, incremental bookkeeping and writing live in
 :mod:`driftgate.monitoring.refresh`. The Spark engine reuses :func:`group_rows` and the output
 schemas, so both engines share one definition of every row.
 """
@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from driftgate.core import metric_tables
 from driftgate.core.errors import MonitorError
 from driftgate.monitoring import stats
 from driftgate.monitoring.config import MonitorConfig
@@ -30,16 +31,11 @@ __all__ = [
     "window_bounds", "compute", "group_rows",
 ]
 
-TABLE = ":table"
+TABLE = metric_tables.TABLE_COLUMN
 ALL_MODELS = "*"
 SLICE_PREFIX = "__slice_"
 """Columns named ``__slice_<i>`` carry slicing expression i already evaluated (by Spark SQL)."""
-_TS = pa.timestamp("us", tz="UTC")
-WINDOW = pa.struct([("start", _TS), ("end", _TS)])
-STAT_TEST = pa.struct([("statistic", pa.float64()), ("pvalue", pa.float64())])
-_CLASS_METRIC = pa.struct([("one_vs_all", pa.map_(pa.string(), pa.float64())), ("macro", pa.float64()),
-                           ("weighted", pa.float64())])
-_FAIRNESS = ("predictive_parity", "predictive_equality", "equal_opportunity", "statistical_parity")
+_TS = metric_tables.TIMESTAMP
 _UNITS = {
     "5 minutes": ("minute", 5), "30 minutes": ("minute", 30), "1 hour": ("hour", 1), "1 day": ("day", 1),
     "1 week": ("week", 1), "2 weeks": ("week", 2), "3 weeks": ("week", 3), "4 weeks": ("week", 4),
@@ -49,58 +45,15 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def profile_schema(cfg: MonitorConfig) -> pa.Schema:
-    """Columns of ``<table>_profile_metrics`` (see docs/tables.md)."""
-    fields = [
-        ("window", WINDOW), ("log_type", pa.string()), ("logging_table_commit_version", pa.int32()),
-        ("monitor_version", pa.int64()), ("granularity", pa.string()),
-    ]
-    if cfg.model_id_col:
-        fields.append((cfg.model_id_col, pa.string()))
-    fields += [
-        ("slice_key", pa.string()), ("slice_value", pa.string()), ("column_name", pa.string()),
-        ("count", pa.int64()), ("data_type", pa.string()), ("num_nulls", pa.int64()), ("avg", pa.float64()),
-        ("quantiles", pa.list_(pa.float64())), ("min", pa.float64()), ("max", pa.float64()),
-        ("stddev", pa.float64()), ("num_zeros", pa.int64()), ("num_nan", pa.int64()),
-        ("min_length", pa.float64()), ("max_length", pa.float64()), ("avg_length", pa.float64()),
-        ("non_null_columns", pa.list_(pa.string())),
-        ("frequent_items", pa.list_(pa.struct([("item", pa.string()), ("count", pa.int64())]))),
-        ("median", pa.float64()), ("distinct_count", pa.int64()), ("percent_nan", pa.float64()),
-        ("percent_null", pa.float64()), ("percent_zeros", pa.float64()), ("percent_distinct", pa.float64()),
-    ]
-    if cfg.inference_log and cfg.inference_log.problem_type == "classification":
-        fields += [
-            ("labeled_count", pa.int64()), ("accuracy_score", pa.float64()), ("precision", _CLASS_METRIC),
-            ("recall", _CLASS_METRIC), ("f1_score", _CLASS_METRIC),
-            ("confusion_matrix", pa.list_(pa.struct([("prediction", pa.string()), ("label", pa.string()),
-                                                     ("count", pa.int64())]))),
-            ("roc_auc_score", pa.float64()), ("log_loss", pa.float64()),
-        ] + [(name, pa.map_(pa.string(), pa.float64())) for name in _FAIRNESS]
-    elif cfg.inference_log:
-        fields += [("labeled_count", pa.int64()), ("mean_squared_error", pa.float64()),
-                   ("root_mean_squared_error", pa.float64()), ("mean_absolute_error", pa.float64()),
-                   ("r2_score", pa.float64())]
-    fields += [(m.name, pa.float64()) for m in cfg.custom_metrics if m.type in ("aggregate", "derived")]
-    return pa.schema(fields)
+    """Columns of ``<table>_profile_metrics`` for this monitor (defined in :mod:`driftgate.core.metric_tables`)."""
+    return metric_tables.profile_schema(
+        cfg.model_id_col, cfg.inference_log.problem_type if cfg.inference_log else None,
+        [m.name for m in cfg.custom_metrics if m.type in ("aggregate", "derived")])
 
 
 def drift_schema(cfg: MonitorConfig) -> pa.Schema:
-    """Columns of ``<table>_drift_metrics`` (see docs/tables.md)."""
-    fields = [("window", WINDOW), ("granularity", pa.string()), ("monitor_version", pa.int64())]
-    if cfg.model_id_col:
-        fields.append((cfg.model_id_col, pa.string()))
-    fields += [
-        ("slice_key", pa.string()), ("slice_value", pa.string()), ("column_name", pa.string()),
-        ("data_type", pa.string()), ("window_cmp", WINDOW), ("drift_type", pa.string()),
-        ("count", pa.int64()), ("count_cmp", pa.int64()),
-        ("count_delta", pa.float64()), ("avg_delta", pa.float64()), ("percent_null_delta", pa.float64()),
-        ("percent_zeros_delta", pa.float64()), ("percent_distinct_delta", pa.float64()),
-        ("non_null_columns_delta", pa.struct([("added", pa.int32()), ("missing", pa.int32())])),
-        ("js_distance", pa.float64()), ("ks_test", STAT_TEST), ("wasserstein_distance", pa.float64()),
-        ("population_stability_index", pa.float64()), ("chi_squared_test", STAT_TEST),
-        ("tv_distance", pa.float64()), ("l_infinity_distance", pa.float64()),
-    ]
-    fields += [(m.name, pa.float64()) for m in cfg.custom_metrics if m.type == "drift"]
-    return pa.schema(fields)
+    """Columns of ``<table>_drift_metrics`` for this monitor (defined in :mod:`driftgate.core.metric_tables`)."""
+    return metric_tables.drift_schema(cfg.model_id_col, [m.name for m in cfg.custom_metrics if m.type == "drift"])
 
 
 def monitor_version(cfg: MonitorConfig) -> int:
@@ -182,7 +135,7 @@ def plan_for(cfg: MonitorConfig, schema: pa.Schema) -> Plan:
     """Resolve the columns, slices and custom metrics; one clear error for anything wrong."""
     where = cfg.table_name
     _check_types(schema, cfg, where)
-    skip = {cfg.timestamp_col, cfg.model_id_col, *cfg.exclude_columns}
+    skip = cfg.skipped_columns
     columns = tuple(n for n in schema.names if n not in skip
                     and not pa.types.is_nested(schema.field(n).type))
     categorical = {n for n in columns if not stats.is_numeric(schema.field(n).type)}
@@ -357,8 +310,8 @@ def _as_float(value) -> float | None:
     return out if np.isfinite(out) else None
 
 
-def _quality(plan: Plan, rows: pa.Table, slice_key: str | None, slice_value: str | None,
-             slice_exprs: dict[str, Expression]) -> dict:
+def _quality(plan: Plan, rows: pa.Table) -> dict:
+    """Model quality over the rows with a label and a prediction (InferenceLog monitors)."""
     log = plan.cfg.inference_log
     if log is None or log.label_col is None:
         return {}
@@ -375,6 +328,7 @@ def _quality(plan: Plan, rows: pa.Table, slice_key: str | None, slice_value: str
         var = float(np.var(y.astype(float)))
         out.update(mean_squared_error=mse, root_mean_squared_error=float(np.sqrt(mse)),
                    mean_absolute_error=float(np.mean(np.abs(err))),
+                   mean_absolute_percentage_error=stats.mean_absolute_percentage_error(y, yhat),
                    r2_score=(1.0 - mse / var) if var > 0 else None)
         return out
     proba = None
@@ -383,9 +337,6 @@ def _quality(plan: Plan, rows: pa.Table, slice_key: str | None, slice_value: str
         if p.null_count == 0:
             proba = p.to_numpy(zero_copy_only=False)
     out.update(stats.classification_quality(y, yhat, proba))
-    if slice_key is not None and slice_value == "true" and slice_key in slice_exprs:
-        # fairness compares the protected group (slice true) with the rest of the same model's rows
-        out["_fairness_slice"] = slice_key
     return out
 
 
@@ -410,6 +361,61 @@ class Window:
     end: datetime
 
 
+GroupKey = tuple[str, datetime, str, "str | None", "str | None"]
+"""``(granularity, window start, model id, slice_key, slice_value)``: how ``reuse`` and ``keep`` key groups."""
+
+
+@dataclass
+class Group:
+    """One (window, model, slice) group: its rows and, once summarised, its summary.
+
+    ``rows`` is None for a comparison window reused from an earlier refresh (``reuse``):
+    its summary is known, its rows were not read, and it emits nothing itself.
+    """
+
+    window: Window
+    model: str
+    slice_key: str | None
+    slice_value: str | None
+    rows: pa.Table | None
+    summary: GroupSummary | None = None
+
+    @property
+    def key(self) -> GroupKey:
+        return (self.window.granularity, self.window.start, self.model, self.slice_key, self.slice_value)
+
+
+@dataclass
+class BaselineGroup:
+    """One slice of the baseline (always all models) and its summary."""
+
+    slice_key: str | None
+    slice_value: str | None
+    rows: pa.Table
+    summary: GroupSummary | None = None
+
+
+@dataclass(frozen=True)
+class DriftJob:
+    """One drift comparison: a current group against the previous window's or the baseline's."""
+
+    window: Window
+    compared: Window
+    drift_type: str
+    """``CONSECUTIVE`` or ``BASELINE``."""
+    model: str
+    slice_key: str | None
+    slice_value: str | None
+    current: GroupSummary
+    reference: GroupSummary
+
+    @property
+    def shared(self) -> tuple:
+        """Jobs equal in this give identical rows but for the model id ('*' and a sole model)."""
+        return (self.window, self.compared, self.drift_type, self.slice_key, self.slice_value, id(self.current),
+                id(self.reference))
+
+
 def compute(
     plan: Plan,
     source: pa.Table,
@@ -422,8 +428,8 @@ def compute(
     progress: Callable[[int, int], None] | None = None,
     workers: int = 2,
     emit_baseline: bool = True,
-    reuse: dict[tuple, "GroupSummary"] | None = None,
-    keep: dict[tuple, "GroupSummary"] | None = None,
+    reuse: dict[GroupKey, GroupSummary] | None = None,
+    keep: dict[GroupKey, GroupSummary] | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     """Profile and drift rows for the windows present in ``source``.
 
@@ -441,154 +447,199 @@ def compute(
         workers: threads for per-group work (NumPy releases the GIL while sorting).
         emit_baseline: also emit the BASELINE profile rows.
         reuse: summaries of comparison-only windows computed by an earlier refresh, keyed
-            ``(granularity, start, model, slice_key, slice_value)``; their rows need not be in ``source``.
+            :data:`GroupKey`; their rows need not be in ``source``.
         keep: filled with the summaries of the newest window per granularity (for ``reuse`` next time).
 
     Returns:
         (profile rows, drift rows) as Arrow tables in the documented schemas.
     """
-    cfg = plan.cfg
-    ts_col = cfg.timestamp_col
-    windows: list[tuple[Window, pa.Table]] = []
-    if ts_col is None:
-        when = now or datetime.now(timezone.utc)
-        windows.append((Window("snapshot", when, when), source))
-    else:
-        for gran in cfg.granularities:
-            starts = window_starts(source.column(ts_col), gran)
-            wanted = None
-            if profile_windows is not None and drift_windows is not None:
-                wanted = set(profile_windows.get(gran, set())) | set(drift_windows.get(gran, set()))
-                wanted |= {previous_window(s, gran) for s in drift_windows.get(gran, set())}
-            uniq = [s for s in pc.unique(starts).to_pylist() if s is not None]
-            for start in sorted(uniq):
-                if wanted is not None and start not in wanted:
-                    continue
-                rows = source.filter(pc.equal(starts, pa.scalar(start, _TS)))
-                windows.append((Window(gran, *window_bounds(start, gran)), rows))
+    windows = _windows(plan, source, profile_windows, drift_windows, now)
+    groups = [Group(win, model, key, value, rows) for win, window_rows in windows
+              for model, key, value, rows in group_rows(plan, window_rows)]
+    base_groups = [] if baseline is None else [
+        BaselineGroup(key, value, rows) for _, key, value, rows in group_rows(plan, baseline, with_models=False)]
+    _summarize_all(plan, [*groups, *base_groups], workers, progress)
 
-    slice_exprs = dict(plan.slices)
-    tasks: list[tuple[Window, str, str | None, str | None, pa.Table]] = []
-    for win, rows in windows:
-        for model, key, value, grp in group_rows(plan, rows):
-            tasks.append((win, model, key, value, grp))
-    base_tasks: list[tuple[str | None, str | None, pa.Table]] = []
-    if baseline is not None:
-        base_tasks = [(k, v, g) for _, k, v, g in group_rows(plan, baseline, with_models=False)]
-
-    # Each distinct group once: a window served by one model has the same groups under '*'
-    # and under that model (group_rows hands out the same tables), half the work.
-    distinct: dict[int, pa.Table] = {}
-    for task in [*tasks, *base_tasks]:
-        distinct.setdefault(id(task[-1]), task[-1])
-    total = len(distinct)
-    done = 0
-    # One queue for the windows' groups and the baseline's, so the baseline is summarised
-    # alongside the windows instead of after them (one current window + the baseline is the
-    # common case: two tasks for two cores).
-    by_table: dict[int, GroupSummary] = {}
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for ident, summary in zip(distinct, pool.map(lambda grp: summarize(plan, grp), distinct.values())):
-            by_table[ident] = summary
-            done += 1
-            if progress:
-                progress(done, total)
-    summaries = [by_table[id(t[-1])] for t in tasks]
-    base_summaries = [by_table[id(t[-1])] for t in base_tasks]
-
-    by_key = {(t[0].granularity, t[0].start, t[1], t[2], t[3]): (t, s) for t, s in zip(tasks, summaries)}
-    for key_, summary in (reuse or {}).items():
-        if key_ not in by_key:
-            gran_, start_ = key_[0], key_[1]
-            by_key[key_] = ((Window(gran_, *window_bounds(start_, gran_)), *key_[2:], None), summary)
+    by_key = {g.key: g for g in groups}
+    for key, summary in (reuse or {}).items():
+        if key not in by_key:
+            gran, start, model, slice_key, slice_value = key
+            by_key[key] = Group(Window(gran, *window_bounds(start, gran)), model, slice_key, slice_value, None,
+                                summary)
     if keep is not None:
-        newest = {}
-        for key_ in by_key:
-            newest[key_[0]] = max(newest.get(key_[0], key_[1]), key_[1])
-        keep.update({k: v[1] for k, v in by_key.items() if newest.get(k[0]) == k[1]})
-    base_by_slice = {(k, v): (g, s) for (k, v, g), s in zip(base_tasks, base_summaries)}
-    mv = plan.version
-    model_col = cfg.model_id_col
-    profile_rows: list[dict] = []
-    drift_rows: list[dict] = []
-    computed: dict[tuple, Any] = {}  # per-group results shared by identical groups (see above)
+        keep.update(_newest_summaries(by_key))
+    base_by_slice = {(b.slice_key, b.slice_value): b for b in base_groups}
 
-    def _cached(key: tuple, make: Callable[[], Any]) -> Any:
-        if key not in computed:
-            computed[key] = make()
-        return computed[key]
-
-    def emit_profiles(win: Window, model: str, key, value, grp: pa.Table, summary: GroupSummary, log_type: str):
-        base = {"window": {"start": win.start, "end": win.end}, "log_type": log_type,
-                "logging_table_commit_version": commit_version, "monitor_version": mv,
-                "granularity": win.granularity, "slice_key": key, "slice_value": value}
-        if model_col:
-            base[model_col] = model
-        table_row = dict(base, column_name=TABLE, count=grp.num_rows, num_nulls=0,
-                         non_null_columns=list(summary.non_null_columns))
-        if log_type == "INPUT" or cfg.inference_log is not None:
-            quality = dict(_cached(("quality", id(grp), key, value),
-                                   lambda: _quality(plan, grp, key, value, slice_exprs)))
-            fair_key = quality.pop("_fairness_slice", None)
-            table_row.update(quality)
-            if fair_key is not None:
-                if log_type == "INPUT":
-                    parent = by_key.get((win.granularity, win.start, model, None, None))
-                    parent_rows = parent[0][-1] if parent else None
-                else:
-                    parent = base_by_slice.get((None, None))
-                    parent_rows = parent[0] if parent else None
-                if parent_rows is not None:
-                    table_row.update(_cached(("fairness", id(parent_rows), fair_key),
-                                             lambda: _fairness(plan, parent_rows, slice_exprs[fair_key])))
-        for (name, col), val in summary.metrics.items():
-            if col == TABLE:
-                table_row[name] = val
-        profile_rows.append(table_row)
-        for col in plan.columns:
-            row = dict(base, column_name=col, **summary.profiles[col].as_row())
-            for (name, mcol), val in summary.metrics.items():
-                if mcol == col:
-                    row[name] = val
-            profile_rows.append(row)
-
-    drift_jobs = []
-    for (gran, start, model, key, value), (task, summary) in by_key.items():
-        win, grp = task[0], task[-1]
-        if grp is None:
-            continue  # reused comparison window: nothing to emit
-        if profile_windows is None or start in profile_windows.get(gran, set()):
-            emit_profiles(win, model, key, value, grp, summary, "INPUT")
-        if drift_windows is not None and start not in drift_windows.get(gran, set()):
-            continue
-        prev_start = previous_window(start, gran) if ts_col is not None else None
-        prev = by_key.get((gran, prev_start, model, key, value)) if prev_start is not None else None
-        if prev is not None:
-            drift_jobs.append((win, prev[0][0], "CONSECUTIVE", model, key, value, summary, prev[1]))
-        base = base_by_slice.get((key, value))
-        if base is not None:
-            drift_jobs.append((win, _baseline_window(base[0], ts_col), "BASELINE", model, key, value, summary,
-                               base[1]))
-    if drift_jobs:
-        # identical (current, comparison) summaries give identical rows but for the model id
-        unique: dict[tuple, tuple] = {}
-        for job in drift_jobs:
-            unique.setdefault(_drift_key(job), job)
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            done_rows = dict(zip(unique, pool.map(lambda job: list(_drift_rows(plan, *job)), unique.values())))
-        for job in drift_jobs:
-            rows = done_rows[_drift_key(job)]
-            if model_col and rows and rows[0][model_col] != job[3]:
-                rows = [dict(r, **{model_col: job[3]}) for r in rows]
-            drift_rows.extend(rows)
-
+    profiles = _ProfileRows(plan, commit_version, by_key, base_by_slice)
+    for group in by_key.values():
+        if group.rows is not None and _wanted(profile_windows, group.window):
+            profiles.emit(group.window, group.model, group.slice_key, group.slice_value, group.rows, group.summary,
+                          "INPUT")
+    jobs = _drift_jobs(plan, by_key, base_by_slice, drift_windows)
+    drift_rows = _run_drift_jobs(plan, jobs, workers)
     if baseline is not None and emit_baseline:
-        for gran in (cfg.granularities or ["snapshot"]):
-            for (key, value), (grp, summary) in base_by_slice.items():
-                bwin = _baseline_window(grp, ts_col)
-                emit_profiles(Window(gran, bwin.start, bwin.end), ALL_MODELS, key, value, grp, summary, "BASELINE")
+        for gran in (plan.cfg.granularities or ["snapshot"]):
+            for b in base_by_slice.values():
+                span = _baseline_window(b.rows, plan.cfg.timestamp_col)
+                profiles.emit(Window(gran, span.start, span.end), ALL_MODELS, b.slice_key, b.slice_value, b.rows,
+                              b.summary, "BASELINE")
+    return _to_table(profiles.rows, profile_schema(plan.cfg)), _to_table(drift_rows, drift_schema(plan.cfg))
 
-    return _to_table(profile_rows, profile_schema(cfg)), _to_table(drift_rows, drift_schema(cfg))
+
+def _wanted(windows: dict[str, set[datetime]] | None, window: Window) -> bool:
+    return windows is None or window.start in windows.get(window.granularity, set())
+
+
+def _windows(plan: Plan, source: pa.Table, profile_windows, drift_windows,
+             now: datetime | None) -> list[tuple[Window, pa.Table]]:
+    """The windows to compute and their rows: the wanted ones and the predecessors they compare with."""
+    cfg = plan.cfg
+    if cfg.timestamp_col is None:
+        when = now or datetime.now(timezone.utc)
+        return [(Window("snapshot", when, when), source)]
+    out = []
+    for gran in cfg.granularities:
+        starts = window_starts(source.column(cfg.timestamp_col), gran)
+        wanted = None
+        if profile_windows is not None and drift_windows is not None:
+            wanted = set(profile_windows.get(gran, set())) | set(drift_windows.get(gran, set()))
+            wanted |= {previous_window(s, gran) for s in drift_windows.get(gran, set())}
+        for start in sorted(s for s in pc.unique(starts).to_pylist() if s is not None):
+            if wanted is None or start in wanted:
+                rows = source.filter(pc.equal(starts, pa.scalar(start, _TS)))
+                out.append((Window(gran, *window_bounds(start, gran)), rows))
+    return out
+
+
+def _summarize_all(plan: Plan, groups: list, workers: int, progress: Callable[[int, int], None] | None) -> None:
+    """Fill every group's summary, computing each distinct table once.
+
+    A window served by one model has the same groups under '*' and under that model
+    (:func:`group_rows` hands out the same tables): half the work. The windows' groups and
+    the baseline's share one queue, so the baseline is summarised alongside the windows
+    (one current window + the baseline is the common case: two tasks for two cores).
+    """
+    distinct: dict[int, pa.Table] = {}
+    for group in groups:
+        distinct.setdefault(id(group.rows), group.rows)
+    summaries: dict[int, GroupSummary] = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for done, (ident, summary) in enumerate(
+                zip(distinct, pool.map(lambda rows: summarize(plan, rows), distinct.values())), 1):
+            summaries[ident] = summary
+            if progress:
+                progress(done, len(distinct))
+    for group in groups:
+        group.summary = summaries[id(group.rows)]
+
+
+def _newest_summaries(by_key: dict[GroupKey, Group]) -> dict[GroupKey, GroupSummary]:
+    """The summaries of the newest window of each granularity (the next refresh's comparison)."""
+    newest: dict[str, datetime] = {}
+    for gran, start, *_ in by_key:
+        newest[gran] = max(newest.get(gran, start), start)
+    return {key: g.summary for key, g in by_key.items() if newest.get(key[0]) == key[1]}
+
+
+class _ProfileRows:
+    """Builds the profile rows of groups; per-group quality and fairness are computed once per
+    distinct table (identical groups share them, see :func:`_summarize_all`)."""
+
+    def __init__(self, plan: Plan, commit_version: int, by_key: dict[GroupKey, Group],
+                 base_by_slice: dict[tuple, BaselineGroup]):
+        self.plan, self.commit_version = plan, commit_version
+        self.by_key, self.base_by_slice = by_key, base_by_slice
+        self.slice_exprs = dict(plan.slices)
+        self.rows: list[dict] = []
+        self._quality: dict[int, dict] = {}
+        self._fairness: dict[tuple[int, str], dict] = {}
+
+    def emit(self, window: Window, model: str, slice_key, slice_value, rows: pa.Table, summary: GroupSummary,
+             log_type: str) -> None:
+        """The group's ``:table`` row and one row per profiled column."""
+        base = {"window": {"start": window.start, "end": window.end}, "log_type": log_type,
+                "logging_table_commit_version": self.commit_version, "monitor_version": self.plan.version,
+                "granularity": window.granularity, "slice_key": slice_key, "slice_value": slice_value}
+        if self.plan.cfg.model_id_col:
+            base[self.plan.cfg.model_id_col] = model
+        table_row = dict(base, column_name=TABLE, count=rows.num_rows, num_nulls=0,
+                         non_null_columns=list(summary.non_null_columns))
+        table_row.update(self._quality_of(rows))
+        table_row.update(self._fairness_of(window, model, slice_key, slice_value, rows, log_type))
+        table_row.update(_metrics_for(summary, TABLE))
+        self.rows.append(table_row)
+        for col in self.plan.columns:
+            self.rows.append({**base, "column_name": col, **summary.profiles[col].as_row(), **_metrics_for(summary, col)})
+
+    def _quality_of(self, rows: pa.Table) -> dict:
+        if id(rows) not in self._quality:
+            self._quality[id(rows)] = _quality(self.plan, rows)
+        return self._quality[id(rows)]
+
+    def _fairness_of(self, window: Window, model: str, slice_key, slice_value, rows: pa.Table, log_type: str) -> dict:
+        """Fairness on the protected group's row (slice value ``true``): that group against the
+        rest of the same model's rows (the baseline's for BASELINE rows)."""
+        log = self.plan.cfg.inference_log
+        if (log is None or log.problem_type != "classification" or slice_value != "true"
+                or slice_key not in self.slice_exprs or not self._quality_of(rows).get("labeled_count")):
+            return {}
+        if log_type == "INPUT":
+            parent = self.by_key.get((window.granularity, window.start, model, None, None))
+        else:
+            parent = self.base_by_slice.get((None, None))
+        if parent is None or parent.rows is None:
+            return {}
+        key = (id(parent.rows), slice_key)
+        if key not in self._fairness:
+            self._fairness[key] = _fairness(self.plan, parent.rows, self.slice_exprs[slice_key])
+        return self._fairness[key]
+
+
+def _metrics_for(summary: GroupSummary, column: str) -> dict[str, float | None]:
+    """The aggregate and derived custom metrics of one column (or ``:table``)."""
+    return {name: value for (name, col), value in summary.metrics.items() if col == column}
+
+
+def _drift_jobs(plan: Plan, by_key: dict[GroupKey, Group], base_by_slice: dict[tuple, BaselineGroup],
+                drift_windows: dict[str, set[datetime]] | None) -> list[DriftJob]:
+    """CONSECUTIVE jobs against the previous window of the same model and slice (when it has rows),
+    BASELINE jobs against the baseline's same slice (when there is a baseline)."""
+    ts_col = plan.cfg.timestamp_col
+    jobs = []
+    for group in by_key.values():
+        if group.rows is None or (drift_windows is not None and not _wanted(drift_windows, group.window)):
+            continue
+        win = group.window
+        same = dict(model=group.model, slice_key=group.slice_key, slice_value=group.slice_value,
+                    current=group.summary)
+        if ts_col is not None:
+            prev = by_key.get((win.granularity, previous_window(win.start, win.granularity), group.model,
+                               group.slice_key, group.slice_value))
+            if prev is not None:
+                jobs.append(DriftJob(win, prev.window, "CONSECUTIVE", reference=prev.summary, **same))
+        base = base_by_slice.get((group.slice_key, group.slice_value))
+        if base is not None:
+            jobs.append(DriftJob(win, _baseline_window(base.rows, ts_col), "BASELINE", reference=base.summary, **same))
+    return jobs
+
+
+def _run_drift_jobs(plan: Plan, jobs: list[DriftJob], workers: int) -> list[dict]:
+    """The drift rows of every job; jobs that differ only in the model id are computed once."""
+    if not jobs:
+        return []
+    unique: dict[tuple, DriftJob] = {}
+    for job in jobs:
+        unique.setdefault(job.shared, job)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        done = dict(zip(unique, pool.map(lambda job: list(_drift_rows(plan, job)), unique.values())))
+    model_col = plan.cfg.model_id_col
+    out: list[dict] = []
+    for job in jobs:
+        rows = done[job.shared]
+        if model_col and rows and rows[0][model_col] != job.model:
+            rows = [dict(r, **{model_col: job.model}) for r in rows]
+        out.extend(rows)
+    return out
 
 
 def as_utc(value: datetime) -> datetime:
@@ -614,23 +665,19 @@ def _baseline_window(rows: pa.Table, ts_col: str | None) -> Window:
     return Window("baseline", _EPOCH, _EPOCH)
 
 
-def _drift_key(job: tuple) -> tuple:
-    win, cmp, drift_type, _model, key, value, cur, ref = job
-    return (win, cmp, drift_type, key, value, id(cur), id(ref))
-
-
 def _delta(a, b):
     return None if a is None or b is None else float(a) - float(b)
 
 
-def _drift_rows(plan: Plan, win: Window, cmp: Window, drift_type: str, model: str, key, value,
-                cur: GroupSummary, ref: GroupSummary) -> Iterable[dict]:
+def _drift_rows(plan: Plan, job: DriftJob) -> Iterable[dict]:
+    """The ``:table`` drift row and one per profiled column."""
     cfg = plan.cfg
+    win, cmp, cur, ref = job.window, job.compared, job.current, job.reference
     base = {"window": {"start": win.start, "end": win.end}, "granularity": win.granularity,
-            "monitor_version": plan.version, "slice_key": key, "slice_value": value,
-            "window_cmp": {"start": cmp.start, "end": cmp.end}, "drift_type": drift_type}
+            "monitor_version": plan.version, "slice_key": job.slice_key, "slice_value": job.slice_value,
+            "window_cmp": {"start": cmp.start, "end": cmp.end}, "drift_type": job.drift_type}
     if cfg.model_id_col:
-        base[cfg.model_id_col] = model
+        base[cfg.model_id_col] = job.model
     added = len(set(cur.non_null_columns) - set(ref.non_null_columns))
     missing = len(set(ref.non_null_columns) - set(cur.non_null_columns))
     table_row = dict(base, column_name=TABLE, data_type=None, count=cur.rows, count_cmp=ref.rows,
@@ -680,7 +727,7 @@ def _custom_drift(plan: Plan, col: str, cur: GroupSummary, ref: GroupSummary) ->
 
 def _to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
     columns = {name: [r.get(name) for r in rows] for name in schema.names}
-    for name in ("precision", "recall", "f1_score", *_FAIRNESS):
+    for name in metric_tables.MAP_COLUMNS:
         if name in columns:
             columns[name] = [_map_items(v) for v in columns[name]]
     return pa.Table.from_pydict(columns, schema=schema)

@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from driftgate.core.errors import MonitorError, TableConflict, TableError
+from driftgate.core.faults import fault_point
 from driftgate.monitoring import engine
 from driftgate.monitoring.config import MonitorConfig
 
@@ -56,17 +57,14 @@ SUMMARY_DIR = ".monitor_cache"
 
 
 def _summary_key(tables, name: str, mv: int) -> tuple[str, int]:
-    where = getattr(tables, "path", None)
-    return (str(where(name)) if where is not None else f"{id(tables)}:{name}", mv)
+    return (tables.location(name) or f"{id(tables)}:{name}", mv)
 
 
 def _summary_file(tables, name: str, mv: int):
-    root = getattr(tables, "root", None)
-    if root is None or not hasattr(tables, "path"):
+    root = tables.scratch_dir()
+    if root is None:
         return None  # Spark / Unity Catalog: no local folder of ours; the in-process cache only
-    from pathlib import Path
-
-    return Path(root) / SUMMARY_DIR / f"{name}.{mv}.npz"
+    return root / SUMMARY_DIR / f"{name}.{mv}.npz"
 
 
 def _profile_stamp(tables, monitor: MonitorConfig) -> list:
@@ -220,8 +218,7 @@ def processed_state(ws, monitor: MonitorConfig, version: int) -> Processed:
     tables = ws.tables
     if not tables.exists(name):
         return Processed()
-    getter = getattr(tables, "commit_metadata", None)
-    meta = getter(name) if getter is not None else {}
+    meta = tables.commit_metadata(name)
     if all(k in meta for k in _META_KEYS):
         if meta["driftgate.monitor_version"] != str(version):
             return Processed()
@@ -268,13 +265,6 @@ def _commit_info(mv: int, version: int, base_version: int | None, newest: dict[s
     return {"driftgate.monitor_version": str(mv), "driftgate.source_version": str(version),
             "driftgate.baseline_version": "" if base_version is None else str(base_version),
             "driftgate.newest_windows": json.dumps({g: s.isoformat() for g, s in sorted(newest.items())})}
-
-
-def _schema(ws, name: str) -> pa.Schema:
-    getter = getattr(ws.tables, "schema", None)
-    if getter is not None:
-        return getter(name)
-    return ws.tables.read(name).schema
 
 
 @dataclass
@@ -369,7 +359,7 @@ def refresh(ws, monitor: MonitorConfig, *, progress: Callable[[int, int], None] 
     mv = engine.monitor_version(monitor)
     # the guards before the state: a refresh that commits after this point fails our write, and
     # one that committed before it is in the state we plan from
-    guards = _guards(tables, monitor)
+    steps = _steps(tables, monitor)
     state = processed_state(ws, monitor, mv)
     done_version, done_base = state.source_version, state.baseline_version
     common = dict(table_name=name, profile_metrics_table=monitor.profile_metrics_table,
@@ -377,9 +367,10 @@ def refresh(ws, monitor: MonitorConfig, *, progress: Callable[[int, int], None] 
                   source_version=version, previous_version=done_version, monitor_version=mv)
     snapshot = monitor.snapshot is not None
     if done_version == version and done_base == base_version and not snapshot:
+        _audit_late(ws, monitor, steps)
         return RefreshResult(mode="noop", seconds=time.perf_counter() - started, **common)
 
-    schema = _schema(ws, name)
+    schema = tables.schema(name)
     plan = engine.plan_for(monitor, schema)
     baseline = None
     if base_name is not None:
@@ -443,43 +434,74 @@ def refresh(ws, monitor: MonitorConfig, *, progress: Callable[[int, int], None] 
     windows = _written_windows(profile, drift)
     newest = _newest(profile, None if full else state.newest)
     _SUMMARIES.pop(_summary_key(tables, name, mv), None)
-    if not _write_both(ws, monitor, profile, drift, full=full, append=append_only, profile_windows=profile_windows,
-                       drift_windows=drift_windows, metadata=_commit_info(mv, version, base_version, newest),
-                       guards=guards):
+    if steps.interrupted and not full:
+        notes.append("the last refresh died between its two writes: its drift rows are replaced, not appended to")
+    planned = RefreshResult(mode="full" if full else "incremental", windows=windows, profile_rows=profile.num_rows,
+                            drift_rows=drift.num_rows, seconds=time.perf_counter() - started, notes=tuple(notes),
+                            **common)
+    metadata = {**_commit_info(mv, version, base_version, newest), EVENT_KEY: json.dumps(_event_details(planned))}
+    if not _write_both(ws, monitor, profile, drift, full=full, append=append_only and not steps.interrupted,
+                       profile_windows=profile_windows, drift_windows=drift_windows, metadata=metadata,
+                       steps=steps):
         notes.append("another refresh wrote the metric tables while this one computed; nothing written")
         return RefreshResult(mode="noop", seconds=time.perf_counter() - started, notes=tuple(notes), **common)
     _compact(ws, monitor)
+    fault_point("monitor.compacted")
     if keep and ts is not None and monitor.engine != "spark":
         stamp = _profile_stamp(tables, monitor)
         _SUMMARIES[_summary_key(tables, name, mv)] = (version, base_version, keep, stamp)
         _save_summaries(tables, name, mv, (version, base_version, keep, stamp))
     if reuse:
         notes.append(f"reused {len(reuse)} comparison summaries from the previous refresh")
-    if append_only:
+    if append_only and not steps.interrupted:
         notes.append("only new windows: rows appended, nothing rewritten")
-    result = RefreshResult(mode="full" if full else "incremental", windows=windows, profile_rows=profile.num_rows,
-                           drift_rows=drift.num_rows, seconds=time.perf_counter() - started, notes=tuple(notes),
-                           **common)
-    _audit(ws, result)
+    result = dataclasses.replace(planned, seconds=time.perf_counter() - started, notes=tuple(notes))
+    fault_point("monitor.summaries_saved")
+    _audit(ws, result.table_name, result.mode, _event_details(result), steps.event_id(monitor))
     return result
 
 
-def _audit(ws, result: RefreshResult) -> None:
+EVENT_KEY = "driftgate.refresh_event"
+"""Profile-commit key holding the refresh's audit event details, for :func:`_audit_late`."""
+
+
+def _event_details(result: RefreshResult) -> dict[str, Any]:
+    return {k: v for k, v in result.to_dict().items() if k != "windows"} | {"windows": len(result.windows)}
+
+
+def _audit(ws, table: str, mode: str, details: dict[str, Any], event_id: str | None) -> None:
     """One ``monitor_refresh`` event per refresh that wrote rows (no-ops stay free).
 
     The metric tables are already committed here, so a failed audit append is a warning,
-    not a failed refresh.
+    not a failed refresh. The event's id is the refresh's step (:meth:`_Steps.event_id`).
     """
     from driftgate.workspace import audit
 
     if getattr(ws, "settings", None) is None:
         return  # a bare table store (benchmarks, engine tests): no project, no audit table
     try:
-        audit.record_event(ws, "monitor_refresh", subject=result.table_name, status=result.mode,
-                           details={k: v for k, v in result.to_dict().items() if k != "windows"}
-                           | {"windows": len(result.windows)})
+        audit.record_event(ws, "monitor_refresh", subject=table, status=mode, details=details, event_id=event_id)
     except Exception as exc:  # noqa: BLE001 - see docstring
-        logger.warning("%s: refresh done, audit event not recorded: %s", result.table_name, exc)
+        logger.warning("%s: refresh done, audit event not recorded: %s", table, exc)
+
+
+def _audit_late(ws, monitor: MonitorConfig, steps: _Steps) -> None:
+    """Record the event of the refresh that wrote both tables and died before its audit append.
+
+    Its profile commit carries the event's details (:data:`EVENT_KEY`), and the event's id is
+    its step, so a no-op that follows records it once (marked ``recorded_late``).
+    """
+    from driftgate.workspace.audit import has_event
+
+    if getattr(ws, "settings", None) is None or not steps.tracked or steps.interrupted:
+        return
+    meta = ws.tables.commit_metadata(monitor.profile_metrics_table)
+    last = dataclasses.replace(steps, step=steps.step - 1)
+    event_id = last.event_id(monitor)
+    if EVENT_KEY not in meta or meta.get(STEP_KEY) != str(last.step) or has_event(ws, event_id):
+        return
+    details = json.loads(meta[EVENT_KEY]) | {"recorded_late": True}
+    _audit(ws, monitor.table_name, details.get("mode", "incremental"), details, event_id)
 
 
 def _align(baseline: pa.Table, schema: pa.Schema, base_name: str) -> pa.Table:
@@ -543,35 +565,70 @@ def _in_windows(windows: dict[str, set[datetime]]) -> str:
 REFRESH_APP_ID = "driftgate.monitor_refresh"
 """Delta application-transaction id of refresh writes: each refresh records the next step."""
 
+STEP_KEY = "driftgate.refresh_step"
+"""Commit-info key of both metric-table writes: the refresh's step (for stores without ``txn``)."""
 
-def _guards(tables, monitor: MonitorConfig) -> dict[str, tuple[str, int]]:
-    """Per metric table, the ``txn`` step this refresh's write will record (stores that can).
 
-    Read when the refresh plans, so a refresh that lands while this one computes makes this
+@dataclass(frozen=True)
+class _Steps:
+    """Where the two metric tables' writes stand, read when a refresh plans.
+
+    Both writes of one refresh record the same step (Delta ``txn`` where the store has it, and
+    :data:`STEP_KEY` in the commit info). A drift table ahead of the profile table is the drift
+    write of a refresh that died before its profile write: the profile table, which records what
+    was processed, never saw it, so this refresh recomputes the same windows and must replace
+    those rows rather than append them a second time.
+    """
+
+    step: int
+    guards: dict[str, tuple[str, int]]
+    interrupted: bool
+    tracked: bool
+    """Whether the store records steps at all (else every refresh plans step 1)."""
+
+    def event_id(self, monitor: MonitorConfig) -> str | None:
+        """The id of this refresh's ``monitor_refresh`` event: one per step, so it is recorded once."""
+        return f"monitor_refresh:{monitor.profile_metrics_table}:{self.step}" if self.tracked else None
+
+
+def _steps(tables, monitor: MonitorConfig) -> _Steps:
+    """The step this refresh's writes record, its guards, and whether the last refresh died halfway.
+
+    Read before the processed state, so a refresh that lands while this one computes makes this
     one's write fail cleanly instead of appending the same windows twice.
     """
-    lookup = getattr(tables, "transaction_version", None)
-    if lookup is None:
-        return {}
-    out = {}
+    done = {}
     for name in (monitor.drift_metrics_table, monitor.profile_metrics_table):
-        done = lookup(name, REFRESH_APP_ID) if tables.exists(name) else None
-        out[name] = (REFRESH_APP_ID, (done or 0) + 1)
-    return out
+        if not tables.exists(name):
+            done[name] = 0
+        elif tables.supports_transactions:
+            done[name] = tables.transaction_version(name, REFRESH_APP_ID) or 0
+        else:  # the latest commit's (compaction carries it); 0 for a store that keeps no commit info
+            done[name] = int(tables.commit_metadata(name).get(STEP_KEY) or 0)
+    step = max(done.values()) + 1
+    guards = {name: (REFRESH_APP_ID, step) for name in done} if tables.supports_transactions else {}
+    return _Steps(step, guards, done[monitor.drift_metrics_table] > done[monitor.profile_metrics_table],
+                  tables.supports_transactions or tables.keeps_commit_metadata)
 
 
 def _write_both(ws, monitor: MonitorConfig, profile: pa.Table, drift: pa.Table, *, full: bool, append: bool,
-                profile_windows, drift_windows, metadata: dict[str, str],
-                guards: dict[str, tuple[str, int]]) -> bool:
+                profile_windows, drift_windows, metadata: dict[str, str], steps: _Steps) -> bool:
     """Drift table first, then the profile table, whose commit records what was processed.
+
+    Both commits record the refresh's step (:class:`_Steps`). A process killed between the two
+    writes leaves the drift table a step ahead; the next refresh sees it and replaces instead of
+    appending (``append`` is False then), so the day is not written twice.
 
     Returns False, having written nothing, when another refresh wrote the drift table after
     this one planned (its guard step is taken).
     """
     tables = ws.tables
     pname, dname = monitor.profile_metrics_table, monitor.drift_metrics_table
+    guards = steps.guards
     before = tables.version(dname) if tables.exists(dname) else None
-    guard = {"txn": guards[dname]} if dname in guards else {}
+    guard: dict = {"metadata": {STEP_KEY: str(steps.step)}}  # kept where the store keeps commit info
+    if dname in guards:
+        guard["txn"] = guards[dname]
     try:
         if full:
             tables.write(dname, drift, mode="overwrite", **guard)
@@ -581,8 +638,9 @@ def _write_both(ws, monitor: MonitorConfig, profile: pa.Table, drift: pa.Table, 
             tables.write(dname, drift, replace_where=_in_windows(drift_windows), **guard)
     except TableConflict:
         return False
-    # a store that can read commit metadata back can write it; others keep the state in rows only
-    extra: dict = {"metadata": metadata} if hasattr(tables, "commit_metadata") else {}
+    fault_point("monitor.drift_written")
+    # stores that keep no commit info ignore it; the state is in the rows too
+    extra: dict = {"metadata": {**metadata, STEP_KEY: str(steps.step)}}
     if pname in guards:
         extra["txn"] = guards[pname]
     try:
@@ -599,16 +657,14 @@ def _write_both(ws, monitor: MonitorConfig, profile: pa.Table, drift: pa.Table, 
     except Exception:
         _restore(ws, dname, before)
         raise
+    fault_point("monitor.profile_written")
     return True
 
 
 def _compact(ws, monitor: MonitorConfig) -> None:
     """Merge the metric tables' per-refresh files once there are many (stores that can)."""
-    compact = getattr(ws.tables, "compact", None)
-    if compact is None:
-        return
     for name in (monitor.drift_metrics_table, monitor.profile_metrics_table):
-        compact(name)
+        ws.tables.compact(name)
 
 
 def _append_source(tables, name: str, schema: pa.Schema, ts: str, inc: "_Increment") -> pa.Table:
@@ -636,26 +692,5 @@ def _marker_predicate(profile: pa.Table) -> str:
 
 
 def _restore(ws, name: str, version: int | None) -> None:
-    """Put ``name`` back to ``version`` (a new commit with the old content)."""
-    tables = ws.tables
-    restore = getattr(tables, "restore", None)
-    if restore is not None:
-        restore(name, version)
-        return
-    path = getattr(tables, "path", None)
-    if path is not None:
-        from deltalake import DeltaTable
-
-        if version is None:
-            import shutil
-
-            shutil.rmtree(path(name), ignore_errors=True)
-        else:
-            DeltaTable(str(path(name))).restore(version)
-        return
-    spark = getattr(tables, "spark", None)
-    if spark is not None:
-        if version is None:
-            spark.sql(f"DROP TABLE IF EXISTS {name}")
-        else:
-            spark.sql(f"RESTORE TABLE {name} TO VERSION AS OF {version}")
+    """Put ``name`` back to ``version`` (a new commit with the old content; None drops it)."""
+    ws.tables.restore(name, version)

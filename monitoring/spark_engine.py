@@ -33,7 +33,7 @@ _MONDAY_ORIGIN = -3 * 86_400_000_000  # 1969-12-29, the Monday before the epoch 
 
 def spark_session(ws):
     """The workspace's Spark session (SparkTableStore) or the active one."""
-    spark = getattr(ws.tables, "spark", None)
+    spark = ws.tables.spark_session()
     if spark is not None:
         return spark
     try:
@@ -63,10 +63,10 @@ def _takes_timezone(fn) -> bool:
 
 
 def _read(spark, ws, name: str):
-    files = getattr(ws.tables, "files", None)
+    files = ws.tables.files(name)
     if files is not None:
         # local Delta: read exactly the current version's data files
-        return spark.read.parquet(*files(name))
+        return spark.read.parquet(*files)
     return spark.read.table(name)
 
 

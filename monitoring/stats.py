@@ -25,7 +25,7 @@ from scipy import special
 __all__ = [
     "QUANTILES", "EXACT_LIMIT", "GRID_BINS", "PSI_EPSILON", "FREQUENT_ITEMS",
     "ColumnProfile", "profile_column", "numeric_values", "category_counts",
-    "numeric_drift", "categorical_drift", "psi", "classification_quality", "fairness",
+    "numeric_drift", "categorical_drift", "psi", "classification_quality", "mean_absolute_percentage_error", "fairness",
 ]
 
 QUANTILES: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
@@ -498,6 +498,14 @@ def classification_quality(label: np.ndarray, prediction: np.ndarray,
             clipped = np.clip(probs, eps, 1 - eps)
             out["log_loss"] = float(-np.mean(np.where(ytrue, np.log(clipped), np.log1p(-clipped))))
     return out
+
+
+def mean_absolute_percentage_error(label: np.ndarray, prediction: np.ndarray) -> float:
+    """mean(|label - prediction| / max(|label|, eps)), eps = machine epsilon: scikit-learn's
+    ``mean_absolute_percentage_error`` (a fraction, not a percentage)."""
+    y = np.asarray(label, dtype=float)
+    err = np.abs(np.asarray(prediction, dtype=float) - y)
+    return float(np.mean(err / np.maximum(np.abs(y), np.finfo(np.float64).eps)))
 
 
 def _roc_auc(positive: np.ndarray, score: np.ndarray) -> float:

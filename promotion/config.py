@@ -75,8 +75,9 @@ class StatisticalGuard(StrictModel):
 class FairnessPolicy(StrictModel):
     """Fairness must not regress on any protected column beyond a tolerance."""
 
-    protected_columns: list[str] = ["senior"]
-    """Columns of the inference table whose values define the protected slices."""
+    protected_columns: list[str] = []
+    """Columns of the inference table whose values define the protected slices (none by default;
+    each must be a column of the inference table, checked when a job starts)."""
     metrics: list[FairnessMetric] = ["selection_rate", "true_positive_rate"]
     """Per-slice rates whose largest gap between slices is compared (demographic parity, equal opportunity).
     Default per ``project.problem_type``: multiclass accuracy_score, regression mean_absolute_error (in the
@@ -160,9 +161,8 @@ class PromotionConfig(StrictModel):
     """Fairness non-regression per protected slice."""
     decision_threshold: float = Field(0.5, gt=0, lt=1)
     """Binary: probability at or above which a model's replayed prediction is the positive class."""
-    feature_columns: list[str] = ["tenure_months", "monthly_charges", "support_calls", "usage_gb", "age",
-                                  "plan", "region"]
-    """Model inputs when a model carries no signature (a signature wins)."""
+    feature_columns: list[str] = []
+    """Model inputs when a model carries no signature (a signature wins); empty: ``training``'s features."""
     shadow_table_suffix: str = Field("_shadow", pattern=r"^_[A-Za-z0-9_]+$")
     """The challenger's replayed predictions go to ``<inference_table><suffix>``."""
     require_approval: bool = False

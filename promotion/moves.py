@@ -2,70 +2,41 @@
 
 Each move first re-reads the aliases it depends on and refuses if they are not what
 the shadow evaluation saw (an alias set by hand, a second promotion that won, a
-deleted version). The moves are then applied with an undo record: any failure
-(registry error, crash, timeout) puts every alias back as it was before, so
-``champion`` is never left half-moved. Locally a file lock serialises promotions;
-on Databricks the deployment job runs with ``max_concurrent_runs: 1``.
+deleted version). The move is then written down as a durable intent and carried out
+(:mod:`driftgate.promotion.intent`): a failure in the process (registry error, timeout)
+puts every alias back as it was before; a process that dies (SIGKILL, a lost node) leaves
+the intent, which the next ``promote``, ``rollback``, ``status`` or job start finishes
+(:func:`driftgate.promotion.recovery.recover`). ``champion`` is never left half-moved for
+longer than it takes to notice. Locally a file lock serialises promotions; on Databricks the
+deployment job runs with ``max_concurrent_runs: 1``.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import time
+import uuid
 from datetime import datetime, timezone
-from typing import Iterator
 
 from driftgate.workspace.audit import record_event
 from driftgate.core.errors import PromotionRefused, RegistryError
 from driftgate.promotion import notify
+from driftgate.promotion.intent import (
+    APPLY, CHALLENGER, CHAMPION, PREVIOUS, Move, aliases, carry_out, exclusive, tag_shadow_run, write_phase,
+)
+from driftgate.promotion.recovery import recover, recover_locked
 from driftgate.promotion.results import PromotionResult, ShadowResult
-from driftgate.promotion.replay import CHALLENGER, CHAMPION, PREVIOUS
+from driftgate.core.faults import fault_point
 
 __all__ = ["promote", "rollback", "aliases"]
 
 _log = logging.getLogger("driftgate.promotion")
-_ALIASES = (CHAMPION, PREVIOUS, CHALLENGER)
-
-
-def aliases(ws) -> dict[str, str | None]:
-    """Where ``champion``, ``previous_champion`` and ``challenger`` point now."""
-    name = ws.settings.project.model_name
-    return {a: ws.registry.alias_version(name, a) for a in _ALIASES}
-
-
-@contextlib.contextmanager
-def _exclusive(ws) -> Iterator[None]:
-    if ws.root is None:
-        yield
-        return
-    import fcntl
-
-    ws.root.mkdir(parents=True, exist_ok=True)
-    # flock locks an open file description, so two threads of one process exclude each other too.
-    with open(ws.root / "promotion.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _tag_shadow_run(ws, shadow: ShadowResult | None, outcome: str) -> None:
-    """Note the promotion outcome on the shadow evaluation's MLflow run (best effort: it annotates)."""
-    if shadow is None or not shadow.run_id or not ws.tracking_uri:
-        return
-    try:
-        from mlflow import MlflowClient
-
-        MlflowClient(ws.tracking_uri).set_tag(shadow.run_id, "driftgate.promotion", outcome)
-    except Exception:  # noqa: BLE001 - the audit trail already holds the outcome
-        _log.debug("could not tag shadow run %s", shadow.run_id, exc_info=True)
 
 
 def _refused(ws, message: str, *, version: str | None, champion: str | None,
              status: str = "refused", details: dict | None = None, shadow: ShadowResult | None = None
              ) -> PromotionResult:
-    _tag_shadow_run(ws, shadow, status)
+    tag_shadow_run(ws, shadow.run_id if shadow else None, status)
     name = ws.settings.project.model_name
     if version is not None and status == "refused":
         # Shown on the version's page in the registry UI; the audit trail holds the full record.
@@ -79,49 +50,15 @@ def _refused(ws, message: str, *, version: str | None, champion: str | None,
     return PromotionResult(False, champion, message, status, challenger_version=version, model_name=name)
 
 
-def _restore(ws, before: dict[str, str | None]) -> list[str]:
-    """Put every alias back; champion first. Returns what could not be restored."""
-    name, reg = ws.settings.project.model_name, ws.registry
-    failures = []
-    for alias in _ALIASES:
-        want = before[alias]
-        try:
-            if reg.alias_version(name, alias) == want:
-                continue
-        except Exception:  # noqa: BLE001 - unreadable: try to write it back anyway
-            pass
-        try:
-            if want is None:
-                reg.delete_alias(name, alias)
-            else:
-                reg.set_alias(name, alias, want)
-        except Exception as exc:  # noqa: BLE001
-            failures.append(f"{alias} -> {want}: {exc}")
-    return failures
+def _execute(ws, move: Move, what: str) -> None:
+    """Write the intent, then carry the move out (see :mod:`driftgate.promotion.intent`)."""
+    write_phase(ws, move, APPLY)  # durable before the first alias moves; a failure here moved nothing
+    fault_point(f"{move.op}.intent")
+    carry_out(ws, move, what)
 
 
-def _apply(ws, steps, before: dict[str, str | None], what: str, version: str) -> None:
-    """Run the registry steps; on any failure restore ``before`` and raise PromotionRefused."""
-    name = ws.settings.project.model_name
-    try:
-        for step in steps:
-            step()
-    except BaseException as exc:
-        failures = _restore(ws, before)
-        if failures:
-            message = (f"{name}: {what} failed ({type(exc).__name__}: {exc}) and restoring the aliases failed too: "
-                       f"{'; '.join(failures)}. Aliases before: {before}. Fix them by hand.")
-            record_event(ws, "refusal", subject=f"{name}@{version}", status="error",
-                         details={"reason": message, "before": before})
-            notify.send(ws, "refusal", message, {"version": version})
-            raise RegistryError(message, model=name, version=version) from exc
-        message = f"{name}: {what} failed ({type(exc).__name__}: {exc}); aliases restored to {before}"
-        record_event(ws, "refusal", subject=f"{name}@{version}", status="refused",
-                     details={"reason": message, "before": before})
-        notify.send(ws, "refusal", message, {"version": version})
-        if not isinstance(exc, Exception):
-            raise  # a KeyboardInterrupt stays one, after the aliases are back
-        raise PromotionRefused(message, model=name, version=version) from exc
+def _intent_id() -> str:
+    return uuid.uuid4().hex
 
 
 def _approved(ws, version: str) -> bool:
@@ -169,6 +106,7 @@ def promote(ws, shadow: ShadowResult) -> PromotionResult:
     cfg = ws.settings.promotion
     name, reg = ws.settings.project.model_name, ws.registry
     version, compared = shadow.challenger_version, shadow.champion_version
+    recover(ws)  # a promotion a dead process left half-done is finished before anything is judged
     if shadow.model_name != name:
         return _refused(ws, f"the shadow result is for {shadow.model_name}, not {name}",
                         version=version, champion=compared, shadow=shadow)
@@ -176,7 +114,7 @@ def promote(ws, shadow: ShadowResult) -> PromotionResult:
         why = "; ".join(shadow.reasons) or "no reason recorded"
         return _refused(ws, f"challenger v{version} not promoted: shadow evaluation {shadow.status}: {why}",
                         version=version, champion=compared, details={"shadow_run_id": shadow.run_id}, shadow=shadow)
-    with _exclusive(ws):
+    with exclusive(ws):
         try:
             info = reg.get_version(name, version)
         except RegistryError as exc:
@@ -210,38 +148,28 @@ def promote(ws, shadow: ShadowResult) -> PromotionResult:
                     "driftgate_replaced_at": stamp, "driftgate_shadow_run_id": shadow.run_id or "",
                     **{f"driftgate_{k}": f"{v:.4f}" for k, v in shadow.metrics.items()
                        if k.startswith("champion_") and isinstance(v, (int, float)) and v == v}}
-        steps = []
+        reason = (f"v{version} promoted to champion over v{compared}" if compared
+                  else f"v{version} became the first champion (passed the absolute floors)")
+        tags = [(version, k, v) for k, v in new_tags.items()]
         if compared is not None:
-            steps.append(lambda: reg.set_alias(name, PREVIOUS, compared))
-        steps.append(lambda: reg.set_alias(name, CHAMPION, version))
-        steps.append(lambda: reg.delete_alias(name, CHALLENGER))
-        steps.append(lambda: _verify(ws, CHAMPION, version))
-        steps += [lambda k=k, v=v: reg.set_tag(name, version, k, v) for k, v in new_tags.items()]
-        if compared is not None:
-            steps += [lambda k=k, v=v: reg.set_tag(name, compared, k, v) for k, v in old_tags.items()]
-        try:
-            _apply(ws, steps, now, f"promoting v{version}", version)
-        except PromotionRefused:
-            with contextlib.suppress(Exception):
-                reg.set_tag(name, version, "driftgate_decision", "promotion_failed")
-            raise
-    reason = (f"v{version} promoted to champion over v{compared}" if compared
-              else f"v{version} became the first champion (passed the absolute floors)")
-    record_event(ws, "promotion", subject=f"{name}@{version}", status="promoted", details={
-        "champion": version, "previous_champion": compared, "shadow_run_id": shadow.run_id,
-        "train_run_id": info.run_id, "metrics": shadow.metrics, "reason": reason})
-    notify.send(ws, "promotion", reason, {"version": version, "previous": compared})
-    _tag_shadow_run(ws, shadow, "promoted")
+            tags += [(compared, k, v) for k, v in old_tags.items()]
+        move = Move(
+            intent_id=_intent_id(), op="promote", model=name, version=version, before=now,
+            moves=(((PREVIOUS, compared),) if compared is not None else ()) + ((CHAMPION, version), (CHALLENGER, None)),
+            tags=tuple(tags),
+            event={"kind": "promotion", "status": "promoted", "subject": f"{name}@{version}", "details": {
+                "champion": version, "previous_champion": compared, "shadow_run_id": shadow.run_id,
+                "train_run_id": info.run_id, "metrics": shadow.metrics, "reason": reason}},
+            notify_kind="promotion", notify_details={"version": version, "previous": compared},
+            failed_tag=(version, "driftgate_decision", "promotion_failed"), shadow_run_id=shadow.run_id,
+            started_at=time.time())
+        _execute(ws, move, f"promoting v{version}")
+        if ws.settings.monitor.baseline_policy == "champion":
+            from driftgate.promotion.bootstrap import refresh_baseline
+
+            refresh_baseline(ws, version, shadow)
     return PromotionResult(True, version, reason, "promoted", previous_champion=compared,
                            challenger_version=version, model_name=name)
-
-
-def _verify(ws, alias: str, version: str) -> None:
-    name = ws.settings.project.model_name
-    got = ws.registry.alias_version(name, alias)
-    if got != version:
-        raise RegistryError(f"{name}: alias {alias!r} reads {got} right after being set to {version}",
-                            model=name, version=version)
 
 
 def rollback(ws, *, reason: str) -> PromotionResult:
@@ -264,7 +192,8 @@ def rollback(ws, *, reason: str) -> PromotionResult:
     name, reg = ws.settings.project.model_name, ws.registry
     if not reason or not reason.strip():
         raise PromotionRefused("rollback: --reason is required and must say why", model=name)
-    with _exclusive(ws):
+    with exclusive(ws):
+        recover_locked(ws)
         now = aliases(ws)
         target, current = now[PREVIOUS], now[CHAMPION]
         if target is None:
@@ -281,16 +210,15 @@ def rollback(ws, *, reason: str) -> PromotionResult:
             return _refused(ws, f"DRY RUN: would roll back to v{target}", version=target, champion=current,
                             status="dry_run")
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        steps = [lambda: reg.set_alias(name, CHAMPION, target), lambda: reg.delete_alias(name, PREVIOUS),
-                 lambda: _verify(ws, CHAMPION, target),
-                 lambda: reg.set_tag(name, target, "driftgate_decision", "restored"),
-                 lambda: reg.set_tag(name, target, "driftgate_restored_at", stamp)]
+        tags = [(target, "driftgate_decision", "restored"), (target, "driftgate_restored_at", stamp)]
         if current is not None:
-            steps += [lambda: reg.set_tag(name, current, "driftgate_decision", "rolled_back"),
-                      lambda: reg.set_tag(name, current, "driftgate_rollback_reason", reason[:5000])]
-        _apply(ws, steps, now, f"rolling back to v{target}", target)
-    message = f"rolled back {name} from v{current} to v{target}: {reason}"
-    record_event(ws, "rollback", subject=f"{name}@{target}", status="rolled_back",
-                 details={"from": current, "to": target, "reason": reason})
-    notify.send(ws, "rollback", message, {"from": current, "to": target})
+            tags += [(current, "driftgate_decision", "rolled_back"), (current, "driftgate_rollback_reason", reason[:5000])]
+        message = f"rolled back {name} from v{current} to v{target}: {reason}"
+        move = Move(
+            intent_id=_intent_id(), op="rollback", model=name, version=target, before=now,
+            moves=((CHAMPION, target), (PREVIOUS, None)), tags=tuple(tags),
+            event={"kind": "rollback", "status": "rolled_back", "subject": f"{name}@{target}", "details": {
+                "from": current, "to": target, "reason": reason}},
+            notify_kind="rollback", notify_details={"from": current, "to": target}, started_at=time.time())
+        _execute(ws, move, f"rolling back to v{target}")
     return PromotionResult(True, target, message, "rolled_back", previous_champion=current, model_name=name)

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from driftgate.workspace.audit import record_event
+from driftgate.core.records import GateStatus
 from driftgate.core.secrets import secret
 
 __all__ = ["send", "notify_gate_decision"]
@@ -58,8 +59,7 @@ def send(ws, kind: str, text: str, details: dict[str, Any] | None = None) -> boo
 
 def notify_gate_decision(ws, decision) -> bool:
     """Notify an EXCEEDED gate decision (callers: the gate or the job); other statuses are ignored."""
-    status = getattr(getattr(decision, "status", None), "value", getattr(decision, "status", None))
-    if str(status) != "EXCEEDED":
+    if getattr(decision, "status", None) != GateStatus.EXCEEDED:
         return False
     reasons = list(getattr(decision, "reasons", []) or [])
     return send(ws, "gate_exceeded", "drift gate EXCEEDED: " + "; ".join(map(str, reasons[:3])),

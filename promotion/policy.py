@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from driftgate.core.records import ShadowStatus
 from driftgate.promotion.config import GREATER_IS_BETTER, PromotionConfig
 
 __all__ = [
@@ -24,7 +25,7 @@ __all__ = [
     "paired_bootstrap", "mcnemar", "slice_rates", "fairness_gaps", "agreement", "thresholds_for", "decide",
 ]
 
-STATUSES = ("PASS", "FAIL", "INSUFFICIENT_DATA", "NO_LABELS")
+STATUSES = tuple(ShadowStatus)
 _EPS = 1e-15
 _SENTENCE = re.compile(r"(?<=\.)\s+(?=Metric |Model comparison)")
 
@@ -55,9 +56,12 @@ class Check:
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str
+    status: ShadowStatus
     reasons: tuple[str, ...]
     checks: tuple[Check, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", ShadowStatus(self.status))  # refuses an unknown status
 
 
 @dataclass(frozen=True)

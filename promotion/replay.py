@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from driftgate.workspace.audit import record_event
 from driftgate.core.errors import PromotionRefused, RegistryError, TableError
+from driftgate.monitoring.contract import model_input_columns
 from driftgate.promotion import policy
 from driftgate.promotion.results import ShadowResult
 from driftgate.promotion.scoring import NEEDS_PROBABILITY, Scored, load_scorer
@@ -79,30 +80,41 @@ def model_inputs(uri: str) -> list[tuple[str, str]] | None:
 # --------------------------------------------------------------------------- the window
 
 
-def _window(ws, champion: str | None, unseen_from: pd.Timestamp | None = None
+def _window(ws, champion: str | None, unseen_from: pd.Timestamp | None = None, as_of=None
             ) -> tuple[pd.DataFrame, Any, Any, pa.Schema]:
     """Rows the champion served in the last ``shadow_days`` days of its traffic, and the table schema.
 
     ``unseen_from`` (the challenger's ``driftgate.trained_before`` tag) clips the window so the
     challenger is never judged on rows it was fitted on: retraining appends served, labelled
     rows to the training data, and scoring them again would flatter the challenger.
+    Column roles come from the inference-table contract (``monitor.inference_log``); ``as_of``
+    leaves out rows served after it (replaying history).
     """
     table = ws.settings.project.inference_table
+    cols = ws.settings.monitor.columns
     if not ws.tables.exists(table):
-        raise TableError(f"{table}: the inference table does not exist; nothing to replay", table=table)
-    filters = [("model_id", "=", champion)] if champion is not None else None
+        raise TableError(f"{table}: the inference table does not exist; nothing to replay (a model's first "
+                         "champion and baseline come from `driftgate init --train` or `driftgate init --version V "
+                         "--holdout ROWS`; served traffic from `driftgate log-traffic`)", table=table)
+    filters = [(cols.model_id, "=", champion)] if champion is not None else None
     arrow = ws.tables.read(table, filters=filters)
     frame = arrow.to_pandas()
+    ts = cols.timestamp
+    if as_of is not None and not frame.empty:
+        cut = pd.Timestamp(as_of)
+        cut = cut.tz_convert("UTC") if getattr(frame[ts].dtype, "tz", None) is not None else \
+            cut.tz_convert("UTC").tz_localize(None)
+        frame = frame[frame[ts] <= cut].reset_index(drop=True)
     if frame.empty:
         return frame, None, None, arrow.schema
-    end = frame["timestamp"].max()
+    end = frame[ts].max()
     start = end - timedelta(days=ws.settings.promotion.shadow_days)
-    keep = frame["timestamp"] > start
-    if unseen_from is not None and getattr(frame["timestamp"].dtype, "tz", None) is None:
+    keep = frame[ts] > start
+    if unseen_from is not None and getattr(frame[ts].dtype, "tz", None) is None:
         unseen_from = unseen_from.tz_convert("UTC").tz_localize(None)  # a table of naive UTC times
     if unseen_from is not None and unseen_from > start:
         start = unseen_from
-        keep = frame["timestamp"] >= unseen_from
+        keep = frame[ts] >= unseen_from
     frame = frame[keep].reset_index(drop=True)
     return frame, start, end, arrow.schema
 
@@ -118,30 +130,36 @@ def _trained_before(info) -> pd.Timestamp | None:
 
 
 def _write_shadow_rows(ws, frame: pd.DataFrame, version: str, scored: Scored, schema: pa.Schema) -> None:
-    """Replace this challenger's rows for these requests in one Delta commit."""
+    """Replace this challenger's rows for these requests (by request id, else by time) in one Delta commit."""
     name = shadow_table_name(ws)
+    cols = ws.settings.monitor.columns
     out = frame.copy()
-    out["model_id"] = version
-    out["prediction"] = scored.prediction
-    if "probability" in out.columns:  # P(positive class): binary only, else null
+    out[cols.model_id] = version
+    out[cols.prediction] = scored.prediction
+    if cols.probability:  # P(positive class): binary only, else null
         binary = scored.probability is not None and scored.probability.ndim == 1
-        out["probability"] = scored.probability if binary else None
+        out[cols.probability] = scored.probability if binary else None
     new = pa.Table.from_pandas(out[[f.name for f in schema]], schema=schema, preserve_index=False)
     if not ws.tables.exists(name):
         ws.tables.write(name, new, mode="append")
         return
-    old = ws.tables.read(name, filters=[("model_id", "=", version)])
+    old = ws.tables.read(name, filters=[(cols.model_id, "=", version)])
     if old.num_rows:
-        keep = ~pd.Series(old.column("request_id").to_pylist()).isin(set(out["request_id"])).to_numpy()
+        if cols.request_id:
+            replaced = pd.Series(old.column(cols.request_id).to_pylist()).isin(set(out[cols.request_id]))
+        else:
+            stamps = pd.Series(old.column(cols.timestamp).to_pandas())
+            replaced = stamps.between(out[cols.timestamp].min(), out[cols.timestamp].max())
+        keep = ~replaced.to_numpy()
         old = old.filter(pa.array(keep)).cast(new.schema) if keep.any() else old.slice(0, 0).cast(new.schema)
         new = pa.concat_tables([old, new])
-    ws.tables.write(name, new, replace_where=f"model_id = '{version}'")
+    ws.tables.write(name, new, replace_where=f"{cols.model_id} = '{version}'")
 
 
 # --------------------------------------------------------------------------- the stage
 
 
-def shadow(ws, *, challenger_version: str | None = None) -> ShadowResult:
+def shadow(ws, *, challenger_version: str | None = None, as_of=None) -> ShadowResult:
     """Shadow-evaluate the challenger against the champion on the champion's recent traffic.
 
     Replays the last ``promotion.shadow_days`` days of rows the champion served
@@ -152,6 +170,7 @@ def shadow(ws, *, challenger_version: str | None = None) -> ShadowResult:
     Args:
         ws: the open workspace.
         challenger_version: the version to evaluate (default: the ``challenger`` alias).
+        as_of: replay as of this time: rows served after it are left out of the window.
 
     Returns:
         A :class:`ShadowResult`; only PASS lets :func:`driftgate.promotion.promote` move aliases.
@@ -179,7 +198,7 @@ def shadow(ws, *, challenger_version: str | None = None) -> ShadowResult:
     problems: list[str] = []
     if champion == challenger:
         problems.append(f"version {challenger} is the champion already; nothing to compare")
-    frame, start, end, schema = _window(ws, champion, _trained_before(challenger_info))
+    frame, start, end, schema = _window(ws, champion, _trained_before(challenger_info), as_of)
 
     chal_uri = f"models:/{name}/{challenger}"
     champ_uri = f"models:/{name}/{champion}" if champion else None
@@ -187,7 +206,7 @@ def shadow(ws, *, challenger_version: str | None = None) -> ShadowResult:
     champ_inputs = model_inputs(champ_uri) if champ_uri else None
     if chal_inputs is not None and champ_inputs is not None and chal_inputs != champ_inputs:
         problems.append(_signature_diff(champion, challenger, champ_inputs, chal_inputs))
-    columns = [c for c, _ in (chal_inputs or champ_inputs or [])] or list(cfg.feature_columns)
+    columns = [c for c, _ in (chal_inputs or champ_inputs or [])] or model_input_columns(ws.settings)
     missing = [c for c in columns if c not in frame.columns] if not frame.empty else []
     if missing:
         problems.append(f"the inference table lacks the model inputs {missing}")
@@ -197,7 +216,8 @@ def shadow(ws, *, challenger_version: str | None = None) -> ShadowResult:
         scored_c, scored_a = _score_both(ws, frame, (chal_uri, columns), (champ_uri, [c for c, _ in (
             champ_inputs or [])] or columns), problems)
 
-    evidence, extra = _evidence(cfg, frame, champion, scored_a, scored_c, problems, ws.settings.project.problem_type)
+    evidence, extra = _evidence(cfg, frame, champion, scored_a, scored_c, problems, ws.settings.project.problem_type,
+                                ws.settings.monitor.columns.label)
     verdict = policy.decide(cfg, evidence)
     if not frame.empty and not problems:
         _write_shadow_rows(ws, frame, challenger, scored_c, schema)
@@ -286,15 +306,16 @@ def _score_both(ws, frame: pd.DataFrame, challenger: tuple[str, list[str]], cham
     return out[0], out[1]
 
 
-def _labels(frame: pd.DataFrame, mask: np.ndarray, problem_type: str) -> np.ndarray:
-    y = frame.loc[mask, "label"]
+def _labels(frame: pd.DataFrame, mask: np.ndarray, problem_type: str, label: str) -> np.ndarray:
+    y = frame.loc[mask, label]
     if problem_type == "regression":
         return y.astype("float64").to_numpy()
     return y.astype("int64").to_numpy() if pd.api.types.is_numeric_dtype(y) else y.to_numpy(dtype=object)
 
 
 def _evidence(cfg, frame: pd.DataFrame, champion: str | None, scored_a: Scored | None, scored_c: Scored | None,
-              problems: list[str], problem_type: str = "binary") -> tuple[policy.ShadowEvidence, dict[str, Any]]:
+              problems: list[str], problem_type: str = "binary", label: str | None = "label"
+              ) -> tuple[policy.ShadowEvidence, dict[str, Any]]:
     n_rows = len(frame)
     extra: dict[str, Any] = {"metrics": {}, "fairness": [], "gaps": {}}
     if problems or n_rows == 0:
@@ -303,12 +324,12 @@ def _evidence(cfg, frame: pd.DataFrame, champion: str | None, scored_a: Scored |
     if champion:
         metrics.update(policy.agreement((scored_a.prediction, scored_a.probability),
                                         (scored_c.prediction, scored_c.probability), problem_type=problem_type))
-    labelled = frame["label"].notna().to_numpy()
+    labelled = frame[label].notna().to_numpy() if label else np.zeros(n_rows, dtype=bool)
     n_lab = int(labelled.sum())
     if n_lab == 0:
         extra["metrics"] = metrics
         return policy.ShadowEvidence(n_rows, 0, {}), extra
-    y = _labels(frame, labelled, problem_type)
+    y = _labels(frame, labelled, problem_type, label)
     pc, qc = scored_c.take(labelled).metric_inputs(y)
     chal_m = policy.model_metrics(y, pc, qc, cfg.metrics, problem_type)
     champ_m = None

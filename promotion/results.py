@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from driftgate.core.records import PromotionStatus, ShadowStatus
 from driftgate.promotion.policy import Check, Interval
 
 __all__ = ["ShadowResult", "PromotionResult"]
@@ -29,8 +30,8 @@ class ShadowResult:
     ``delta_<metric>`` (challenger minus champion), plus the agreement figures.
     """
 
-    status: str
-    """PASS, FAIL, INSUFFICIENT_DATA or NO_LABELS."""
+    status: ShadowStatus
+    """PASS, FAIL, INSUFFICIENT_DATA or NO_LABELS (a plain string is converted; an unknown one refused)."""
     model_name: str
     champion_version: str | None
     challenger_version: str
@@ -52,9 +53,12 @@ class ShadowResult:
     """The MLflow run holding the shadow report."""
     shadow_id: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", ShadowStatus(self.status))
+
     @property
     def passed(self) -> bool:
-        return self.status == "PASS"
+        return self.status is ShadowStatus.PASS
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -89,11 +93,14 @@ class PromotionResult:
     champion_version: str | None
     """The champion after the call."""
     reason: str
-    status: str = "refused"
-    """promoted, rolled_back, refused, awaiting_approval or dry_run."""
+    status: PromotionStatus = PromotionStatus.REFUSED
+    """promoted, rolled_back, refused, awaiting_approval, dry_run or skipped (a plain string is converted)."""
     previous_champion: str | None = None
     challenger_version: str | None = None
     model_name: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", PromotionStatus(self.status))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -150,6 +150,20 @@ class Scorer:
     def score(self, frame: pd.DataFrame) -> Scored:
         return predict(self.model, frame[self.columns], self.problem_type, threshold=self.threshold)
 
+    def probability(self, frame: pd.DataFrame) -> np.ndarray:
+        """Binary only: P(positive class) per row (what traffic logging and baselines record).
+
+        Raises:
+            ValueError: not a binary problem, or the model returns classes only.
+        """
+        if self.problem_type != "binary":
+            raise ValueError(f"{self.uri}: P(class 1) exists for binary models only (project.problem_type is "
+                             f"{self.problem_type}); record the model's own predictions instead")
+        scored = self.score(frame)
+        if scored.probability is None:
+            raise ValueError(f"{self.uri} returns classes only; log it with pyfunc_predict_fn='predict_proba'")
+        return scored.probability
+
 
 def load_scorer(uri: str, columns: list[str], problem_type: str = "binary", *, threshold: float = 0.5) -> Scorer:
     return Scorer(uri, columns, problem_type, threshold=threshold)

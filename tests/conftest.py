@@ -16,7 +16,7 @@ def settings(tmp_path):
     """Repo conf with the workspace root moved into a temp dir."""
     from driftgate.core.settings import load_settings
 
-    return load_settings(REPO / "conf", "local", (f"workspace.root={tmp_path / '.driftgate'}",))
+    return load_settings(REPO / "conf", "demo", (f"workspace.root={tmp_path / '.driftgate'}",))
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ def light_workspace(root, *overrides: str):
 
     root = Path(root)
     repo = Path(__file__).resolve().parent.parent
-    settings = load_settings(repo / "conf", "local", (f"workspace.root={root}", *overrides))
+    settings = load_settings(repo / "conf", "demo", (f"workspace.root={root}", *overrides))
     return Workspace(settings=settings, tables=DeltaTableStore(root / "lakehouse"), registry=FakeRegistry(),
                      task_values=LocalTaskValues(root, "adhoc", "monitor"), tracking_uri="", registry_uri="",
                      root=root)

@@ -185,9 +185,9 @@ def test_targets_and_parameters_map_onto_settings(tmp_path):
     job = _resolve(_job()[0], "dev")
     params = {p["name"]: p["default"] for p in job["parameters"]}
     s = settings_for_task(params | {"overrides": f"workspace.root={tmp_path}"}, conf_dir=REPO / "conf", env="local")
-    assert s.project.model_name == "dev.driftgate_demo.churn_model"
-    assert s.monitor.drift_metrics_table == "dev.driftgate_demo.inference_log_drift_metrics"
-    assert s.project.audit_schema == "dev.driftgate_demo" and s.training.table.startswith("dev.driftgate_demo.")
+    assert s.project.model_name == "dev.default.model"
+    assert s.monitor.drift_metrics_table == "dev.default.inference_log_drift_metrics"
+    assert s.project.audit_schema == "dev.default" and s.training.table.startswith("dev.default.")
     assert s.gate.profile == "default"
 
 
@@ -245,12 +245,16 @@ def test_retraining_branch_notebooks_hand_results_along(tmp_path, monkeypatch):
     from driftgate.training.trainer import TrainResult
 
     calls = []
+    from driftgate.monitoring import contract
+
+    # The stages are faked and write no tables; the contract check has its own tests.
+    monkeypatch.setattr(contract, "check_inference_contract", lambda ws, **kw: None)
     monkeypatch.setattr(training, "train", lambda ws, **kw: calls.append(("train", kw["reason"]["decision_id"])) or
                         TrainResult("r1", "runs:/r1/model", {"f1": 0.8}, "7", True, None))
     monkeypatch.setattr(promotion, "set_challenger", lambda ws, v: calls.append(("set_challenger", v)))
     shadow = ShadowResult(status="PASS", model_name="m", champion_version="6", challenger_version="7",
                           metrics={"delta_f1": 0.05}, reasons=("better",), checks=(Check("f1", True, "ok"),))
-    monkeypatch.setattr(promotion, "shadow", lambda ws, challenger_version: calls.append(("shadow", challenger_version))
+    monkeypatch.setattr(promotion, "shadow", lambda ws, challenger_version, **kw: calls.append(("shadow", challenger_version))
                         or shadow)
 
     def promote(ws, result):

@@ -27,7 +27,7 @@ SMALL = (
 @pytest.fixture(scope="module")
 def demo_ws(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e") / ".driftgate"
-    settings = load_settings(REPO / "conf", "local", (*SMALL, f"workspace.root={root}"))
+    settings = load_settings(REPO / "conf", "demo", (*SMALL, f"workspace.root={root}"))
     ws = open_workspace(settings)
     summary = run_demo(ws, say=lambda _: None, today=datetime(2026, 9, 1, tzinfo=timezone.utc))
     return ws, summary
@@ -49,7 +49,7 @@ def test_champion_moves_exactly_when_the_challenger_passes(demo_ws):
     name = ws.settings.project.model_name
     assert len(summary.runs) == 2
     for run in summary.runs:
-        status = getattr(run.shadow.status, "value", run.shadow.status)
+        status = run.shadow.status
         moved = run.champion_after != run.champion_before
         assert moved == (status == "PASS") == run.promoted, run.as_dict()
         if moved:
@@ -65,9 +65,10 @@ def test_a_deliberately_worse_challenger_never_takes_the_champion_alias(demo_ws)
     name = ws.settings.project.model_name
     before = ws.registry.alias_version(name, "champion")
     worse = open_workspace(load_settings(
-        REPO / "conf", "local",
+        REPO / "conf", "demo",
         (*SMALL, f"workspace.root={ws.root}", "training.estimator=logistic_regression",
-         "training.feature_lookups=[{features: [age, region]}]"),
+         "training.feature_lookups=[{table_name: main.driftgate_demo.customer_features, lookup_key: [customer_id], "
+         "features: [age, region]}]"),
     ))
     result = run_retraining_job(worse, trigger="manual", run_key="manual:worse",
                                 now=datetime(2026, 9, 1, tzinfo=timezone.utc))

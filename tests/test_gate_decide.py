@@ -310,3 +310,91 @@ def test_late_labels_latest_usable_window():
     d = decide({"profile": old}, gate(usable.model_copy(update={"persistence": Persistence(windows=5, violations=2)})),
                now=NOW)
     assert d.status == "STALE" and "latest usable window" in d.reasons[0].reason
+
+
+# --------------------------------------------------------------------------- relative to the baseline
+
+
+def _quality(days: int, auc, base_auc):
+    """INPUT rows with roc_auc_score per day, and one BASELINE profile row."""
+    import pyarrow as pa
+
+    from driftgate.gating.testing import profile_rows
+
+    inputs = profile_rows(days, extra=lambda d: {"roc_auc_score": auc(d)})
+    base = profile_rows([0], log_type="BASELINE", extra=lambda d: {"roc_auc_score": base_auc})
+    return pa.concat_tables([inputs, base])
+
+
+def _auc_rule(**kw):
+    from driftgate.gating.config import GateConfig
+
+    rule = {"name": "auc", "table": "profile", "metric": "roc_auc_score", "relative_to": "baseline", "op": "<",
+            "threshold": -0.05, "max_staleness": None, **kw}
+    return GateConfig(rules=[rule])
+
+
+@pytest.mark.parametrize("auc, base_auc, change, expected", [
+    (0.80, 0.82, "difference", "OK"),         # -0.02: within the margin
+    (0.76, 0.82, "difference", "EXCEEDED"),   # -0.06: beyond it
+    (0.60, 0.62, "difference", "OK"),         # a low model that holds its level is not a drop
+    (0.76, 0.82, "relative", "EXCEEDED"),     # -7.3%
+    (0.80, 0.82, "relative", "OK"),           # -2.4%
+    (0.76, None, "difference", "INSUFFICIENT_DATA"),  # no baseline value: never a silent OK
+])
+def test_quality_relative_to_the_baseline(auc, base_auc, change, expected):
+    from driftgate.gating import decide
+    from driftgate.gating.testing import day
+
+    d = decide({"profile": _quality(5, lambda _: auc, base_auc)}, _auc_rule(change=change), now=day(5))
+    assert d.status == expected, d.summary
+    if expected == "EXCEEDED":
+        assert "baseline 0.82" in d.reasons[0].reason
+
+
+def test_relative_rule_follows_persistence():
+    from driftgate.gating import decide
+    from driftgate.gating.config import Persistence
+    from driftgate.gating.testing import day
+
+    aucs = {0: 0.82, 1: 0.82, 2: 0.70, 3: 0.81, 4: 0.70}
+    rule = _auc_rule(persistence=Persistence(windows=3, violations=2).model_dump())
+    assert decide({"profile": _quality(5, aucs.get, 0.82)}, rule, now=day(5)).status == "EXCEEDED"
+    aucs[2] = 0.81
+    assert decide({"profile": _quality(5, aucs.get, 0.82)}, rule, now=day(5)).status == "OK"
+
+
+def test_relative_to_is_refused_on_drift_rules():
+    from pydantic import ValidationError
+
+    from driftgate.gating.config import GateConfig
+
+    with pytest.raises(ValidationError, match="relative_to applies to profile rules"):
+        GateConfig(rules=[{"name": "x", "metric": "js_distance", "relative_to": "baseline"}])
+
+
+def test_drift_rules_over_all_columns_leave_the_model_outputs_out():
+    from driftgate.gating import decide
+    from driftgate.gating.config import GateConfig
+    from driftgate.gating.testing import day, drift_rows
+
+    rows = drift_rows(3, ["x1", "x2", "predicted", "score"], lambda d, c: 0.9 if c in ("predicted", "score") else 0.01)
+    gate = GateConfig(rules=[{"name": "psi", "metric": "population_stability_index", "threshold": 0.2,
+                              "min_rows": 0, "max_staleness": None}])
+    assert decide({"drift": rows}, gate, now=day(3)).status == "EXCEEDED"
+    d = decide({"drift": rows}, gate, now=day(3), output_columns=("predicted", "score"))
+    assert d.status == "OK" and d.reasons[0].latest.n_columns == 2
+
+
+def test_a_drift_metric_no_column_carries_is_nothing_to_judge_but_a_missing_window_is():
+    from driftgate.gating import decide
+    from driftgate.gating.config import GateConfig
+    from driftgate.gating.testing import day, drift_rows
+
+    gate = GateConfig(rules=[{"name": "js", "metric": "js_distance", "threshold": 0.2, "min_rows": 0,
+                              "max_staleness": None}])
+    numeric_only = drift_rows(3, ["x1", "x2"], lambda d, c: 0.5)  # PSI values only, no JS anywhere
+    d = decide({"drift": numeric_only}, gate, now=day(3))
+    assert d.status == "OK" and "nothing to judge" in d.reasons[0].reason
+    some = drift_rows(3, ["plan"], lambda d, c: {"js_distance": 0.05} if d < 2 else {"js_distance": None})
+    assert decide({"drift": some}, gate, now=day(3)).status == "INSUFFICIENT_DATA"

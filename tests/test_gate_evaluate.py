@@ -25,7 +25,7 @@ def base_ws(tmp_path_factory):
     from driftgate.workspace import open_workspace
 
     root = tmp_path_factory.mktemp("gate") / ".driftgate"
-    return open_workspace(load_settings(REPO_ROOT / "conf", "local", (f"workspace.root={root}",)))
+    return open_workspace(load_settings(REPO_ROOT / "conf", "demo", (f"workspace.root={root}",)))
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def ws(base_ws, request):
     from driftgate.workspace.task_values import LocalTaskValues
 
     schema = "main.t_" + re.sub(r"\W", "_", request.node.name)[:40]
-    settings = load_settings(REPO_ROOT / "conf", "local", (
+    settings = load_settings(REPO_ROOT / "conf", "demo", (
         f"workspace.root={base_ws.root}", f"project.audit_schema={schema}", f"monitor.output_schema_name={schema}"))
     return dataclasses.replace(base_ws, settings=settings,
                                task_values=LocalTaskValues(base_ws.root, request.node.name[:40], "driftgate"))
@@ -50,14 +50,22 @@ def write_metrics(ws, drifted_from: int | None, days: int = 12):
         return 0.6 if drifted_from is not None and d >= drifted_from and c in FEATURES[:3] else 0.03
 
     ws.tables.write(mon.drift_metrics_table, drift_rows(days, FEATURES + ["prediction"], psi), mode="overwrite")
-    ws.tables.write(mon.profile_metrics_table, profile_rows(days, f1=0.8), mode="overwrite")
+    ws.tables.write(mon.profile_metrics_table, quality_rows(days), mode="overwrite")
+
+
+def quality_rows(days: int, auc: float = 0.8):
+    """Profile rows with ROC AUC per day and the baseline's (what the default quality rule reads)."""
+    import pyarrow as pa
+
+    return pa.concat_tables([profile_rows(days, f1=0.8, extra=lambda d: {"roc_auc_score": auc}),
+                             profile_rows([0], log_type="BASELINE", extra=lambda d: {"roc_auc_score": 0.82})])
 
 
 def test_evaluate_records_and_publishes(ws):
     write_metrics(ws, drifted_from=8)
     d = evaluate(ws, ws.settings.gate, now=NOW, trigger="table_update", run_key="delta:x@v3")
     assert d.status == "EXCEEDED" and d.drift_exceeded
-    psi = next(r for r in d.reasons if r.name == "feature_drift_psi")
+    psi = next(r for r in d.reasons if r.name == "numeric_drift_psi")
     assert psi.status == "EXCEEDED" and psi.fired_columns == ["monthly_charges", "tenure_months", "usage_gb"]
     # task values: what the condition task and the local runner read
     assert ws.task_values.get(ws.task_values.task_key, "drift_exceeded") is True
@@ -66,7 +74,7 @@ def test_evaluate_records_and_publishes(ws):
     # decisions table
     rows = read_decisions(ws)
     assert len(rows) == 1 and rows[0]["status"] == "EXCEEDED" and rows[0]["run_key"] == "delta:x@v3"
-    assert rows[0]["rules_exceeded"] == "feature_drift_psi"
+    assert rows[0]["rules_exceeded"] == "numeric_drift_psi"
     assert rows[0]["decision"]["decision_id"] == d.decision_id
     # MLflow run with tags and the decision artifact
     client = MlflowClient(ws.tracking_uri)
@@ -103,7 +111,7 @@ def test_chart_is_optional_and_never_fails_the_decision(ws, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("renderer gone")
 
-    monkeypatch.setattr(monitoring_report, "drift_chart", broken)
+    monkeypatch.setattr(monitoring_report, "rules_chart", broken)
     d_broken = evaluate(ws, ws.settings.gate, now=NOW, publish=False)
     assert d_off.status == d_broken.status == "EXCEEDED"
     client = MlflowClient(ws.tracking_uri)
@@ -111,6 +119,33 @@ def test_chart_is_optional_and_never_fails_the_decision(ws, monkeypatch):
     for decision in (d_off, d_broken):
         files = {f.path for f in client.list_artifacts(runs[decision.decision_id])}
         assert files == {"gate"}, files  # decision.json only, no monitoring/ folder
+
+
+def test_the_gate_chart_draws_each_rule_metric_with_its_threshold(tmp_path):
+    """The chart logged with a decision plots what the rules read (PSI, JS, ROC AUC vs the baseline),
+    not a fixed JS / KS pair against 0.1."""
+    from driftgate.gating.config import GateConfig
+    from driftgate.monitoring.report import _panel_series, rule_panels, rules_chart
+    from driftgate.core.settings import Settings
+
+    panels = rule_panels(GateConfig().effective_rules(), exclude=("predicted",))
+    assert [(p.rule, p.metric, p.threshold, p.relative_to_baseline) for p in panels] == [
+        ("numeric_drift_psi", "population_stability_index", 0.2, False),
+        ("categorical_drift_js", "js_distance", 0.2, False),
+        ("roc_auc_drop", "roc_auc_score", -0.05, True)]
+    assert panels[0].exclude == ("predicted",) and panels[2].title.startswith("roc_auc_drop: roc_auc_score change")
+    drift = drift_rows(4, ["x1", "predicted"], lambda d, c: 0.1 * d)
+    series, _ = _panel_series(panels[0], drift.to_pylist())
+    assert sorted(series) == ["x1"] and [v for _, v in sorted(series["x1"])] == [0.0, 0.1, 0.2, 0.30000000000000004]
+    import pyarrow as pa
+    from driftgate.gating.testing import PROFILE_SCHEMA
+
+    profile = pa.concat_tables([profile_rows(4, extra=lambda d: {"roc_auc_score": 0.8 - 0.01 * d}),
+                                profile_rows([0], log_type="BASELINE", extra=lambda d: {"roc_auc_score": 0.82})])
+    series, baseline = _panel_series(panels[2], profile.cast(PROFILE_SCHEMA).to_pylist())
+    assert baseline == 0.82 and len(series[":table"]) == 4
+    out = rules_chart(drift, profile, Settings().monitor, panels, tmp_path / "chart.png")
+    assert out.stat().st_size > 10_000
 
 
 def test_chart_thresholds_come_from_the_rules():
@@ -153,14 +188,16 @@ def test_pushdown_reads_only_needed_rows(ws):
         drift_rows(12, FEATURES, lambda d, c: 0.03),
     ])
     ws.tables.write(mon.drift_metrics_table, noise, mode="overwrite")
-    ws.tables.write(mon.profile_metrics_table, profile_rows(12), mode="overwrite")
+    ws.tables.write(mon.profile_metrics_table, quality_rows(12), mode="overwrite")
     frames = read_metrics(ws, ws.settings.gate, now=NOW)
     drift = frames["drift"]
     assert drift.num_rows > 0
     assert set(drift["drift_type"].to_pylist()) == {"BASELINE"}
     assert set(drift["model_id"].to_pylist()) == {"*"}
     assert all(w["start"] >= day(12) - timedelta(days=6) for w in drift["window"].to_pylist())
-    assert "js_distance" not in drift.column_names
+    assert "chi_squared_test" not in drift.column_names and "wasserstein_distance" not in drift.column_names
+    # The profile read keeps the BASELINE row the quality rule compares with, however old it is.
+    assert "BASELINE" in frames["profile"]["log_type"].to_pylist()
     assert evaluate(ws, ws.settings.gate, now=NOW).status == "OK"
 
 
@@ -172,7 +209,7 @@ def test_rule_naming_an_unknown_metric_fails_at_load(tmp_path):
         "    - name: typo\n      metric: population_stabilty_index\n"
     )
     with pytest.raises(ConfigError) as exc:
-        load_settings(conf, "local")
+        load_settings(conf, "demo")
     msg = str(exc.value)
     assert "driftgate.yml: gate.rules[1].metric:" in msg and "population_stabilty_index" in msg
     assert "\n" not in msg
@@ -191,7 +228,7 @@ def test_bad_rules_fail_at_load_with_the_rule_path(tmp_path, yaml_rule, expected
     (conf / "base").mkdir(parents=True)
     (conf / "base" / "driftgate.yml").write_text(f"gate:\n  rules:\n    - name: r\n      {yaml_rule}\n")
     with pytest.raises(ConfigError, match="gate.rules\\[0\\]") as exc:
-        load_settings(conf, "local")
+        load_settings(conf, "demo")
     assert expected in str(exc.value)
 
 
@@ -211,7 +248,7 @@ def test_cli_gate_prints_decision(ws):
     res = CliRunner().invoke(app, ["gate", *sets, "--now", NOW.isoformat(), "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
-    assert out["status"] == "EXCEEDED" and out["reasons"][0]["name"] == "feature_drift_psi"
+    assert out["status"] == "EXCEEDED" and out["reasons"][0]["name"] == "numeric_drift_psi"
     res = CliRunner().invoke(app, ["gate", *sets, "--now", "yesterday"])
     assert res.exit_code == 1 and "--now: must be an ISO 8601 time" in res.output
 
@@ -224,16 +261,25 @@ def test_readme_rule_examples_load_and_decide(tmp_path):
 
     readme = (REPO_ROOT / "README.md").read_text()
     section = readme.split("<!-- section: gate -->")[1].split("<!-- section:")[0]
-    block = re.search(r"```yaml\n(gate:.*?)```", section, re.S)[1]
+    blocks = re.findall(r"```yaml\n(gate:.*?)```", section, re.S)
+    defaults = tmp_path / "defaults"
+    (defaults / "base").mkdir(parents=True)
+    (defaults / "base" / "driftgate.yml").write_text(blocks[0])
+    from driftgate.gating.config import GateConfig
+
+    assert load_settings(defaults, "local").gate.rules == GateConfig().rules  # the README shows the defaults
+    block = next(b for b in blocks if "ks_any" in b)
     conf = tmp_path / "conf"
     (conf / "base").mkdir(parents=True)
     (conf / "base" / "driftgate.yml").write_text(block)
-    settings = load_settings(conf, "local")
+    settings = load_settings(conf, "demo")
     names = [r.name for r in settings.gate.rules]
-    assert names == ["feature_drift_psi", "plan_region_js", "ks_any", "f1_drop", "senior_parity"]
+    # Rules merge onto the defaults by name: the example's five join the three built-in ones.
+    examples = ["feature_drift_psi", "plan_region_js", "ks_any", "f1_drop", "senior_parity"]
+    assert sorted(names) == sorted(examples + [r.name for r in GateConfig().rules])
     d = decide({"drift": drift_rows(12, FEATURES, lambda d, c: 0.03), "profile": profile_rows(12)},
                settings.gate, now=NOW)
-    assert d.status in ("OK", "INSUFFICIENT_DATA") and len(d.reasons) == 5
+    assert d.status in ("OK", "INSUFFICIENT_DATA") and len(d.reasons) == len(names)
 
 
 def test_a_decision_taken_without_a_default_rule_says_so_in_its_run(ws):
@@ -241,9 +287,37 @@ def test_a_decision_taken_without_a_default_rule_says_so_in_its_run(ws):
 
     settings = load_settings(REPO_ROOT / "conf", "local", (
         f"workspace.root={ws.root}", f"project.audit_schema={ws.settings.project.audit_schema}",
-        f"monitor.output_schema_name={ws.settings.monitor.output_schema_name}", "gate.rules.f1_drop=null"))
+        f"monitor.output_schema_name={ws.settings.monitor.output_schema_name}", "gate.rules.roc_auc_drop=null"))
     loose = dataclasses.replace(ws, settings=settings)
     write_metrics(loose, drifted_from=None)
     evaluate(loose, settings.gate, now=NOW, publish=False)
     run = MlflowClient(ws.tracking_uri).get_run(read_decisions(loose)[0]["mlflow_run_id"])
-    assert run.data.tags["driftgate.config.removed_defaults"] == "gate.rules.f1_drop (--set gate.rules.f1_drop)"
+    assert run.data.tags["driftgate.config.removed_defaults"] == \
+        "gate.rules.roc_auc_drop (--set gate.rules.roc_auc_drop)"
+
+
+def test_the_gate_reads_through_the_table_store_only(ws):
+    """The pushed-down scan (window starts included, as a nested-field filter) is a store read:
+    nothing opens the Delta table behind the store, so a Spark store serves the gate the same way."""
+    import dataclasses
+
+    from driftgate.gating.evaluate import read_metrics
+    from driftgate.workspace.tables import DeltaTableStore
+
+    class Recording(DeltaTableStore):
+        def __init__(self, root):
+            super().__init__(root)
+            self.reads = []
+
+        def read(self, name, columns=None, filters=None, version=None):
+            self.reads.append((name, list(filters or [])))
+            return super().read(name, columns=columns, filters=filters, version=version)
+
+    write_metrics(ws, drifted_from=8)
+    store = Recording(ws.tables.root)
+    frames = read_metrics(dataclasses.replace(ws, tables=store), ws.settings.gate, now=NOW)
+    mon = ws.settings.monitor
+    assert frames["drift"].num_rows > 0 and frames["profile"].num_rows > 0
+    assert {name for name, _ in store.reads} == {mon.drift_metrics_table, mon.profile_metrics_table}
+    horizons = [f for _, filters in store.reads for f in filters if f[0] == "window.start"]
+    assert horizons and all(op == ">=" and value < NOW for _, op, value in horizons)

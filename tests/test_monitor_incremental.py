@@ -9,6 +9,7 @@ import monitor_world as mw
 from driftgate import monitoring
 from driftgate.workspace.audit import read_events
 from driftgate.core.errors import DriftgateError, TableError
+from driftgate.workspace.tables import DeltaTableStore, TableStore
 
 
 def _content(ws, name):
@@ -144,19 +145,21 @@ def test_a_day_newer_than_every_window_is_appended_without_rewriting(world):
     assert _same_as_full_recompute(ws, cfg)
 
 
-class _RowsOnly:
-    """The same tables seen through a store that keeps no commit metadata (as another engine might)."""
+class _RowsOnly(DeltaTableStore):
+    """The same tables through a store with the :class:`TableStore` defaults for commit info,
+    compaction and transactions: it keeps no commit metadata (as another engine might)."""
+
+    supports_transactions = False
+    commit_metadata = TableStore.commit_metadata
+    compact = TableStore.compact
+    transaction_version = TableStore.transaction_version
 
     def __init__(self, tables):
-        self._tables = tables
+        super().__init__(tables.root)
 
-    def __getattr__(self, name):
-        if name in ("commit_metadata", "compact", "transaction_version"):
-            raise AttributeError(name)
-        return getattr(self._tables, name)
-
-    def write(self, name, data, mode="append", replace_where=None, partition_by=None):
-        return self._tables.write(name, data, mode=mode, replace_where=replace_where, partition_by=partition_by)
+    def write(self, name, data, mode="append", replace_where=None, partition_by=None, metadata=None, txn=None):
+        self._refuse_txn(name, txn)
+        return super().write(name, data, mode=mode, replace_where=replace_where, partition_by=partition_by)
 
 
 def test_commit_metadata_and_rows_record_the_same_state(world):
@@ -296,7 +299,6 @@ def test_a_refresh_that_lands_while_another_computes_makes_that_one_a_no_op(worl
     from types import SimpleNamespace
 
     from driftgate.monitoring import engine
-    from driftgate.workspace.tables import DeltaTableStore
 
     refresh_module = importlib.import_module("driftgate.monitoring.refresh")
     ws, cfg = world

@@ -105,7 +105,8 @@ def test_drift_rows_compare_with_previous_window_and_baseline(drifted):
 
 
 def test_gate_exceeded_after_drift_and_ok_without(ws):
-    """The default gate rules (PSI share on BASELINE drift, f1_score.macro) read these tables as they are."""
+    """The default gate rules (PSI / JS shares on BASELINE drift, ROC AUC relative to the baseline's)
+    read these tables as they are."""
     from driftgate import gating
 
     now = mw.START + timedelta(days=6, hours=1)
@@ -114,7 +115,9 @@ def test_gate_exceeded_after_drift_and_ok_without(ws):
         monitoring.refresh(ws, ws.settings.monitor)
         decision = gating.evaluate(ws, ws.settings.gate, now=now, publish=False)
         assert decision.status == expected, decision.summary
-        assert {r.name: r.status for r in decision.reasons} == {"feature_drift_psi": expected, "f1_drop": expected}
+        # Numeric PSI, categorical JS and ROC AUC against the baseline's all read these tables.
+        assert {r.name: r.status for r in decision.reasons} == {
+            "numeric_drift_psi": expected, "categorical_drift_js": expected, "roc_auc_drop": expected}
 
 
 def test_missing_table_and_column_give_one_clear_error(tmp_path):

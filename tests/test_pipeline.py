@@ -52,7 +52,7 @@ def stages(ws, monkeypatch):
         version = ws.registry.register("runs:/r1/model", name).version
         return TrainResult("r1", "runs:/r1/model", {}, version, True, None)
 
-    def shadow(ws, challenger_version=None):
+    def shadow(ws, challenger_version=None, as_of=None):
         calls.append(f"shadow:{challenger_version}")
         return ShadowResult(status="PASS" if state["passed"] else "FAIL", model_name=name, champion_version="1",
                             challenger_version=challenger_version, metrics={"delta_f1": 0.05}, reasons=("r",),
@@ -67,6 +67,10 @@ def stages(ws, monkeypatch):
         return PromotionResult(True, result.challenger_version, "passed", "promoted",
                                challenger_version=result.challenger_version, model_name=name)
 
+    from driftgate.monitoring import contract
+
+    # These fakes write no tables; the contract check has its own tests (test_contract.py).
+    monkeypatch.setattr(contract, "check_inference_contract", lambda ws, **kw: None)
     monkeypatch.setattr(gating, "evaluate", evaluate)
     monkeypatch.setattr(training, "train", train)
     monkeypatch.setattr(promotion, "notify_gate_decision", lambda ws, d: calls.append("notify") and False)
@@ -188,3 +192,33 @@ def test_an_upstream_value_that_was_not_set_gives_the_default():
     ws = type("W", (), {"task_values": _Values({})})()
     assert tasks.upstream(ws, "train", "model_version", "") == ""
     assert tasks.condition(ws) is False
+
+
+def test_cooldown_after_a_retrain_skips_the_branch_until_it_ends(stages):
+    """One drift episode retrains once: the runs after it, within gate.retrain_cooldown of the
+    retrain's as-of time, skip the branch (recorded); after it, the next run retrains."""
+    from datetime import datetime, timedelta, timezone
+
+    ws, calls, _ = stages
+    gate = ws.settings.gate.model_copy(update={"retrain_cooldown": timedelta(days=3)})
+    ws = dataclasses.replace(ws, settings=ws.settings.model_copy(update={"gate": gate}))
+    t0 = datetime(2026, 6, 10, tzinfo=timezone.utc)
+    assert run_retraining_job(ws, trigger="manual", now=t0).branch == "retrain"
+    paused = run_retraining_job(ws, trigger="manual", now=t0 + timedelta(days=1))
+    assert paused.branch == "skip" and "48.0 h left" in paused.notes[0] and paused.challenger_version is None
+    assert read_events(ws, ["job_cooldown"])[0]["details"]["left_seconds"] == 2 * 86400
+    assert run_retraining_job(ws, trigger="manual", now=t0 + timedelta(days=3, hours=1)).branch == "retrain"
+    assert sum(c.startswith("train:") for c in calls) == 2
+
+
+def test_cooldown_left_truth_table():
+    from datetime import datetime, timedelta, timezone
+
+    from driftgate.gating.gate import cooldown_left
+
+    t = datetime(2026, 6, 10, tzinfo=timezone.utc)
+    assert cooldown_left(None, t, timedelta(days=3)) is None  # never retrained
+    assert cooldown_left(t, t + timedelta(days=5), None) is None  # no cooldown
+    assert cooldown_left(t, t + timedelta(days=1), timedelta(days=3)) == timedelta(days=2)
+    assert cooldown_left(t, t + timedelta(days=3), timedelta(days=3)) is None  # ends exactly then
+    assert cooldown_left(t.replace(tzinfo=None), t + timedelta(hours=1), timedelta(hours=2)) == timedelta(hours=1)

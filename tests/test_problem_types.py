@@ -30,7 +30,7 @@ def settings(request, tmp_path):
     from driftgate.core.settings import load_settings
     from tests.conftest import REPO
 
-    return load_settings(REPO / "conf", "local", (
+    return load_settings(REPO / "conf", "demo", (
         f"workspace.root={tmp_path / '.driftgate'}", f"project.problem_type={request.param}",
         "promotion.guard.n_resamples=200", *EXTRA[request.param]))
 

@@ -27,7 +27,7 @@ def world(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("promotion") / ".driftgate"
     # 200 bootstrap resamples instead of 1000: the same code path, a fifth of the time.
-    ws = open_workspace(load_settings(REPO / "conf", "local", (f"workspace.root={root}",
+    ws = open_workspace(load_settings(REPO / "conf", "demo", (f"workspace.root={root}",
                                                                 "promotion.guard.n_resamples=200")))
     return build(ws)
 
@@ -87,7 +87,7 @@ def test_a_shadow_run_without_a_default_criterion_records_the_removal(world):
     from driftgate.core.settings import load_settings
     from tests.conftest import REPO
 
-    settings = load_settings(REPO / "conf", "local", (f"workspace.root={world.ws.root}",
+    settings = load_settings(REPO / "conf", "demo", (f"workspace.root={world.ws.root}",
                                                        "promotion.guard.n_resamples=200",
                                                        "promotion.criteria.log_loss=null"))
     ws = dataclasses.replace(world.ws, settings=settings)
@@ -209,7 +209,7 @@ def test_cli_shadow_and_promote(world):
 
     ws = world.ws
     reset_aliases(ws, champion=world.v1)
-    sets = ["--conf", str(REPO / "conf"), "--set", f"workspace.root={ws.root}"]
+    sets = ["--conf", str(REPO / "conf"), "--env", "demo", "--set", f"workspace.root={ws.root}"]
     runner = CliRunner()
     out = runner.invoke(app, ["shadow", *sets, "--version", world.v3, "--json"])
     assert out.exit_code == 0, out.output
@@ -229,7 +229,7 @@ def test_cli_status_and_rollback(world):
 
     ws = world.ws
     reset_aliases(ws, champion=world.v2, previous=world.v1)
-    sets = ["--conf", str(REPO / "conf"), "--set", f"workspace.root={ws.root}"]
+    sets = ["--conf", str(REPO / "conf"), "--env", "demo", "--set", f"workspace.root={ws.root}"]
     runner = CliRunner()
     out = runner.invoke(app, ["status", *sets])
     assert out.exit_code == 0, out.output

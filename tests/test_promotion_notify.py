@@ -92,4 +92,4 @@ def test_the_token_cannot_live_in_conf(tmp_path):
         conf = tmp_path / "conf"
         (conf / "base").mkdir(parents=True)
         (conf / "base" / "d.yml").write_text("promotion:\n  notifications:\n    token: abc\n")
-        load_settings(conf, "local")
+        load_settings(conf, "demo")

@@ -160,11 +160,11 @@ def test_bad_policy_config_fails_at_load_in_one_line(override, message, tmp_path
     from tests.conftest import REPO
 
     with pytest.raises(ConfigError) as err:
-        load_settings(REPO / "conf", "local", (override,))
+        load_settings(REPO / "conf", "demo", (override,))
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
 def test_defaults_compare_against_the_champion_and_never_dry_run():
     cfg = PromotionConfig()
     assert cfg.dry_run is False and cfg.criteria["roc_auc"].min_absolute_change
-    assert cfg.guard.method == "bootstrap" and cfg.fairness.protected_columns == ["senior"]
+    assert cfg.guard.method == "bootstrap" and cfg.fairness.protected_columns == []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 
 import pytest
 
@@ -311,3 +312,136 @@ def test_dry_run_is_opt_in_loud_and_moves_nothing(ws, caplog):
                for r in caplog.records)
     assert inner.aliases[NAME] == before
     assert read_events(ws, ["promotion"], 1)[0]["status"] == "dry_run"
+
+
+@pytest.mark.parametrize("current, promoted, broken", [
+    ({"champion": "2", "previous_champion": "1", "challenger": None}, True, []),
+    ({"champion": None, "previous_champion": None, "challenger": "1"}, False, []),
+    ({"champion": None, "previous_champion": None, "challenger": "1"}, True, ["champion is unset"]),
+    ({"champion": "2", "previous_champion": "2", "challenger": None}, True, ["previous_champion equals champion"]),
+    ({"champion": None, "previous_champion": "1", "challenger": None}, False, ["champion is unset"]),
+    ({"champion": "2", "previous_champion": "1", "challenger": "2"}, True, ["challenger equals champion"]),
+])
+def test_alias_invariant(current, promoted, broken):
+    from driftgate.promotion import check_alias_invariant
+
+    found = check_alias_invariant(current, promoted=promoted)
+    assert len(found) == len(broken) and all(b in f for b, f in zip(broken, found))
+    assert "unfinished" in check_alias_invariant(current, promoted=promoted, open_intents=1)[0]
+
+
+def _left_by_a_dead_process(ws, inner, *, moved: int):
+    """What a promotion of v2 over v1 leaves when its process dies after ``moved`` alias moves."""
+    from driftgate.promotion.intent import APPLY, Move, write_phase
+
+    move = Move(intent_id="dead1", op="promote", model=NAME, version="2", started_at=time.time(),
+                before={"champion": "1", "previous_champion": None, "challenger": "2"},
+                moves=(("previous_champion", "1"), ("champion", "2"), ("challenger", None)),
+                tags=(("2", "driftgate_decision", "promoted"),),
+                event={"kind": "promotion", "status": "promoted", "subject": f"{NAME}@2",
+                       "details": {"reason": "v2 promoted to champion over v1"}},
+                notify_kind="promotion")
+    write_phase(ws, move, APPLY)
+    for alias, version in move.moves[:moved]:
+        inner.set_alias(NAME, alias, version) if version else inner.delete_alias(NAME, alias)
+    return move
+
+
+def test_recovery_completes_a_promotion_the_process_died_in(ws):
+    """The bug: killed after previous_champion was set, v1 was lost as rollback target for good."""
+    from driftgate.promotion import recover
+    from driftgate.workspace.audit import read_events
+
+    inner = _fake()
+    inner.set_alias(NAME, "champion", "1")
+    inner.set_alias(NAME, "challenger", "2")
+    _left_by_a_dead_process(ws, inner, moved=1)
+    result = recover(_ws(ws, inner))
+    assert result.outcome == "completed" and result.violations == ()
+    assert inner.aliases[NAME] == {"champion": "2", "previous_champion": "1"}
+    assert inner.versions[NAME]["2"].tags["driftgate_decision"] == "promoted"
+    events = read_events(ws, ["promotion", "refusal"])
+    assert [(e["status"], e["event_id"], e["details"]["recovered"]) for e in events] == [("promoted", "dead1", True)]
+    assert recover(_ws(ws, inner)) is None
+    assert rollback(_ws(ws, inner), reason="bad").champion_version == "1"  # the rollback target survived
+
+
+def test_a_later_promote_recovers_before_judging(ws):
+    """The bug: a later promote of the same shadow result just recorded another refusal."""
+    from driftgate.workspace.audit import read_events
+
+    inner = _fake()
+    inner.set_alias(NAME, "champion", "1")
+    inner.set_alias(NAME, "challenger", "2")
+    _left_by_a_dead_process(ws, inner, moved=1)
+    again = promote(_ws(ws, inner), _passed("1", "2"))
+    assert not again.promoted and "challenger alias points at nothing" in again.reason  # v2 is champion already
+    assert inner.aliases[NAME] == {"champion": "2", "previous_champion": "1"}
+    assert [(e["kind"], e["status"]) for e in read_events(ws, ["promotion", "refusal"])] == [
+        ("refusal", "refused"), ("promotion", "promoted")]
+
+
+def test_an_abandoned_move_leaves_the_next_promotion_free(ws):
+    from driftgate.workspace.audit import read_events
+
+    inner = _fake()
+    inner.set_alias(NAME, "champion", "1")
+    inner.set_alias(NAME, "challenger", "2")
+    _left_by_a_dead_process(ws, inner, moved=2)
+    inner.set_alias(NAME, "challenger", "3")  # the next cycle's challenger, set before anything recovered
+    assert promote(_ws(ws, inner), _passed("2", "3")).promoted  # the abandoned intent does not block it
+    assert inner.aliases[NAME] == {"champion": "3", "previous_champion": "2"}
+    assert [(e["kind"], e["status"]) for e in read_events(ws, ["promotion", "refusal"])] == [
+        ("promotion", "promoted"), ("refusal", "error")]
+
+
+def test_recovery_reverts_a_move_whose_version_is_gone(ws):
+    from driftgate.promotion import recover
+    from driftgate.workspace.audit import read_events
+
+    inner = _fake()
+    inner.set_alias(NAME, "champion", "1")
+    inner.set_alias(NAME, "challenger", "2")
+    _left_by_a_dead_process(ws, inner, moved=1)
+    del inner.versions[NAME]["2"]
+    inner.aliases[NAME].pop("challenger")  # deleting a version deletes its aliases
+    result = recover(_ws(ws, inner))
+    assert result.outcome == "reverted" and "v2 no longer exists" in result.message
+    assert inner.aliases[NAME] == {"champion": "1"} and result.violations == ()
+    assert [e["status"] for e in read_events(ws, ["promotion", "refusal"])] == ["refused"]
+
+
+def test_an_intent_left_open_after_the_outcome_is_closed_without_moving_anything(ws, monkeypatch, caplog):
+    from driftgate.promotion import intent, recover
+    from driftgate.workspace.audit import read_events
+
+    inner = _fake()
+    inner.set_alias(NAME, "champion", "1")
+    inner.set_alias(NAME, "challenger", "2")
+    real = intent.write_phase
+
+    def closing_fails(ws_, move, phase):
+        if phase == intent.CLOSED:
+            raise OSError("disk full")
+        return real(ws_, move, phase)
+
+    monkeypatch.setattr(intent, "write_phase", closing_fails)
+    assert promote(_ws(ws, inner), _passed("1", "2")).promoted  # the outcome is recorded: done
+    assert any("not closed yet" in r.getMessage() for r in caplog.records)
+    monkeypatch.setattr(intent, "write_phase", real)
+    result = recover(_ws(ws, inner))
+    assert result.outcome == "closed" and inner.aliases[NAME] == {"champion": "2", "previous_champion": "1"}
+    assert [e["status"] for e in read_events(ws, ["promotion", "refusal"])] == ["promoted"]
+
+
+def test_recovery_can_leave_young_intents_alone(ws):
+    """``status`` without a lock (Databricks) must not race a promotion still running in a job."""
+    from driftgate.promotion import recover
+
+    inner = _fake()
+    inner.set_alias(NAME, "champion", "1")
+    inner.set_alias(NAME, "challenger", "2")
+    move = _left_by_a_dead_process(ws, inner, moved=1)
+    assert recover(_ws(ws, inner), min_age_seconds=600) is None  # written just now: maybe still running
+    assert inner.aliases[NAME] == {"champion": "1", "previous_champion": "1", "challenger": "2"}
+    assert recover(_ws(ws, inner)).intent_id == move.intent_id

@@ -21,25 +21,17 @@ from driftgate.workspace import open_workspace
 from driftgate.workspace.audit import read_events
 from tests.conftest import REPO
 from tests.dbutils_stub import run_notebook
+from tests.test_end_to_end import SMALL
 
 pytestmark = pytest.mark.slow
 
-SMALL = (
-    "demo.customers=1500",
-    "demo.history_days=30",
-    "demo.served_days=14",
-    "demo.rows_per_day=400",
-    "demo.drift_onset_day=4",
-    "training.params={max_iter: 60}",
-    "training.calibration_folds=2",
-)
 JOB_RUN_ID = "1001"
-VOLATILE = {"decision_id", "run_id", "train.train_run_id", "train_run_id", "shadow_run_id", "shadow_id", "evaluated_at", "recorded_at", "mlflow_run_id",
-            "event_id", "at", "window_start", "window_end"}
+VOLATILE = {"decision_id", "run_id", "train.train_run_id", "train_run_id", "shadow_run_id", "shadow_id", "evaluated_at",
+            "recorded_at", "mlflow_run_id", "event_id", "at"}
 
 
 def _workspace(root):
-    return open_workspace(load_settings(REPO / "conf", "local", (*SMALL, f"workspace.root={root}")))
+    return open_workspace(load_settings(REPO / "conf", "demo", (*SMALL, f"workspace.root={root}")))
 
 
 def _stable(value):
@@ -66,7 +58,7 @@ def _run_job_notebooks(root, as_of: datetime) -> dict:
     job = yaml.safe_load((REPO / "resources" / "retraining_job.yml").read_text())["resources"]["jobs"]["retraining_job"]
     params = {p["name"]: p["default"] for p in job["parameters"] if "${" not in str(p["default"])}
     widgets = {**params, "trigger": "table_update", "as_of": as_of.isoformat(), "conf_dir": str(REPO / "conf"),
-               "env": "local", "job_run_id": JOB_RUN_ID, "overrides": "\n".join((*SMALL, f"workspace.root={root}"))}
+               "env": "demo", "job_run_id": JOB_RUN_ID, "overrides": "\n".join((*SMALL, f"workspace.root={root}"))}
     values: dict = {}
     outcomes: dict[str, bool] = {}
     for task in job["tasks"]:
@@ -133,7 +125,8 @@ def test_same_audit_events_and_run_keys(both):
     kinds = [e[0] for e in local]
     assert kinds[0] == "gate_decision" and kinds[-1] == "job_run" and "train" in kinds
     assert {e[3] for e in local if e[0] in ("gate_decision", "train", "job_run")} == {result.run_key}
-    assert result.run_key == f"delta:{local_ws.settings.monitor.drift_metrics_table}@v{local_ws.tables.version(local_ws.settings.monitor.drift_metrics_table)}"
+    drift_table = local_ws.settings.monitor.drift_metrics_table
+    assert result.run_key == f"delta:{drift_table}@v{local_ws.tables.version(drift_table)}"  # the watcher's key
 
 
 def test_same_aliases(both):

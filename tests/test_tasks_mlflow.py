@@ -122,32 +122,51 @@ def test_the_monitor_task_logs_the_refresh(ws):
     assert tasks.upstream(ws, tasks.MONITOR, "monitor", {})["source_version"] == result.source_version
 
 
-@pytest.mark.slow
-def test_mlflow_run_of_an_entry_point_leaves_one_readable_run(ws, tmp_path):
-    """A real ``mlflow run . -e evaluate_drift``: the gate logs into the project run itself."""
-    from driftgate.gating.testing import day, drift_rows, profile_rows
-
+def _mlflow_run(ws, entry: str, **params: str) -> None:
+    """``mlflow run <repo> -e <entry> --env-manager local`` against the workspace's tracking store."""
     mlflow_bin = Path(sys.executable).parent / "mlflow"
     if not mlflow_bin.exists() or shutil.which("bash") is None:
         pytest.skip("mlflow CLI not installed in this interpreter's environment")
-    feats = ["tenure_months", "usage_gb", "age"]
-    ws.tables.write(ws.settings.monitor.drift_metrics_table, drift_rows(12, feats, lambda d, c: 0.7 if d >= 8 else 0.02),
-                    mode="overwrite")
-    ws.tables.write(ws.settings.monitor.profile_metrics_table, profile_rows(12), mode="overwrite")
-    name = ws.settings.project.experiment_name
-    ws.experiment_id()
     env = {**os.environ, "MLFLOW_TRACKING_URI": ws.tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true",
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    for key in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "DRIFTGATE_MLPROJECT_RUN_ID",
-                "DRIFTGATE_MLPROJECT_ADOPTED_RUN_ID"):
+    for key in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", *_PROCESS_ENV):
         env.pop(key, None)
-    when = (day(12) + timedelta(hours=2)).isoformat()
-    out = subprocess.run([str(mlflow_bin), "run", str(REPO), "-e", "evaluate_drift", "--env-manager", "local",
-                          "--experiment-name", name, "-P", f"overrides=workspace.root={ws.root}", "-P", f"now={when}"],
-                         env=env, capture_output=True, text=True, timeout=300)
+    ws.experiment_id()
+    args = [arg for k, v in {"overrides": f"workspace.root={ws.root}", **params}.items() for arg in ("-P", f"{k}={v}")]
+    out = subprocess.run([str(mlflow_bin), "run", str(REPO), "-e", entry, "--env-manager", "local",
+                          "--experiment-name", ws.settings.project.experiment_name, *args],
+                         env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_mlflow_run_of_an_entry_point_leaves_one_readable_run(ws):
+    """A real ``mlflow run . -e evaluate_drift``: the gate logs into the project run itself."""
+    from driftgate.gating.testing import day, drift_rows, profile_rows
+
+    feats = ["tenure_months", "usage_gb", "age"]
+    drifting = drift_rows(12, feats, lambda d, c: 0.7 if d >= 8 else 0.02)
+    ws.tables.write(ws.settings.monitor.drift_metrics_table, drifting, mode="overwrite")
+    ws.tables.write(ws.settings.monitor.profile_metrics_table, profile_rows(12), mode="overwrite")
+    _mlflow_run(ws, "evaluate_drift", now=(day(12) + timedelta(hours=2)).isoformat())
     client = MlflowClient(ws.tracking_uri)
     [run] = _runs(client, ws)
     assert run.info.status == "FINISHED" and run.data.tags["mlflow.project.entryPoint"] == "evaluate_drift"
     assert run.data.tags["driftgate.gate.status"] == "EXCEEDED" and run.info.run_name == "gate-exceeded"
     assert run.data.metrics["gate.drift_exceeded"] == 1.0
+
+
+@pytest.mark.slow
+def test_mlflow_run_train_logs_the_model_in_its_run_and_sets_the_challenger(ws):
+    """``mlflow run . -e train``: one run holding the model (no parameter clash with the
+    trainer's), and the version it registered is the challenger a following ``-e shadow`` uses."""
+    from tests.training_world import world
+
+    world(ws, days=30, rows_per_day=40)
+    _mlflow_run(ws, "train")
+    client = MlflowClient(ws.tracking_uri)
+    [run] = _runs(client, ws)
+    assert run.info.status == "FINISHED" and run.data.tags["mlflow.project.entryPoint"] == "train"
+    assert run.data.params["estimator"] == ws.settings.training.estimator and "test_roc_auc" in run.data.metrics
+    version = run.data.tags["driftgate.model_version"]
+    assert ws.registry.alias_version(ws.settings.project.model_name, "challenger") == version

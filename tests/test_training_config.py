@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def load(*overrides: str):
-    return load_settings(REPO / "conf", "local", overrides)
+    return load_settings(REPO / "conf", "demo", overrides)
 
 
 def test_repo_conf_declares_the_demo_feature_lookup_once():

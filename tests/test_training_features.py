@@ -27,7 +27,7 @@ def test_point_in_time_join_takes_the_latest_row_at_or_before_and_never_the_futu
     feats = pd.DataFrame({"customer_id": ["a", "a", "a", "b", "b"],
                           "timestamp": [ts(0), ts(3), ts(4), ts(2, 1), ts(1)],
                           "usage_gb": [1.0, 3.0, 4.0, 99.0, 2.0]})
-    lookup = FeatureLookupConfig(table_name="m.s.f", features=["usage_gb"])
+    lookup = FeatureLookupConfig(table_name="m.s.f", lookup_key=["customer_id"], features=["usage_gb"])
     out = point_in_time_join(base, feats, lookup)
     # a@1 -> row of day 0; a@3 -> exact match day 3; b@2 -> day 1 (day 2 01:00 is the future);
     # c has no features -> null; a@5 -> day 4. Base order and rows are preserved.
@@ -39,7 +39,7 @@ def test_point_in_time_join_takes_the_latest_row_at_or_before_and_never_the_futu
 def test_plain_key_lookup_takes_the_latest_row_per_key():
     base = pd.DataFrame({"customer_id": ["a", "b"], "label": [0, 1]})
     feats = pd.DataFrame({"customer_id": ["a", "a", "b"], "timestamp": [ts(2), ts(1), ts(0)], "plan": ["x", "y", "z"]})
-    lookup = FeatureLookupConfig(table_name="m.s.f", timestamp_lookup_key=None, timeseries_column="timestamp",
+    lookup = FeatureLookupConfig(table_name="m.s.f", lookup_key=["customer_id"], timestamp_lookup_key=None, timeseries_column="timestamp",
                                  features=["plan"])
     assert point_in_time_join(base, feats, lookup)["plan"].tolist() == ["x", "z"]
 

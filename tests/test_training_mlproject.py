@@ -52,13 +52,15 @@ def test_entry_point_runs_the_matching_driftgate_command(tmp_path, entry, comman
     from driftgate.cli import app
 
     args = argv(tmp_path, entry)
-    assert args[0] == command and args[1:5] == ["--conf", "conf", "--env", "local"]
+    # The main entry point runs the demo, on the demo environment's names; every other one on local.
+    env = "demo" if entry == "main" else "local"
+    assert args[0] == command and args[1:5] == ["--conf", "conf", "--env", env]
     assert command in {c.name for c in app.registered_commands}
     assert "--set" not in args  # defaults change nothing configured in conf
 
 
 def test_parameters_map_to_options_and_set_overrides(tmp_path):
-    args = argv(tmp_path, "train", estimator="random_forest", use_best_params="true", decision_id="d-9",
+    args = argv(tmp_path, "train", estimator_name="random_forest", use_best_params="true", decision_id="d-9",
                 overrides="training.window_days=30 training.seed=5", params='{"max_depth": 4}')
     assert args[args.index("--decision-id") + 1] == "d-9" and "--use-best-params" in args
     assert args[args.index("--params") + 1] == '{"max_depth": 4}'
@@ -73,7 +75,7 @@ def test_parameters_map_to_options_and_set_overrides(tmp_path):
 def test_train_command_rejects_params_that_are_not_a_json_object(tmp_path):
     from driftgate.cli import app
 
-    result = CliRunner().invoke(app, ["train", "--conf", str(REPO / "conf"), "--set",
+    result = CliRunner().invoke(app, ["train", "--conf", str(REPO / "conf"), "--env", "demo", "--set",
                                       f"workspace.root={tmp_path}", "--params", "[1, 2]"])
     assert result.exit_code == 1
     assert "--params: must be a JSON object, got list" in result.output

@@ -54,7 +54,7 @@ def test_unknown_kind_and_bad_config_are_clear():
 def test_external_trigger_runs_without_touching_driftgate(installed_plugin, tmp_path):
     assert "marker_file" in available()
     marker = tmp_path / "marker.txt"
-    settings = load_settings(REPO / "conf", "local", (
+    settings = load_settings(REPO / "conf", "demo", (
         f"workspace.root={tmp_path / '.driftgate'}",
         "triggers.table_update.enabled=false",
         f"triggers.plugins=[{{name: marker, kind: marker_file, config: {{path: '{marker}'}}}}]",
@@ -75,7 +75,7 @@ def test_external_trigger_runs_without_touching_driftgate(installed_plugin, tmp_
 
 
 def test_plugin_with_bad_config_names_its_path(installed_plugin, tmp_path):
-    settings = load_settings(REPO / "conf", "local", (
+    settings = load_settings(REPO / "conf", "demo", (
         f"workspace.root={tmp_path / '.driftgate'}",
         "triggers.plugins=[{name: marker, kind: marker_file, config: {colour: red}}]",
     ))

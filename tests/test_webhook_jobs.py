@@ -81,7 +81,7 @@ def test_throttling_is_retried_by_the_sdk_with_the_same_token(httpserver, client
 def test_server_errors_are_retried_then_reported_as_transient(httpserver, client):
     httpserver.expect_request(RUN_NOW).respond_with_json(
         {"error_code": "INTERNAL_ERROR", "message": "boom"}, status=500)
-    launcher = DatabricksJobLauncher(client, job_id=1, clock=NoSleep(), retry_timeout_seconds=5)
+    launcher = DatabricksJobLauncher(client, job_id=1, clock=NoSleep(), retry_timeout_seconds=10)
     with pytest.raises(TransientLaunchError, match=r"still failing after retries \(InternalError: boom\)") as info:
         launcher.launch(_request())
     assert info.value.run_key == KEY
@@ -154,3 +154,49 @@ def test_local_launcher_runs_the_injected_task_graph():
     result = LocalJobLauncher("ws", fake_job).launch(_request())
     assert calls == [("ws", "webhook", KEY)]
     assert (result.run_id, result.state, result.details) == ("job-1", "succeeded", {"branch": "retrain"})
+
+
+def test_submit_passes_every_configured_field_in_the_documented_shape(httpserver, client):
+    httpserver.expect_request("/api/2.2/jobs/runs/submit", method="POST").respond_with_json({"run_id": 32})
+    submit = {
+        "run_name": "driftgate retrain",
+        "tasks": [{"task_key": "retrain", "environment_key": "default",
+                   "python_wheel_task": {"package_name": "driftgate", "entry_point": "retrain"}}],
+        "environments": [{"environment_key": "default", "spec": {"client": "1", "dependencies": ["driftgate"]}}],
+        "git_source": {"git_url": "https://github.com/acme/driftgate", "git_provider": "gitHub",
+                       "git_branch": "main"},
+        "run_as": {"service_principal_name": "6f1c2b3a-0000-4000-8000-000000000001"},
+        "timeout_seconds": 3600,
+        "email_notifications": {"on_failure": ["ml-oncall@example.com"]},
+        "idempotency_token": "ignored: the run key is the token",
+    }
+    DatabricksJobLauncher(client, submit_run=submit, clock=NoSleep()).launch(_request())
+    body = json.loads(httpserver.log[0][0].data)
+    expected = {k: v for k, v in submit.items() if k != "idempotency_token"}
+    assert body == {**expected, "idempotency_token": KEY, "queue": {"enabled": True}}
+
+
+def test_submit_refuses_a_field_runs_submit_does_not_take(client):
+    with pytest.raises(LaunchError, match=r"webhook.launch.submit_run.enviroments: not a runs/submit field"):
+        DatabricksJobLauncher(client, submit_run={"tasks": [], "enviroments": []})
+
+
+def test_throttling_never_outlasts_the_configured_budget(httpserver, monkeypatch):
+    """A launcher building its own client bounds the SDK's 429 retries (300 s by default, sleeping as long
+    as Retry-After says) by its budget."""
+    import time
+
+    httpserver.expect_request("/.well-known/databricks-config").respond_with_data("", status=404)
+    httpserver.expect_request(RUN_NOW).respond_with_response(
+        Response(json.dumps({"error_code": "REQUEST_LIMIT_EXCEEDED", "message": "slow down"}), status=429,
+                 headers={"Retry-After": "30", "Content-Type": "application/json"}))
+    for name in ("DATABRICKS_CONFIG_PROFILE", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABRICKS_HOST", httpserver.url_for("/").rstrip("/"))
+    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-test")
+    launcher = DatabricksJobLauncher(job_id=1, retry_timeout_seconds=3)
+    start = time.monotonic()
+    with pytest.raises(TransientLaunchError, match=r"still failing after retries \(RequestLimitExceeded"):
+        launcher.launch(_request())
+    assert time.monotonic() - start < 5
+    assert len([r for r, _ in httpserver.log if r.path == RUN_NOW]) == 2  # at once, and at the deadline

@@ -107,7 +107,7 @@ def test_instance_is_built_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("DRIFTGATE_STATE_DIR", str(tmp_path / "fn"))
     monkeypatch.setenv("DRIFTGATE_SET", f"workspace.root={tmp_path};webhook.launch.mode=run_now;"
                                         "webhook.launch.job_id=42")
-    monkeypatch.setenv("DRIFTGATE_WEBHOOK_TOKEN", "t")
+    monkeypatch.setenv("DRIFTGATE_WEBHOOK_TOKEN", "t" * 16)
     serverless.reset()
     try:
         wh = serverless.webhook_from_env()

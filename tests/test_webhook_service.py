@@ -2,10 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
@@ -41,6 +37,7 @@ def test_alert_is_acknowledged_then_launched_by_the_worker(service):
         time.sleep(0.05)
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["worker"] == "running" and health["queue"]["done"] >= 1
+    assert health["launching"] == [] and health["stuck"] == []
 
 
 def test_http_errors(service):
@@ -62,7 +59,8 @@ def test_openapi_document_describes_the_alert_route(service):
     doc = client.get("/openapi.json").json()
     route = doc["paths"][ALERT_PATH]["post"]
     schema = route["requestBody"]["content"]["application/json"]["schema"]
-    assert {s["title"] for s in schema["oneOf"]} == {"driftgate alert template", "alert-shaped default body"}
+    assert {s["title"] for s in schema["oneOf"]} == {
+        "driftgate alert template", "current Databricks SQL alert payload", "legacy Databricks SQL alert payload"}
     assert {"202", "400", "401", "413", "415"} <= set(route["responses"])
     assert "/healthz" in doc["paths"]
 
@@ -108,14 +106,6 @@ def test_loopback_detection():
     assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.5") and not is_loopback("example.com")
 
 
-def _cli(tmp_path, *args, env_extra=None, **kw):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTGATE_WEBHOOK_")}
-    env.update({"MLFLOW_DISABLE_TELEMETRY": "true", **(env_extra or {})})
-    cmd = [sys.executable, "-m", "driftgate.cli", "serve", "--set", f"workspace.root={tmp_path / '.driftgate'}",
-           *args]
-    return cmd, env
-
-
 def test_serve_refuses_to_start_without_credentials(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
@@ -131,28 +121,33 @@ def test_serve_refuses_to_start_without_credentials(tmp_path, monkeypatch):
         assert expected in " ".join(result.output.split())
 
 
-def test_serve_runs_insecure_on_loopback_and_answers(tmp_path):
-    from tests.webhook_support import REPO
+def test_serve_accepts_and_evaluates_the_documented_databricks_payloads(tmp_path):
+    """A real ``driftgate serve``: the current and the legacy alert payload are acknowledged, then the
+    shared gate evaluates each (no metric tables yet: INSUFFICIENT_DATA, so skipped, with the reason)."""
+    import sqlite3
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd, env = _cli(tmp_path, "--insecure", "--port", str(port), "--no-access-log")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    from tests.webhook_support import fixture_body, start_serve, stop_serve
+
+    root = tmp_path / ".driftgate"
+    proc, base = start_serve(root, "--set", "webhook.poll_seconds=0.1")
     try:
+        assert httpx.get(f"{base}/healthz").json()["status"] == "ok"
+        keys = []
+        for name in ("databricks_alert_current", "databricks_alert_legacy"):
+            answer = httpx.post(f"{base}{ALERT_PATH}", content=fixture_body(name),
+                                headers={"Content-Type": "application/json"}, timeout=10)
+            assert answer.status_code == 202, answer.text
+            keys.append(answer.json()["run_key"])
+        ok = httpx.post(f"{base}{ALERT_PATH}", content=template_body(state="OK"),
+                        headers={"Content-Type": "application/json"})
+        assert ok.status_code == 200 and ok.json()["launched"] is False
         deadline = time.monotonic() + 90
-        while True:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read().decode()
-                assert time.monotonic() < deadline, "driftgate serve did not start"
-                time.sleep(0.2)
-        assert health.json()["status"] == "ok"
-        answer = httpx.post(f"http://127.0.0.1:{port}{ALERT_PATH}", content=template_body(state="OK"),
-                            headers={"Content-Type": "application/json"})
-        assert answer.status_code == 200 and answer.json()["launched"] is False
+        while httpx.get(f"{base}/healthz").json()["queue"].get("done", 0) < 3:
+            assert proc.poll() is None and time.monotonic() < deadline, "the worker did not evaluate the alerts"
+            time.sleep(0.2)
     finally:
-        proc.terminate()
-        proc.wait(20)
+        stop_serve(proc)
+    assert keys == ["alert:9876543210987654:20260101T090000Z", "alert:98:20260101T090003Z"]
+    with sqlite3.connect(root / "webhook_queue.db") as conn:
+        rows = dict(conn.execute("SELECT run_key, outcome || ': ' || note FROM requests WHERE action = 'launch'"))
+    assert all(rows[k].startswith("skipped: gate said INSUFFICIENT_DATA") for k in keys), rows

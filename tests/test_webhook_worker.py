@@ -9,7 +9,9 @@ from driftgate.triggers.webhook.auth import Credentials
 from driftgate.triggers.webhook.service import open_webhook
 from driftgate.workspace.jobs import FakeJobLauncher, TransientLaunchError
 from tests.conftest import REPO
-from tests.webhook_support import AuditLog, Clock, FakeGate, basic, redash_body, template_body, webhook_settings
+from tests.webhook_support import (
+    PASSWORD, USER, AuditLog, Clock, FakeGate, basic, redash_body, template_body, webhook_settings,
+)
 
 
 def make(tmp_path, *sets, gate=None, launcher=None, clock=None, ws=None, audit=None):
@@ -17,7 +19,7 @@ def make(tmp_path, *sets, gate=None, launcher=None, clock=None, ws=None, audit=N
     clock = clock or Clock()
     launcher = launcher or FakeJobLauncher()
     audit = audit if audit is not None else AuditLog()
-    wh = open_webhook(settings, ws=ws, credentials=Credentials("databricks", "s3cret-pass"), launcher=launcher,
+    wh = open_webhook(settings, ws=ws, credentials=Credentials(USER, PASSWORD), launcher=launcher,
                       gate=gate or FakeGate("EXCEEDED"), audit=audit, state_dir=tmp_path / "state", clock=clock)
     return wh, launcher, audit, clock
 
@@ -99,7 +101,7 @@ def test_alerts_waiting_while_a_run_launches_are_covered_by_it(tmp_path):
     assert launcher.launches == 1
     for key in keys[1:]:
         row = wh.worker.queue.get(key)
-        assert row["outcome"] == "skipped" and row["note"] == f"covered by run fake-1 ({keys[0]})"
+        assert row["outcome"] == "skipped" and row["note"].startswith(f"covered by run fake-1 ({keys[0]})")
     assert [e["status"] for e in audit if e["kind"] == "trigger_skipped"] == ["covered", "covered"]
 
 
@@ -216,7 +218,7 @@ def test_the_real_shared_gate_decides(tmp_path, ws):
     from driftgate.workspace.audit import read_events
 
     launcher = FakeJobLauncher()
-    wh = open_webhook(ws.settings, ws=ws, credentials=Credentials("databricks", "s3cret-pass"), launcher=launcher)
+    wh = open_webhook(ws.settings, ws=ws, credentials=Credentials(USER, PASSWORD), launcher=launcher)
     key = deliver(wh)[1]["run_key"]
     assert wh.worker.drain() == ["skipped"]
     assert launcher.launches == 0
@@ -247,18 +249,30 @@ def test_a_failing_audit_trail_does_not_stop_the_launch(tmp_path):
     assert wh.worker.store.get(key).run_id == "fake-1"
 
 
-def test_an_in_process_run_keeps_other_workers_off_its_request(tmp_path):
-    seen = {}
+def test_an_in_process_run_keeps_other_workers_off_its_request_with_a_heartbeat(tmp_path):
+    """The lease is minutes, not a day, and renewed while the run lasts; the row names its owner."""
+    import os
+    import time
 
-    class Peeking(FakeJobLauncher):
+    seen = []
+
+    class Slow(FakeJobLauncher):
         def launch(self, request):
-            seen.update(wh.worker.queue.get(request.run_key))
+            seen.append(wh.worker.queue.get(request.run_key))
+            clock.advance(100)  # the run outlasts its first lease...
+            time.sleep(0.5)  # ...while the heartbeat (every lease/3 = 3.3 s here: floor 0.05) renews it
+            seen.append(wh.worker.queue.get(request.run_key))
             return super().launch(request)
 
-    wh, _, _, clock = make(tmp_path, launcher=Peeking(idempotent=False))
+    wh, _, _, clock = make(tmp_path, "webhook.lease_seconds=10", launcher=Slow(idempotent=False))
+    wh.worker.config = wh.worker.config.model_copy(update={"lease_seconds": 0.3})  # beat every 0.1 s
     deliver(wh)
+    start = clock()
     assert wh.worker.drain() == ["launched"]
-    assert seen["note"] == "launching" and seen["lease_until"] >= clock() + 86400
+    first, later = seen
+    assert first["note"] == "launching" and first["owner"].endswith(f":{os.getpid()}")
+    assert first["lease_until"] == start + 0.3
+    assert later["heartbeat_at"] == start + 100 and later["lease_until"] == start + 100.3
 
 
 def test_the_queue_row_ends_with_the_run(tmp_path):

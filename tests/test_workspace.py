@@ -278,6 +278,7 @@ class _RecordingSpark:
         self.options: dict[str, str] = {}
         self.saved: list[str] = []
         self.user_metadata = user_metadata
+        self.catalog = type("Catalog", (), {"tableExists": lambda _self, name: False})()
 
     def sql(self, text):
         assert text.startswith("DESCRIBE HISTORY")

@@ -9,12 +9,12 @@ from pathlib import Path
 from driftgate.core.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
-USER, PASSWORD, TOKEN, HMAC_SECRET = "databricks", "s3cret-pass", "tok-123", "hmac-key"
+USER, PASSWORD, TOKEN, HMAC_SECRET = "databricks", "s3cret-pass-0123456", "tok-0123456789abcdef", "hmac-key-0123456789"
 EVALUATED = "2026-08-01T09:00:00Z"
 
 
 def webhook_settings(tmp_path, *sets: str):
-    return load_settings(REPO / "conf", "local", (f"workspace.root={tmp_path / '.driftgate'}", *sets))
+    return load_settings(REPO / "conf", "demo", (f"workspace.root={tmp_path / '.driftgate'}", *sets))
 
 
 def basic(user: str = USER, password: str = PASSWORD) -> dict[str, str]:
@@ -83,3 +83,68 @@ class AuditLog(list):
 
     def kinds(self) -> list[str]:
         return [e["kind"] for e in self]
+
+
+FIXTURES = REPO / "tests" / "fixtures" / "webhook"
+
+
+def fixture_body(name: str, **changes) -> bytes:
+    """A documented Databricks payload (``databricks_alert_current`` / ``databricks_alert_legacy``)."""
+    data = json.loads((FIXTURES / f"{name}.json").read_text())
+    for path, value in changes.items():  # "alert.alert.custom_description" -> value
+        node = data
+        *parents, last = path.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return json.dumps(data).encode()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_serve(root, *args: str, env_extra: dict[str, str] | None = None, wait: bool = True,
+                max_files: int | None = None):
+    """``driftgate serve --insecure`` on loopback as a real child process; returns ``(proc, base_url)``
+    once ``/healthz`` answers (or at once with ``wait=False``). ``max_files`` sets its descriptor limit."""
+    import os
+    import subprocess
+    import sys
+
+    from driftgate.triggers.webhook.service import wait_until_healthy
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTGATE_WEBHOOK_", "DRIFTGATE_FAULT"))}
+    env.update({"MLFLOW_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "1", **(env_extra or {})})
+    cmd = [sys.executable, "-m", "driftgate.cli", "serve", "--set", f"workspace.root={root}", "--insecure",
+           "--port", str(port), "--no-access-log", *args]
+    def limit():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO,
+                            preexec_fn=limit if max_files else None)
+    base = f"http://127.0.0.1:{port}"
+    if wait:
+        try:
+            wait_until_healthy(base, proc, timeout=120)
+        except RuntimeError as exc:
+            proc.kill()
+            raise RuntimeError(f"{exc}: {proc.stderr.read().decode()[-3000:]}") from None
+    return proc, base
+
+
+def stop_serve(proc) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except Exception:  # noqa: BLE001 - a test cleanup
+            proc.kill()
+            proc.wait(5)

@@ -104,19 +104,17 @@ class FeatureLookupConfig(StrictModel):
     row, the latest feature row with the same key and a time at or before the row's.
     """
 
-    table_name: TableName = "main.driftgate_demo.customer_features"
-    lookup_key: list[str] = Field(default_factory=lambda: ["customer_id"], min_length=1)
+    table_name: TableName
+    """The feature table (three-level name)."""
+    lookup_key: list[str] = Field(min_length=1)
     """Columns of the training table that match the feature table's primary key."""
     timestamp_lookup_key: str | None = "timestamp"
     """Training-table column for point-in-time lookups (None: plain key join)."""
     timeseries_column: str | None = None
     """Locally: the feature table's time column (default: same name as ``timestamp_lookup_key``).
     On Databricks the table's TIMESERIES primary key plays this role."""
-    features: list[str] = Field(
-        default_factory=lambda: ["tenure_months", "monthly_charges", "support_calls", "usage_gb", "age", "plan",
-                                 "region"],
-        min_length=1,
-    )
+    features: list[str] = Field(min_length=1)
+    """Feature table columns the model takes as inputs."""
 
     @field_validator("lookup_key", mode="before")
     @classmethod
@@ -139,11 +137,12 @@ class FloorThreshold(StrictModel):
 class TrainingConfig(StrictModel):
     """The model: data, features, estimator, time-based split, imbalance, calibration, floor."""
 
-    table: TableName = "main.driftgate_demo.training_set"
+    table: TableName = "main.default.training_set"
     """Labelled rows: lookup keys, the timestamp and the label (features come from lookups)."""
     label_col: str = "label"
     timestamp_col: str = "timestamp"
-    feature_lookups: list[FeatureLookupConfig] = Field(default_factory=lambda: [FeatureLookupConfig()])
+    feature_lookups: list[FeatureLookupConfig] = Field(default_factory=list)
+    """Features joined from feature tables (none by default)."""
     table_features: list[str] = Field(default_factory=list)
     """Model inputs read from the training table itself rather than looked up."""
     estimator: str = "hist_gradient_boosting"
@@ -202,8 +201,6 @@ class TrainingConfig(StrictModel):
         for feat in self.table_features:
             if feat in seen:
                 raise ValueError(f"table_features: {feat!r} is already looked up from {seen[feat]}")
-        if not seen and not self.table_features:
-            raise ValueError("feature_lookups / table_features: the model needs at least one feature")
         return self
 
     @property

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from driftgate.core.errors import TableError, TrainingError
+from driftgate.core.errors import TrainingError
 from driftgate.training.config import FeatureLookupConfig, TrainingConfig
 
 __all__ = ["TableVersion", "table_version", "TrainingData", "FeatureSource", "LocalFeatureSource", "DatabricksFeatureSource",
@@ -40,13 +40,7 @@ class TableVersion:
 def table_version(tables, name: str, role: str) -> TableVersion:
     """Pin the current version of ``name`` (and, for local Delta tables, its folder and id)."""
     version = tables.version(name)
-    path = table_id = None
-    if hasattr(tables, "path"):
-        from deltalake import DeltaTable
-
-        path = str(tables.path(name))
-        table_id = DeltaTable(path, version=version).metadata().id
-    return TableVersion(name, version, role, path, table_id)
+    return TableVersion(name, version, role, tables.location(name), tables.table_id(name, version))
 
 
 @dataclass
@@ -78,14 +72,7 @@ class FeatureSource(Protocol):
 
 
 def _columns(tables, name: str) -> list[str]:
-    if hasattr(tables, "schema"):
-        return list(tables.schema(name).names)
-    if hasattr(tables, "spark"):
-        try:
-            return list(tables.spark.table(name).columns)
-        except Exception as exc:
-            raise TableError(f"{name}: cannot read the table's columns: {exc}", table=name) from exc
-    return list(tables.read(name).schema.names)
+    return list(tables.schema(name).names)
 
 
 def _check_feature_table(name: str, columns: list[str], lookup: FeatureLookupConfig, *, need_time: bool) -> None:
@@ -257,7 +244,7 @@ def feature_source(ws) -> FeatureSource:
     if ws.settings.workspace.backend == "databricks":
         from databricks.feature_engineering import FeatureEngineeringClient
 
-        return DatabricksFeatureSource(FeatureEngineeringClient(), ws.tables.spark, ws.tables)
+        return DatabricksFeatureSource(FeatureEngineeringClient(), ws.tables.spark_session(), ws.tables)
     return LocalFeatureSource(ws.tables)
 
 

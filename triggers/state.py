@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from driftgate.core.errors import TriggerError
+from driftgate.core.records import RunKeyStatus
 
 __all__ = ["StateStore", "RunKeyRecord", "RUN_STATUSES", "state_store_for", "reseed_from_events"]
 
-RUN_STATUSES = ("claimed", "running", "succeeded", "failed", "skipped", "queued")
+RUN_STATUSES = tuple(RunKeyStatus)
 """``claimed`` is the status a key gets from :meth:`StateStore.claim`; the others come from ``finish``."""
 
 # Statuses that do not count as "the trigger fired" for cooldowns: a skipped request
@@ -59,12 +60,15 @@ class RunKeyRecord:
 
     run_key: str
     source: str
-    status: str
+    status: RunKeyStatus
     claimed_at: datetime
     details: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
     reason: str | None = None
     finished_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", RunKeyStatus(self.status))
 
 
 def _utc(at: datetime | None) -> datetime:

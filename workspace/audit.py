@@ -14,11 +14,12 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["EVENT_KINDS", "events_table", "record_event", "read_events"]
+__all__ = ["EVENT_KINDS", "events_table", "record_event", "record_events", "read_events", "has_event"]
 
 EVENT_KINDS = (
     "gate_decision", "trigger_fired", "trigger_skipped", "alert_received", "launch",
     "train", "shadow", "promotion", "refusal", "rollback", "job_run", "notification", "monitor_refresh",
+    "init", "traffic_logged", "labels_logged", "baseline_refresh", "job_cooldown",
 )
 
 _SCHEMA = pa.schema([
@@ -45,6 +46,7 @@ def record_event(
     status: str | None = None,
     details: dict[str, Any] | None = None,
     at: datetime | None = None,
+    event_id: str | None = None,
 ) -> str:
     """Append one event (one Delta commit). Returns its ``event_id``.
 
@@ -55,21 +57,39 @@ def record_event(
         subject: what it is about (a table, ``model@version``, an alert id).
         status: a short outcome (``EXCEEDED``, ``PASS``, ``launched``, ...).
         details: JSON-serialisable record.
+        event_id: a caller-chosen id (an interrupted step's intent id), so the caller can tell
+            afterwards whether this event was recorded (:func:`has_event`); a fresh UUID otherwise.
     """
-    if kind not in EVENT_KINDS:
-        raise ValueError(f"audit kind must be one of {EVENT_KINDS}, got {kind!r}")
-    event_id = uuid.uuid4().hex
-    row = {
-        "event_id": [event_id],
-        "at": [at or datetime.now(timezone.utc)],
-        "kind": [kind],
-        "run_key": [run_key],
-        "subject": [subject],
-        "status": [status],
-        "details": [json.dumps(details or {}, default=str, sort_keys=True)],
+    return record_events(ws, [{"kind": kind, "run_key": run_key, "subject": subject, "status": status,
+                               "details": details, "at": at, "event_id": event_id}])[0]
+
+
+def record_events(ws, events: list[dict[str, Any]]) -> list[str]:
+    """Append several events in one Delta commit. Returns their ``event_id`` values.
+
+    Args:
+        ws: the open workspace.
+        events: dicts with ``kind`` and optionally ``run_key``, ``subject``, ``status``, ``details``, ``at``
+            (as :func:`record_event` takes them), and ``event_id`` (default: a fresh UUID).
+    """
+    for ev in events:
+        if ev["kind"] not in EVENT_KINDS:
+            raise ValueError(f"audit kind must be one of {EVENT_KINDS}, got {ev['kind']!r}")
+    if not events:
+        return []
+    ids = [ev.get("event_id") or uuid.uuid4().hex for ev in events]
+    now = datetime.now(timezone.utc)
+    rows = {
+        "event_id": ids,
+        "at": [ev.get("at") or now for ev in events],
+        "kind": [ev["kind"] for ev in events],
+        "run_key": [ev.get("run_key") for ev in events],
+        "subject": [ev.get("subject") for ev in events],
+        "status": [ev.get("status") for ev in events],
+        "details": [json.dumps(ev.get("details") or {}, default=str, sort_keys=True) for ev in events],
     }
-    ws.tables.write(events_table(ws), pa.table(row, schema=_SCHEMA), mode="append")
-    return event_id
+    ws.tables.write(events_table(ws), pa.table(rows, schema=_SCHEMA), mode="append")
+    return ids
 
 
 def read_events(ws, kinds: list[str] | tuple[str, ...] | None = None, limit: int = 20) -> list[dict[str, Any]]:
@@ -83,3 +103,11 @@ def read_events(ws, kinds: list[str] | tuple[str, ...] | None = None, limit: int
     for r in rows[:limit]:
         r["details"] = json.loads(r["details"] or "{}")
     return rows[:limit]
+
+
+def has_event(ws, event_id: str) -> bool:
+    """Whether the event ``event_id`` was recorded."""
+    name = events_table(ws)
+    if not ws.tables.exists(name):
+        return False
+    return ws.tables.read(name, columns=["event_id"], filters=[("event_id", "=", event_id)]).num_rows > 0

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +18,8 @@ if TYPE_CHECKING:
     from driftgate.core.settings import Settings
 
 __all__ = ["Workspace", "open_workspace", "MLPROJECT_RUN_TAG", "EXPERIMENT_KIND_TAG", "EXPERIMENT_KIND",
-           "mlproject_run_id", "stage_run_tags", "nest_stage_runs", "open_stage_run", "reopen_run"]
+           "mlproject_run_id", "stage_run_tags", "nest_stage_runs", "open_stage_run", "reopen_run",
+           "run_key_scope"]
 
 MLPROJECT_RUN_TAG = "driftgate.mlproject_run_id"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -25,6 +28,18 @@ EXPERIMENT_KIND = "custom_model_development"
 _PARENT_ENV = "DRIFTGATE_MLPROJECT_RUN_ID"
 _ADOPTED_ENV = "DRIFTGATE_MLPROJECT_ADOPTED_RUN_ID"
 _PARENT_RUN_TAG = "mlflow.parentRunId"
+_RUN_KEY: ContextVar[str | None] = ContextVar("driftgate_run_key", default=None)
+
+
+@contextmanager
+def run_key_scope(run_key: str | None):
+    """Stage runs opened inside get the tag ``driftgate.run_key`` (a launcher sets it around a job run,
+    so the runs a crash leaves ``RUNNING`` can be found and ended by that key)."""
+    token = _RUN_KEY.set(run_key)
+    try:
+        yield
+    finally:
+        _RUN_KEY.reset(token)
 
 
 def mlproject_run_id() -> str | None:
@@ -41,6 +56,8 @@ def stage_run_tags() -> dict[str, str]:
     the command runs several stages, :func:`nest_stage_runs`) ``mlflow.parentRunId``, so the UI
     shows the stage runs nested under the project run."""
     tags: dict[str, str] = {}
+    if run_key := _RUN_KEY.get():
+        tags["driftgate.run_key"] = run_key
     if parent := os.environ.get(_PARENT_ENV):
         tags[MLPROJECT_RUN_TAG] = parent
         tags[_PARENT_RUN_TAG] = parent

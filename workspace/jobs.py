@@ -12,8 +12,13 @@ A trigger that decided to retrain hands a :class:`LaunchRequest` to a
 """
 from __future__ import annotations
 
+import enum
 import hashlib
+import logging
+import os
+import socket
 import threading
+import typing
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Literal, Protocol, runtime_checkable
@@ -22,10 +27,15 @@ from driftgate.core.errors import DriftgateError, LaunchError
 
 __all__ = [
     "LaunchRequest", "LaunchResult", "JobLauncher", "DatabricksJobLauncher", "LocalJobLauncher",
-    "FakeJobLauncher", "TransientLaunchError", "idempotency_token", "launcher_for",
+    "FakeJobLauncher", "TransientLaunchError", "idempotency_token", "launcher_for", "end_running_runs",
+    "process_owner", "owner_is_dead", "RUN_KEY_TAGS",
 ]
 
 MAX_TOKEN_CHARS = 64
+RUN_KEY_TAGS = ("driftgate.run_key", "driftgate.reason.run_key")
+"""MLflow tags that name the run key a run belongs to (the gate's run; the training run's reason)."""
+
+log = logging.getLogger("driftgate.jobs")
 
 
 class TransientLaunchError(LaunchError):
@@ -83,11 +93,20 @@ class DatabricksJobLauncher:
     Throttling (429) and 503 answers are retried inside the SDK's API client (it honours
     ``Retry-After``); 500/504 and network failures are retried here with the SDK's
     :func:`databricks.sdk.retries.retried`, safe because the idempotency token makes
-    every attempt the same run. If retries run out the error is a
-    :class:`TransientLaunchError` and the caller keeps the request queued.
+    every attempt the same run. Both loops share one budget, ``retry_timeout_seconds``:
+    they run on a clock whose sleeps are cut at the launch's deadline and which stops the
+    retrying once it has passed, so neither a long ``Retry-After`` nor the SDK's own 300 s
+    default can stretch a launch beyond the budget (plus one request). If retries run out the
+    error is a :class:`TransientLaunchError` and the caller keeps the request queued.
+
+    ``submit_run`` is the whole ``runs/submit`` body: every field ``jobs.submit`` takes
+    (``tasks``, ``environments``, ``git_source``, ``run_as``, ``timeout_seconds``,
+    ``email_notifications``, ...) is passed on, converted to the SDK's types; an unknown
+    field is refused when the launcher is built.
 
     Args:
-        client: a ``WorkspaceClient`` (default: one built from the environment).
+        client: a ``WorkspaceClient`` (default: one built from the environment, with the budget as its
+            retry timeout; a client passed in keeps its own ``retry_timeout_seconds``).
         job_id: the job to ``run_now``; required unless ``submit_run`` is given.
         job_parameters: parameters added to every run (request parameters win).
         queue: send ``queue: {enabled: true}``.
@@ -108,8 +127,9 @@ class DatabricksJobLauncher:
         self.job_parameters = dict(job_parameters or {})
         self.queue = queue
         self.submit_run = submit_run
+        self._submit_kwargs = _submit_kwargs(submit_run) if submit_run else None
         self.retry_timeout_seconds = retry_timeout_seconds
-        self.clock = clock
+        self.clock = _BudgetClock(clock)
 
     @property
     def client(self):
@@ -117,8 +137,10 @@ class DatabricksJobLauncher:
         # must start (and acknowledge alerts) even while Databricks is unreachable.
         if self._client is None:
             from databricks.sdk import WorkspaceClient
+            from databricks.sdk.config import Config
 
-            self._client = WorkspaceClient()
+            self._client = WorkspaceClient(config=Config(
+                retry_timeout_seconds=int(self.retry_timeout_seconds) + 1, clock=self.clock))
         return self._client
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
@@ -133,6 +155,8 @@ class DatabricksJobLauncher:
 
         token = idempotency_token(request.run_key)
         transient = (sdk_errors.InternalError, sdk_errors.TemporarilyUnavailable, sdk_errors.DeadlineExceeded)
+
+        self.clock.deadline = self.clock.time() + self.retry_timeout_seconds
 
         @retried(on=list(transient), timeout=timedelta(seconds=self.retry_timeout_seconds), clock=self.clock)
         def call():
@@ -155,18 +179,69 @@ class DatabricksJobLauncher:
         from databricks.sdk.service import jobs
 
         queue = jobs.QueueSettings(enabled=True) if self.queue else None
-        if self.submit_run:
-            body = dict(self.submit_run)
-            body.pop("idempotency_token", None)
-            tasks = [jobs.SubmitTask.from_dict(t) for t in body.pop("tasks", [])]
-            return self.client.jobs.submit(
-                run_name=body.pop("run_name", f"driftgate retrain {request.run_key}"),
-                tasks=tasks, idempotency_token=token, queue=queue,
-                timeout_seconds=body.pop("timeout_seconds", None),
-            )
+        if self._submit_kwargs is not None:
+            kwargs = {"run_name": f"driftgate retrain {request.run_key}", "queue": queue, **self._submit_kwargs}
+            return self.client.jobs.submit(**kwargs, idempotency_token=token)
         parameters = {**self.job_parameters, **request.parameters}
         return self.client.jobs.run_now(job_id=self.job_id, job_parameters=parameters or None,
                                         idempotency_token=token, queue=queue)
+
+
+class _BudgetClock:
+    """A ``databricks.sdk`` clock for one launch at a time: sleeps end at ``deadline``, and a sleep asked
+    for after it raises :class:`TimeoutError`, which ends the SDK's retry loops."""
+
+    def __init__(self, base=None):
+        from databricks.sdk.clock import RealClock
+
+        self.base = base or RealClock()
+        self.deadline = float("inf")
+
+    def time(self) -> float:
+        return self.base.time()
+
+    def sleep(self, seconds: float) -> None:
+        remaining = self.deadline - self.base.time()
+        if remaining <= 0:
+            raise TimeoutError("the launch's retry budget (webhook.launch.retry_timeout_seconds) is spent")
+        self.base.sleep(min(seconds, remaining))
+
+
+def _submit_kwargs(body: dict[str, Any]) -> dict[str, Any]:
+    """``jobs.submit`` keyword arguments from a ``runs/submit`` body, each field in the SDK's type.
+
+    Raises:
+        LaunchError: a field ``jobs.submit`` does not take (the message names it).
+    """
+    from databricks.sdk.service import jobs
+
+    hints = typing.get_type_hints(jobs.JobsAPI.submit)
+    kwargs = {}
+    for name, value in body.items():
+        if name == "idempotency_token":
+            continue  # always the run key's
+        if name not in hints or name == "return":
+            known = ", ".join(sorted(h for h in hints if h not in ("return", "idempotency_token")))
+            raise LaunchError(f"webhook.launch.submit_run.{name}: not a runs/submit field; expected one of {known}")
+        kwargs[name] = _sdk_value(hints[name], value)
+    return kwargs
+
+
+def _sdk_value(hint: Any, value: Any) -> Any:
+    """``value`` (JSON) as the SDK type ``hint`` names: dataclasses via ``from_dict``, enums, lists."""
+    if value is None:
+        return None
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    origin = typing.get_origin(hint)
+    if origin is typing.Union and len(args) == 1:
+        return _sdk_value(args[0], value)
+    if origin is list:
+        return [_sdk_value(args[0], v) for v in value]
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(value)
+    if hasattr(hint, "from_dict"):
+        return hint.from_dict(value)
+    return value
 
 
 def _translate(exc: Exception, run_key: str) -> LaunchError:
@@ -175,8 +250,10 @@ def _translate(exc: Exception, run_key: str) -> LaunchError:
 
     transient = (sdk_errors.TooManyRequests, sdk_errors.InternalError, sdk_errors.TemporarilyUnavailable,
                  sdk_errors.DeadlineExceeded, requests.ConnectionError, requests.Timeout)
-    # The SDK's retry loops end in TimeoutError/RuntimeError raised from the last API error.
-    root = exc.__cause__ if isinstance(exc, TimeoutError | RuntimeError) and exc.__cause__ else exc
+    # The SDK's retry loops end in TimeoutError/RuntimeError raised from the last API error (or, when
+    # the budget clock stops them, raised while handling it).
+    last = (exc.__cause__ or exc.__context__) if isinstance(exc, TimeoutError | RuntimeError) else None
+    root = last or exc
     what = f"{type(root).__name__}: {root}".strip()
     if isinstance(root, transient):
         return TransientLaunchError(f"run key {run_key}: Jobs API still failing after retries ({what})",
@@ -188,7 +265,10 @@ class LocalJobLauncher:
     """Run the retraining task graph in this process, exactly as the table trigger does.
 
     Not idempotent across crashes: the caller marks the key ``running`` first, so a
-    restart does not start the same key twice.
+    restart does not start the same key twice. Any exception of the task graph (a
+    ``ValueError`` from scikit-learn, an MLflow or deltalake error) becomes a
+    :class:`LaunchError` naming it, and the MLflow runs it left ``RUNNING`` are ended as
+    ``FAILED`` (:meth:`abandon`), as they are for a process that died mid-run.
     """
 
     idempotent = False
@@ -200,13 +280,68 @@ class LocalJobLauncher:
         self.run_job = run_job
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
+        from driftgate.workspace.context import run_key_scope
+
         try:
-            result = self.run_job(self.ws, trigger=request.trigger, run_key=request.run_key)
-        except DriftgateError as exc:
-            raise LaunchError(f"run key {request.run_key}: local retraining job failed: {exc}",
+            with run_key_scope(request.run_key):  # every stage run of the job is tagged with the key
+                result = self.run_job(self.ws, trigger=request.trigger, run_key=request.run_key)
+        except Exception as exc:  # noqa: BLE001 - the launch boundary: whatever failed, say what and clean up
+            what = str(exc) if isinstance(exc, DriftgateError) else f"{type(exc).__name__}: {exc}"
+            ended = self.abandon(request.run_key)
+            suffix = f"; ended MLflow runs {', '.join(ended)} as FAILED" if ended else ""
+            raise LaunchError(f"run key {request.run_key}: local retraining job failed: {what}{suffix}",
                               run_key=request.run_key) from exc
         details = result.as_dict() if hasattr(result, "as_dict") else {}
         return LaunchResult(str(result.job_run_id), "succeeded", details)
+
+    def abandon(self, run_key: str) -> list[str]:
+        """End as ``FAILED`` every MLflow run of ``run_key`` still ``RUNNING``; returns their ids.
+
+        Runs are found by their run-key tags (:data:`RUN_KEY_TAGS`); call it only when no
+        process runs that key any more (after a failure, or for a dead owner).
+        """
+        return end_running_runs(self.ws.tracking_uri, run_key)
+
+
+def end_running_runs(tracking_uri: str, run_key: str) -> list[str]:
+    """End as ``FAILED`` the MLflow runs tagged with ``run_key`` that are still ``RUNNING``."""
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+
+    client = MlflowClient(tracking_uri)
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    if not experiments:
+        return []
+    quoted = run_key.replace("'", "\\'")
+    ended = []
+    for tag in RUN_KEY_TAGS:
+        for run in client.search_runs(experiments, f"tags.`{tag}` = '{quoted}' and attributes.status = 'RUNNING'",
+                                      run_view_type=ViewType.ALL):
+            if run.info.run_id not in ended:
+                client.set_terminated(run.info.run_id, "FAILED")
+                ended.append(run.info.run_id)
+    if ended:
+        log.warning("run key %s: ended MLflow runs %s left RUNNING as FAILED", run_key, ", ".join(ended))
+    return ended
+
+
+def process_owner() -> str:
+    """``host:pid`` of this process: who holds a launch, for heartbeats and recovery."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_is_dead(owner: str | None) -> bool:
+    """True if ``owner`` (``host:pid``) names a process of this host that no longer exists."""
+    host, _, pid = (owner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's, or unknown: only its lease can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class FakeJobLauncher:

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 
 from driftgate.core.errors import TableConflict, TableError
 from driftgate.core.types import split_name
 
-__all__ = ["TableStore", "DeltaTableStore", "CHECKPOINT_INTERVAL", "COMPACT_MIN_FILES", "METADATA_PREFIX"]
+__all__ = [
+    "TableStore", "DeltaTableStore", "Filter", "FILTER_OPS", "check_append_types", "filter_expression",
+    "CHECKPOINT_INTERVAL", "COMPACT_MIN_FILES", "METADATA_PREFIX",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,51 +35,216 @@ METADATA_PREFIX = "driftgate."
 WriteMode = Literal["append", "overwrite"]
 
 
-@runtime_checkable
-class TableStore(Protocol):
-    """What every stage needs from a lakehouse."""
+Filter = tuple[str, str, Any]
+"""``(column, op, value)``; ``column`` may name a struct field as ``window.start``; ``op`` is one of
+:data:`FILTER_OPS` (``in`` / ``not in`` take a list). A list of filters is their conjunction."""
 
-    def exists(self, name: str) -> bool: ...
+FILTER_OPS = ("=", "==", "!=", ">", ">=", "<", "<=", "in", "not in")
 
+
+class TableStore(ABC):
+    """What every stage needs from a lakehouse: the one table interface of driftgate.
+
+    Stages call these methods and nothing else (no probing for capabilities, no opening a
+    table behind the store's back). Abstract methods are what every store must do; the
+    others have a default that states what a store without that capability does. The
+    contract suite ``tests/test_table_store_contract.py`` runs against every store.
+
+    Names are Unity Catalog names ``catalog.schema.table``. Every write is one transaction:
+    a failed write leaves the table as it was.
+    """
+
+    keeps_commit_metadata: ClassVar[bool] = False
+    """Whether :meth:`write` keeps ``metadata`` in the commit and :meth:`commit_metadata` reads it back."""
+
+    supports_transactions: ClassVar[bool] = False
+    """Whether :meth:`write` honours ``txn`` and :meth:`transaction_version` reads the steps back.
+    A store without it refuses a ``txn`` write (a caller asking for a guard never gets an
+    unguarded write); callers that can do without the guard check this flag first."""
+
+    @abstractmethod
+    def exists(self, name: str) -> bool:
+        """Whether the table exists."""
+
+    @abstractmethod
     def version(self, name: str) -> int:
-        """Current Delta version of ``name``; raises :class:`TableError` if missing."""
-        ...
+        """Current version of ``name``; raises :class:`TableError` if missing."""
 
-    def read(
-        self,
-        name: str,
-        columns: list[str] | None = None,
-        filters: list[tuple[str, str, Any]] | None = None,
-        version: int | None = None,
-    ) -> pa.Table: ...
+    @abstractmethod
+    def merge(self, name: str, source: pa.Table, *, on: str, update: list[str]) -> int:
+        """Delta MERGE: rows of ``name`` whose ``on`` matches a ``source`` row get its ``update``
+        columns (late labels by request id); returns the target rows updated. One commit."""
 
-    def write(
-        self,
-        name: str,
-        data: pa.Table,
-        mode: WriteMode = "append",
-        replace_where: str | None = None,
-        partition_by: list[str] | None = None,
-        metadata: dict[str, str] | None = None,
-    ) -> int:
-        """Write in one transaction; returns the new table version.
-
-        ``metadata`` goes into that commit's info (``driftgate.*`` keys), where
-        :meth:`commit_metadata` finds it again without reading any rows.
-        """
-        ...
-
-    def commit_metadata(self, name: str) -> dict[str, str]:
-        """The ``driftgate.*`` keys of the latest commit ({} when another writer made it)."""
-        ...
-
-    def read_since(self, name: str, version: int) -> pa.Table:
-        """Rows appended after ``version`` (for incremental refresh)."""
-        ...
-
+    @abstractmethod
     def last_modified(self, name: str) -> float:
         """Commit time (epoch seconds) of the latest version."""
-        ...
+
+    def schema(self, name: str) -> pa.Schema:
+        """The table's Arrow schema. Default: the schema of a full read (stores override it
+        with a metadata lookup)."""
+        return self.read(name).schema
+
+    @abstractmethod
+    def read(self, name: str, columns: list[str] | None = None, filters: list[Filter] | None = None,
+             version: int | None = None) -> pa.Table:
+        """Rows of ``name`` (at ``version``; default the latest), projected to ``columns`` and
+        filtered by the conjunction of ``filters`` (see :data:`Filter`), pushed into the scan."""
+
+    @abstractmethod
+    def read_since(self, name: str, version: int) -> pa.Table:
+        """Rows added by the commits after ``version`` (for incremental refresh); rows that a
+        commit rewrote (a label filled in) count as added."""
+
+    @abstractmethod
+    def write(self, name: str, data: pa.Table, mode: WriteMode = "append", replace_where: str | None = None,
+              partition_by: list[str] | None = None, metadata: dict[str, str] | None = None,
+              txn: tuple[str, int] | None = None) -> int:
+        """Write in one transaction; returns the new table version.
+
+        Args:
+            name: the table; created by the first write.
+            data: the rows.
+            mode: ``append`` (new columns are added; a column's type may only widen, see
+                :func:`check_append_types`) or ``overwrite`` (rows and schema replaced).
+            replace_where: overwrite only the rows matching this SQL predicate (types checked
+                as for an append).
+            partition_by: partition columns of a table this write creates.
+            metadata: ``driftgate.*`` keys kept in this commit's info, where
+                :meth:`commit_metadata` finds them again without reading any rows.
+            txn: ``(app_id, step)``: the write lands only if ``step`` is above the step recorded
+                for ``app_id``, and records it in the same commit; else :class:`TableConflict`
+                and nothing written. Only stores with :attr:`supports_transactions`; others refuse.
+
+        Raises:
+            TableError: the write failed or was refused; the table is as it was.
+        """
+
+    def commit_metadata(self, name: str) -> dict[str, str]:
+        """The ``driftgate.*`` keys of the latest commit ({} when another writer made it).
+        Default: {} (a store that keeps no commit info: callers read the rows instead)."""
+        return {}
+
+    def transaction_version(self, name: str, app_id: str) -> int | None:
+        """The latest step a ``txn`` write recorded for ``app_id`` (None if never).
+        Default: None (see :attr:`supports_transactions`)."""
+        return None
+
+    @abstractmethod
+    def restore(self, name: str, version: int | None) -> None:
+        """Put ``name`` back to ``version`` as a new commit; ``None`` (the table did not exist
+        then) drops it. Used to undo the first of two writes when the second fails."""
+
+    def compact(self, name: str, min_files: int = COMPACT_MIN_FILES) -> bool:
+        """Merge a table's small files once it holds ``min_files``; returns whether it ran.
+        Default: False, never (the platform compacts, as Databricks' auto-compaction does)."""
+        return False
+
+    def files(self, name: str) -> list[str] | None:
+        """URIs of the current version's data files, for readers that scan them directly (the
+        Spark engine on local tables). Default: None (read the table by name)."""
+        return None
+
+    def location(self, name: str) -> str | None:
+        """The local folder of the table's files, recorded with training data.
+        Default: None (the name is the address, as in Unity Catalog)."""
+        return None
+
+    def table_id(self, name: str, version: int | None = None) -> str | None:
+        """The table's stable id (Delta metadata id) when known without a network call.
+        Default: None."""
+        return None
+
+    def scratch_dir(self) -> Path | None:
+        """A local folder beside the tables for caches that may be lost (monitor summaries).
+        Default: None (no local folder: in-process caches only)."""
+        return None
+
+    def spark_session(self) -> Any | None:
+        """The Spark session the store works through. Default: None."""
+        return None
+
+    def _refuse_txn(self, name: str, txn: tuple[str, int] | None) -> None:
+        if txn is not None and not self.supports_transactions:
+            raise TableError(f"{name}: {type(self).__name__} records no application transactions, so the guarded "
+                             f"write txn={txn!r} cannot be honoured; nothing written", table=name)
+
+
+# Delta's type widening: wider integers, and integers up to 32 bits to double (exact)
+_WIDENING: dict[pa.DataType, tuple[pa.DataType, ...]] = {
+    pa.int8(): (pa.int16(), pa.int32(), pa.int64(), pa.float64()),
+    pa.int16(): (pa.int32(), pa.int64(), pa.float64()),
+    pa.int32(): (pa.int64(), pa.float64()),
+    pa.uint8(): (pa.int16(), pa.int32(), pa.int64(), pa.float64()),
+    pa.uint16(): (pa.int32(), pa.int64(), pa.float64()),
+    pa.uint32(): (pa.int64(), pa.float64()),
+    pa.float16(): (pa.float32(), pa.float64()),
+    pa.float32(): (pa.float64(),),
+}
+
+
+def _plain(t: pa.DataType) -> pa.DataType:
+    """The logical type: dictionary encoding and large / view layouts do not change the values."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    if pa.types.is_large_list(t) or pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
+        return pa.list_(t.value_field)
+    return t
+
+
+def _type_loss(new: pa.DataType, old: pa.DataType) -> str | None:
+    """Why storing ``new`` values in an ``old`` column would change them; None when it would not."""
+    new, old = _plain(new), _plain(old)
+    if new == old or pa.types.is_null(new):
+        return None
+    if pa.types.is_timestamp(new) and pa.types.is_timestamp(old):
+        if (new.tz is None) != (old.tz is None):
+            return ("a timestamp without time zone would be taken as UTC" if new.tz is None
+                    else "a timestamp with a time zone would lose it")
+        return None  # the unit only: the table keeps microseconds, as Delta does
+    if old in _WIDENING.get(new, ()):
+        return None
+    if pa.types.is_struct(new) and pa.types.is_struct(old):
+        for f in new:
+            idx = old.get_field_index(f.name)
+            if idx >= 0 and (why := _type_loss(f.type, old.field(idx).type)):
+                return f"field {f.name!r}: {why}"
+        return None  # new fields are schema evolution
+    if pa.types.is_list(new) and pa.types.is_list(old):
+        return _type_loss(new.value_type, old.value_type)
+    if pa.types.is_map(new) and pa.types.is_map(old):
+        return _type_loss(new.key_type, old.key_type) or _type_loss(new.item_type, old.item_type)
+    return "its values would be converted"
+
+
+def check_append_types(name: str, table: pa.Schema, data: pa.Schema) -> None:
+    """Refuse data whose column types would change its values in the table, as Unity Catalog does.
+
+    Appending 52.7 to an integer column would store 52, 2 to a boolean column True, and a
+    timestamp without time zone would be taken as UTC. Allowed: equal types, new columns
+    (schema evolution), all-NULL columns, safe widening (int8→int16→int32→int64, unsigned to a
+    wider signed integer, integers of up to 32 bits to float64, float16→float32→float64, as
+    Delta's type widening allows), string / large_string and other layouts of
+    one type, struct fields by the same rules (new fields too), and timestamps that differ only
+    in unit with the same time zone (the table keeps microseconds, as Delta does). Anything else
+    is refused: narrowing (int64 data into an int32 column), int64 into float64 (inexact above
+    2**53), floating into integer, integer into boolean, naive into zoned timestamps.
+
+    Raises:
+        TableError: naming the table, the column and both types.
+    """
+    for f in data:
+        idx = table.get_field_index(f.name)
+        if idx < 0:
+            continue
+        want = table.field(idx).type
+        why = _type_loss(f.type, want)
+        if why is not None:
+            raise TableError(f"{name}: column {f.name!r} is {want} in the table but {f.type} in the data ({why}); "
+                             "nothing written: cast the column to the table's type first", table=name)
 
 
 def _commit_stamp(path: Path, version: int) -> tuple[int, int] | None:
@@ -87,8 +256,11 @@ def _commit_stamp(path: Path, version: int) -> tuple[int, int] | None:
     return st.st_ino, st.st_mtime_ns
 
 
-class DeltaTableStore:
+class DeltaTableStore(TableStore):
     """Local Delta tables written with ``deltalake`` under ``<root>/<catalog>/<schema>/<table>``."""
+
+    supports_transactions: ClassVar[bool] = True
+    keeps_commit_metadata: ClassVar[bool] = True
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -159,17 +331,27 @@ class DeltaTableStore:
         """Current data files (what Spark reads locally; the folder alone has stale files)."""
         return list(self._table(name).file_uris())
 
+    def location(self, name: str) -> str:
+        return str(self.path(name))
+
+    def table_id(self, name: str, version: int | None = None) -> str:
+        return str(self._table(name, version).metadata().id)
+
+    def scratch_dir(self) -> Path:
+        return self.root
+
     def schema(self, name: str) -> pa.Schema:
         return pa.schema(self._table(name).schema().to_arrow())
 
     def read(self, name, columns=None, filters=None, version=None) -> pa.Table:
         table = self._table(name, version)
+        expr = filter_expression(filters, name)
         try:
             if filters:
                 skipped = _read_skipping(table, columns, filters)
                 if skipped is not None:
                     return skipped
-            return table.to_pyarrow_table(columns=columns, filters=filters)
+            return table.to_pyarrow_table(columns=columns, filters=expr)
         except Exception as exc:
             raise TableError(f"{name}: read failed: {exc}", table=name) from exc
 
@@ -192,9 +374,21 @@ class DeltaTableStore:
             before = set(self._table(name, version).file_uris())
             new = [uri for uri in current_files if uri not in before]
         if not new:
-            return table.schema().to_arrow().empty_table() if hasattr(table.schema(), "to_arrow") else pa.table({})
+            return pa.schema(table.schema().to_arrow()).empty_table()
         parts = [pq.read_table(uri) for uri in new]
         return pa.concat_tables(parts, promote_options="default")
+
+    def merge(self, name: str, source: pa.Table, *, on: str, update: list[str]) -> int:
+        """Delta MERGE through ``deltalake`` (see :class:`TableStore`)."""
+        table = self._table(name)
+        q = _sql_ident
+        try:
+            merger = table.merge(source=source, predicate=f"t.{q(on)} = s.{q(on)}", source_alias="s",
+                                 target_alias="t")
+            stats = merger.when_matched_update(updates={q(c): f"s.{q(c)}" for c in update}).execute()
+        except Exception as exc:
+            raise TableError(f"{name}: merge on {on} failed: {exc}", table=name) from exc
+        return int(stats.get("num_target_rows_updated", 0))
 
     def transaction_version(self, name: str, app_id: str) -> int | None:
         """The latest Delta application-transaction version recorded for ``app_id`` (None if never)."""
@@ -229,6 +423,8 @@ class DeltaTableStore:
             commit["custom_metadata"] = _prefixed(metadata)
         # the store's up-to-date handle: the writer need not open the table again (~10-25 ms)
         target = self._table(name) if self.exists(name) else None
+        if target is not None and (mode == "append" or replace_where is not None):
+            check_append_types(name, pa.schema(target.schema().to_arrow()), data.schema)
         if txn is not None:
             app_id, txn_version = txn
             done = target.transaction_version(app_id) if target is not None else None
@@ -261,6 +457,19 @@ class DeltaTableStore:
                 log.warning("%s: checkpoint at version %s failed: %s", name, version, exc)
         return version
 
+    def restore(self, name: str, version: int | None) -> None:
+        if version is None:
+            import shutil
+
+            shutil.rmtree(self.path(name), ignore_errors=True)
+            return
+        try:
+            self._table(name).restore(version)
+        except TableError:
+            raise
+        except Exception as exc:
+            raise TableError(f"{name}: restore to version {version} failed: {exc}", table=name) from exc
+
     def compact(self, name: str, min_files: int = COMPACT_MIN_FILES) -> bool:
         """Merge the table's files into few once it holds ``min_files`` or more.
 
@@ -289,8 +498,47 @@ def _latest_metadata(table) -> dict[str, str]:
     return {k: str(v) for k, v in info.items() if k.startswith(METADATA_PREFIX)}
 
 
+def _sql_ident(name: str) -> str:
+    """A column name for a Delta SQL predicate: bare when plain lower-case, else double-quoted."""
+    import re
+
+    return name if re.fullmatch(r"[a-z_][a-z0-9_]*", name) else '"' + name.replace('"', '""') + '"'
+
+
 def _prefixed(metadata: dict[str, str]) -> dict[str, str]:
     return {(k if k.startswith(METADATA_PREFIX) else METADATA_PREFIX + k): str(v) for k, v in metadata.items()}
+
+
+def filter_expression(filters: list[Filter] | None, name: str = "?"):
+    """The pyarrow dataset expression of a conjunction of :data:`Filter` s (None for no filters).
+
+    Raises:
+        TableError: an operator outside :data:`FILTER_OPS`.
+    """
+    import pyarrow.dataset as ds
+
+    expr = None
+    for col, op, value in filters or []:
+        field = ds.field(*col.split("."))
+        if op in ("=", "=="):
+            term = field == value
+        elif op == "!=":
+            term = field != value
+        elif op == ">":
+            term = field > value
+        elif op == ">=":
+            term = field >= value
+        elif op == "<":
+            term = field < value
+        elif op == "<=":
+            term = field <= value
+        elif op in ("in", "not in"):
+            term = field.isin(list(value))
+            term = ~term if op == "not in" else term
+        else:
+            raise TableError(f"{name}: filter operator must be one of {', '.join(FILTER_OPS)}, got {op!r}", table=name)
+        expr = term if expr is None else expr & term
+    return expr
 
 
 def _read_skipping(table, columns, filters) -> pa.Table | None:
@@ -315,7 +563,7 @@ def _read_skipping(table, columns, filters) -> pa.Table | None:
     actions = pa.table(table.get_add_actions(flatten=True))
     keep = pa.array([True] * actions.num_rows)
     for col, op, value in filters:
-        if op not in ("=", "==", ">", ">=", "<", "<=") or f"min.{col}" not in actions.column_names:
+        if op not in ("=", "==", ">", ">=", "<", "<=") or "." in col or f"min.{col}" not in actions.column_names:
             continue
         typ = schema.field(col).type
         if not (pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_timestamp(typ)
@@ -341,7 +589,7 @@ def _read_skipping(table, columns, filters) -> pa.Table | None:
         return None
     files = [uri for uri in table.file_uris() if _file_name(uri) in kept]
     data = ds.dataset(files, schema=schema, format="parquet")
-    return data.to_table(columns=columns, filter=pq.filters_to_expression(filters))
+    return data.to_table(columns=columns, filter=filter_expression(filters))
 
 
 def _file_name(path: str) -> str:

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, cli_errors, console, workspace_from
+from driftgate.runtime import AsOfOpt, ConfOpt, EnvOpt, SetOpt, cli_errors, console, parse_as_of, workspace_from
 from driftgate.gating.decision import Decision
 
 _COLOURS = {"EXCEEDED": "bold red", "OK": "bold green", "INSUFFICIENT_DATA": "bold yellow",
@@ -17,8 +17,12 @@ def gate(
     conf: ConfOpt = None,
     env: EnvOpt = None,
     set_: SetOpt = None,
-    now: Annotated[str | None, typer.Option(help="evaluate as of this UTC time (ISO 8601), default now")] = None,
+    as_of: AsOfOpt = None,
+    now: Annotated[str | None, typer.Option(help="the same as --as-of (kept for scripts)")] = None,
     trigger: Annotated[str, typer.Option(help="what asked for the decision (recorded)")] = "manual",
+    record: Annotated[bool, typer.Option(
+        help="record the decision (MLflow run, decisions row, audit event, task values); --no-record records "
+             "and publishes nothing, to replay history or ask what-if")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="print the decision as JSON only")] = False,
 ) -> None:
     """Evaluate the drift gate and print the decision with its reasons.
@@ -30,8 +34,13 @@ def gate(
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
-        when = tasks.parse_time(now, "--now")
-        decision = tasks.evaluate(ws, job=tasks.JobContext(trigger=trigger), now=when)
+        when = parse_as_of(as_of) or parse_as_of(now, "--now")
+        if record:
+            decision = tasks.evaluate(ws, job=tasks.JobContext(trigger=trigger), now=when)
+        else:
+            from driftgate import gating
+
+            decision = gating.evaluate(ws, ws.settings.gate, now=when, trigger=trigger, publish=False, record=False)
     if json_out:
         console.print_json(decision.to_json())
     else:

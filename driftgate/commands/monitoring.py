@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, cli_errors, console, progress_bar, workspace_from
+from driftgate.runtime import (AsOfOpt, ConfOpt, EnvOpt, SetOpt, cli_errors, console, parse_as_of, progress_bar,
+                               workspace_from)
 
 
 def monitor(
@@ -16,6 +17,7 @@ def monitor(
     chart: Annotated[Path | None, typer.Option("--chart", help="write a drift-over-time chart (.png or .html)")] = None,
     top: Annotated[int, typer.Option("--top", help="rows in the most-drifted-columns table")] = 8,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    as_of: AsOfOpt = None,
 ) -> None:
     """Refresh the profile and drift metric tables (incremental); the refresh is logged as an MLflow run."""
     from rich.table import Table
@@ -27,7 +29,8 @@ def monitor(
         ws = workspace_from(conf, env, set_)
         cfg = ws.settings.monitor
         with progress_bar("profiling windows", enabled=not quiet) as callback:
-            result = tasks.monitor(ws, progress=callback)
+            when = parse_as_of(as_of)
+            result = tasks.monitor(ws, progress=callback, now=when)
         console.print(
             f"monitor [bold]{result.mode}[/]: {cfg.table_name}@v{result.source_version} -> "
             f"{len(result.windows)} window(s), {result.profile_rows} profile rows, {result.drift_rows} drift rows "
@@ -35,6 +38,12 @@ def monitor(
         if not ws.tables.exists(cfg.drift_metrics_table):
             return
         drift = ws.tables.read(cfg.drift_metrics_table)
+        if when is not None:  # replaying: the report and chart stop at --as-of
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            starts = pc.struct_field(drift.column("window"), "start")
+            drift = drift.filter(pc.less(starts, pa.scalar(when, starts.type)))
         for drift_type in ("BASELINE", "CONSECUTIVE"):
             ranked = most_drifted(drift, cfg, drift_type=drift_type, limit=top)
             if not ranked:

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from driftgate.runtime import EXIT_REFUSED, ConfOpt, EnvOpt, SetOpt, cli_errors, console, workspace_from
+from driftgate.runtime import (EXIT_REFUSED, AsOfOpt, ConfOpt, EnvOpt, SetOpt, cli_errors, console, parse_as_of,
+                               workspace_from)
 
 _COLOURS = {"PASS": "bold green", "FAIL": "bold red", "INSUFFICIENT_DATA": "bold yellow", "NO_LABELS": "bold yellow",
             "promoted": "bold green", "rolled_back": "bold green", "refused": "bold red",
@@ -22,6 +23,7 @@ def shadow(
     set_: SetOpt = None,
     version: Annotated[str | None, typer.Option(help="challenger version (default: the one `train` registered, "
                                                      "else the challenger alias)")] = None,
+    as_of: AsOfOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Shadow-evaluate the challenger against the champion on recent traffic.
@@ -33,7 +35,7 @@ def shadow(
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
-        result = tasks.shadow(ws, version=version)
+        result = tasks.shadow(ws, version=version, now=parse_as_of(as_of))
     if result is None:
         console.print("nothing to shadow-test: the last `train` registered no candidate (pass --version)")
     elif json_out:
@@ -54,10 +56,11 @@ def promote(
     first. Exit code 0 when promoted, 3 when not (refused, awaiting approval, dry run, nothing
     to promote: the reason is printed and recorded), 1 on an error.
     """
-    from driftgate import tasks
+    from driftgate import promotion, tasks
 
     with cli_errors():
         ws = workspace_from(conf, env, set_)
+        promotion.recover(ws)  # finish a promotion a dead process left, whatever the task finds next
         outcome = tasks.promote(ws)
     _finish(outcome, json_out)
 
@@ -121,16 +124,37 @@ def status(
     env: EnvOpt = None,
     set_: SetOpt = None,
     limit: Annotated[int, typer.Option(help="rows per table")] = 5,
+    as_of: AsOfOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show champion, challenger, previous champion, recent decisions and runs."""
+    """Show champion, challenger, previous champion, recent decisions and runs.
+
+    --as-of also shows what the gate says as of that time (evaluated, not recorded).
+    """
     with cli_errors():
         ws = workspace_from(conf, env, set_)
         data = collect_status(ws, limit=limit)
+        when = parse_as_of(as_of)
+        if when is not None:
+            from driftgate import gating
+
+            decision = gating.evaluate(ws, ws.settings.gate, now=when, trigger="status", publish=False,
+                                       record=False)
+            data["gate_as_of"] = {"as_of": when.isoformat(), "status": decision.status,
+                                  "summary": decision.summary}
     if json_out:
         typer.echo(json.dumps(data, default=str, indent=2))
         return
+    if "gate_as_of" in data:
+        g = data["gate_as_of"]
+        console.print(f"gate as of {g['as_of']}: [bold]{g['status']}[/] ({g['summary']})", highlight=False)
     name = ws.settings.project.model_name
+    if data["recovery"]:
+        rec = data["recovery"]
+        console.print(f"[bold yellow]recovered[/] an interrupted {rec['op']} of v{rec['version']} "
+                      f"({rec['outcome']}): {rec['message']}", highlight=False, soft_wrap=True)
+    for violation in data["invariant"]:
+        console.print(f"[bold red]alias invariant violated[/]: {violation}", highlight=False, soft_wrap=True)
     models = Table("alias", "version", "decision", "key metrics", "run", title=f"{name}", header_style="bold")
     for row in data["aliases"]:
         models.add_row(row["alias"], row["version"] or "-", row.get("decision") or "-",
@@ -157,12 +181,19 @@ def _detail(details: dict[str, Any]) -> str:
 
 
 def collect_status(ws, *, limit: int = 5) -> dict[str, Any]:
-    """What ``driftgate status`` shows, as data: aliases with key metrics, and recent audit events."""
+    """What ``driftgate status`` shows, as data: aliases with key metrics, and recent audit events.
+
+    An interrupted promotion or rollback is finished first (``recovery``; on Databricks, where no
+    lock tells a dead promotion from a running one, only intents older than 10 minutes), and the
+    aliases are checked against the alias invariant (``invariant``: the violations, if any).
+    """
     from driftgate.workspace.audit import read_events
     from driftgate.core.errors import RegistryError
+    from driftgate.promotion import alias_invariant, recover
     from driftgate.promotion.moves import aliases
 
     name = ws.settings.project.model_name
+    recovered = recover(ws, min_age_seconds=0.0 if ws.root is not None else 600.0)
     rows = []
     for alias, version in aliases(ws).items():
         row: dict[str, Any] = {"alias": alias, "version": version}
@@ -180,6 +211,8 @@ def collect_status(ws, *, limit: int = 5) -> dict[str, Any]:
         rows.append(row)
     return {
         "model": name,
+        "recovery": recovered.to_dict() if recovered else None,
+        "invariant": alias_invariant(ws),
         "aliases": rows,
         "gate": read_events(ws, ["gate_decision"], limit),
         "runs": read_events(ws, ["trigger_fired", "trigger_skipped", "launch", "job_run"], limit),

@@ -26,11 +26,11 @@ def serve(
     from driftgate.core.errors import ConfigError
     from driftgate.triggers.webhook.auth import Credentials
     from driftgate.pipeline import run_retraining_job
-    from driftgate.triggers.webhook.service import create_app, is_loopback, open_webhook
+    from driftgate.triggers.webhook.service import create_app, is_loopback, open_webhook, uvicorn_options
 
     with cli_errors():
         settings = settings_from(conf, env, set_)
-        credentials = Credentials.from_env()
+        credentials = Credentials.from_env().check()
         if not credentials.configured:
             if not insecure:
                 raise ConfigError(
@@ -57,4 +57,5 @@ def serve(
     driftgate_log = logging.getLogger("driftgate")
     driftgate_log.addHandler(handler)
     driftgate_log.setLevel(logging.INFO)
-    uvicorn.run(create_app(webhook), host=host, port=port, access_log=access_log, log_level="info")
+    uvicorn.run(create_app(webhook), host=host, port=port, access_log=access_log, log_level="info",
+                **uvicorn_options(settings.webhook))

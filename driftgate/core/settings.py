@@ -4,7 +4,8 @@ Layers, later wins (Kedro's ``conf/base`` + ``conf/local`` idea, one overlay per
 bundle target):
 
 1. ``conf/base/*.yml``      committed defaults, no secrets
-2. ``conf/<env>/*.yml``     committed overlay per environment: ``local`` (default) or ``databricks``
+2. ``conf/<env>/*.yml``     committed overlay per environment: ``local`` (default), ``databricks``, or
+                            ``demo`` (local + the seeded churn world's names; what ``make demo`` uses)
 3. ``conf/user/*.yml``      git-ignored personal layer (paths, experiments; still no secrets)
 4. ``overrides``            ``key.path=value`` strings from the CLI (``--set``) or job parameters
 
@@ -43,19 +44,20 @@ from driftgate.workspace.config import WorkspaceConfig
 __all__ = ["Settings", "ProjectConfig", "DemoConfig", "load_settings", "secret", "ENVIRONMENTS", "Origin",
            "removed_defaults_tags", "EffectiveValue", "effective_values"]
 
-ENVIRONMENTS = ("local", "databricks")
+ENVIRONMENTS = ("local", "databricks", "demo")
+"""``demo``: the local overlay plus the seeded churn world's names, slices and windows (``make demo``)."""
 
 
 class ProjectConfig(StrictModel):
     """Names shared by every stage; the same three-level names in every profile."""
 
-    model_name: ModelName = "main.driftgate_demo.churn_model"
+    model_name: ModelName = "main.default.model"
     """Registered model, three-level as in Unity Catalog; aliases champion/challenger/previous_champion."""
-    experiment_name: str = "/Shared/driftgate/churn_model"
+    experiment_name: str = "/Shared/driftgate/model"
     """MLflow experiment every stage logs its runs to (a workspace path on Databricks)."""
-    inference_table: TableName = "main.driftgate_demo.inference_log"
+    inference_table: TableName = "main.default.inference_log"
     """The table the champion's served requests, predictions and late labels land in."""
-    audit_schema: SchemaName = "main.driftgate_demo"
+    audit_schema: SchemaName = "main.default"
     """Where the audit trail tables live (``<audit_schema>.driftgate_decisions`` ...)."""
     problem_type: ProblemType = "binary"
     """What the model predicts, the one source of truth for every stage: ``binary`` or ``multiclass``
@@ -86,7 +88,7 @@ class DemoConfig(StrictModel):
 class Settings(StrictModel):
     """The whole, validated configuration of one driftgate deployment."""
 
-    env: Literal["local", "databricks"] = "local"
+    env: Literal["local", "databricks", "demo"] = "local"
     """Set by the loader from --env / $DRIFTGATE_ENV; selects the conf overlay."""
     workspace: WorkspaceConfig = WorkspaceConfig()
     project: ProjectConfig = ProjectConfig()

@@ -29,9 +29,11 @@ class LaunchConfig(StrictModel):
     queue: bool = True
     """Send ``queue: {enabled: true}`` so a busy job queues the run instead of skipping it."""
     submit_run: dict[str, Any] | None = None
-    """For ``submit``: the ``runs/submit`` body without ``idempotency_token`` (``run_name``, ``tasks``, ...)."""
+    """For ``submit``: the ``runs/submit`` body (``run_name``, ``tasks``, ``environments``, ``git_source``, ``run_as``,
+    ...); every field is passed on, an unknown one is refused; ``idempotency_token`` is always the run key."""
     retry_timeout_seconds: int = Field(60, ge=1)
-    """How long one launch attempt keeps retrying 429/5xx answers in-process (SDK retry machinery)."""
+    """How long one launch attempt keeps retrying 429/5xx answers in-process (SDK retry machinery): the attempt,
+    the SDK's own retries and ``Retry-After`` waits included, ends within it."""
     max_attempts: int = Field(8, ge=1)
     """Queue-level attempts before a launch is given up with a recorded reason."""
     backoff_seconds: float = Field(30.0, ge=0)
@@ -67,7 +69,20 @@ class WebhookConfig(StrictModel):
     for the disk (p99 over 300 ms on a busy shared disk)."""
     poll_seconds: float = Field(0.5, gt=0)
     """How often the worker looks for queued requests."""
-    lease_seconds: int = Field(600, ge=10)
-    """A request taken by a worker that died is retaken after this long."""
+    lease_seconds: int = Field(120, ge=10)
+    """A request taken by a worker that died is retaken after this long. A launch in progress renews it
+    every third of this (a heartbeat), so a long local training run keeps it; a dead process's launch
+    is recovered within this long, or at once when ``driftgate serve`` restarts on the same host."""
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    """A connection that has not sent a complete request head (request line and headers) this long after
+    it opened, or after its previous answer, is closed: slow clients cannot hold descriptors forever."""
+    body_timeout_seconds: float = Field(10.0, gt=0)
+    """Reading the whole body may take this long; slower senders get 408 and the connection is closed."""
+    max_connections: int = Field(200, ge=1)
+    """Open connections beyond this are closed as soon as they are accepted. Keep it at least 160 under the
+    process's descriptor limit (``ulimit -n``): the service keeps ~25 files open, and up to two bursts of 64
+    connections are accepted before the extra ones are closed."""
+    keep_alive_seconds: int = Field(5, ge=1)
+    """An idle keep-alive connection is closed after this long (uvicorn's ``timeout_keep_alive``)."""
     launch: LaunchConfig = LaunchConfig()
     """How the worker starts the retraining job (in-process, or through the Jobs API)."""

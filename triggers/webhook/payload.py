@@ -1,19 +1,24 @@
 """What a Databricks SQL alert sends, parsed into one frozen record.
 
-No official schema exists for the body a SQL alert posts to a generic webhook, so
-two shapes are accepted and unknown fields are ignored:
+Three shapes are accepted and unknown fields are ignored (as the Databricks documentation
+asks of receivers):
 
-* the **driftgate template**: a flat JSON object the user puts in the alert's custom
-  body (``state``, ``alert_id`` or ``alert_url``, ``alert_name``, ``evaluated_at``,
-  ``value``, ``threshold``; see :data:`CUSTOM_TEMPLATE`);
-* the **alert-shaped default** inherited from Redash:
-  ``{"event": ..., "alert": {"id", "name", "state", "options": {"column", "op", "value"}, ...}}``.
+* the **current SQL alert payload** (https://docs.databricks.com/sql/user/alerts/webhook-payload):
+  ``{"event", "url_base", "alert": {"title", "description", "alert": {"id", "name", ...,
+  "custom_summary", "custom_description", "evaluations": [{"source", "threshold", "state",
+  "last_evaluated_at", ...}]}}}``. A ``custom_description`` holding the driftgate template
+  (a JSON object) is read as the template, with the envelope's id as the default id;
+* the **legacy alert payload**, inherited from Redash:
+  ``{"event": ..., "alert": {"id", "name", "state", "options": {"column", "op", "value"}, ...}}``;
+* the **driftgate template** posted as the whole body by other senders: a flat JSON object
+  (``state``, ``alert_id`` or ``alert_url``, ``alert_name``, ``evaluated_at``, ``value``,
+  ``threshold``; see :data:`CUSTOM_TEMPLATE`).
 """
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -48,7 +53,8 @@ class AlertNotification:
     state: str
     """``TRIGGERED``, ``OK``, ``UNKNOWN`` or ``ERROR``."""
     shape: str
-    """``template`` (the driftgate custom body) or ``alert`` (the default alert-shaped body)."""
+    """``template`` (the driftgate template as the body), ``current`` (the current alert payload; with
+    ``+template`` when its ``custom_description`` held the template) or ``alert`` (the legacy payload)."""
     alert_name: str | None = None
     evaluated_at: datetime | None = None
     """When the alert was evaluated, if the body says; None means the receiver's clock decides."""
@@ -77,49 +83,126 @@ def parse_alert(body: bytes) -> AlertNotification:
         WebhookError: status 400, with a message naming the part of the body that is wrong.
     """
     try:
-        data = json.loads(body.decode("utf-8"))
+        data = _json(body.decode("utf-8"), "body")
     except UnicodeDecodeError:
         raise WebhookError("body: must be UTF-8 JSON, got undecodable bytes") from None
-    except json.JSONDecodeError as exc:
-        raise WebhookError(f"body: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    except RecursionError:
-        raise WebhookError("body: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise WebhookError(f"body: must be a JSON object, got {_kind(data)}")
     alert = data.get("alert")
     if alert is not None:
         if not isinstance(alert, dict):
             raise WebhookError(f"body.alert: must be an object, got {_kind(alert)}")
+        if "alert" in alert:
+            return _from_current(alert)
         return _from_alert_shape(alert)
-    return _from_template(data)
+    return _from_template(data, "body")
 
 
-def _from_template(data: dict[str, Any]) -> AlertNotification:
-    state = _state(data.get("state", data.get("alert_status")), "body.state")
-    url = _text(data.get("alert_url"), "body.alert_url")
-    name = _text(data.get("alert_name"), "body.alert_name")
-    alert_id = _text(data.get("alert_id"), "body.alert_id")
-    if alert_id and alert_id.startswith("<"):
+def _json(text: str, where: str) -> Any:
+    # Every way the decoder can refuse is the sender's mistake, hence a 400 naming it: a
+    # number over Python's integer-digit limit raises a plain ValueError, deep nesting a RecursionError.
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise WebhookError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise WebhookError(f"{where}: JSON nested too deeply") from None
+    except ValueError as exc:
+        raise WebhookError(f"{where}: not usable JSON ({str(exc).split(';')[0][:120]})") from None
+
+
+_TITLE_STATE = re.compile(r"changed status to ([A-Za-z]+)\s*$")
+
+
+def _from_current(envelope: dict[str, Any]) -> AlertNotification:
+    """The current SQL alert payload: ``body.alert`` is the notification, ``body.alert.alert`` the alert."""
+    alert = envelope["alert"]
+    if not isinstance(alert, dict):
+        raise WebhookError(f"body.alert.alert: must be an object, got {_kind(alert)}")
+    alert_id = _id(alert.get("id"), "body.alert.alert.id")
+    evaluation, where = _evaluation(alert)
+    custom = alert.get("custom_description")
+    if isinstance(custom, str) and custom.lstrip().startswith("{"):
+        template = _json(custom, "body.alert.alert.custom_description")
+        if isinstance(template, dict):
+            fallback = {"alert_id": alert_id, "alert_name": alert.get("name"),
+                        "evaluated_at": evaluation.get("last_evaluated_at")}
+            merged = {**{k: v for k, v in fallback.items() if v is not None},
+                      **{k: v for k, v in template.items() if v not in (None, "") and not _placeholder(v)}}
+            parsed = _from_template(merged, "body.alert.alert.custom_description")
+            return replace(parsed, shape="current+template")
+    state = evaluation.get("state")
+    state_where = f"{where}.state"
+    if state is None and isinstance(envelope.get("title"), str) and (m := _TITLE_STATE.search(envelope["title"])):
+        state, state_where = m.group(1), "body.alert.title"
+    threshold = evaluation.get("threshold") or {}
+    value = threshold.get("value") if isinstance(threshold, dict) else None
+    source = evaluation.get("source") or {}
+    return AlertNotification(
+        alert_id=alert_id, state=_state(state, state_where), shape="current",
+        alert_name=_text(alert.get("name"), "body.alert.alert.name"),
+        evaluated_at=_time(evaluation.get("last_evaluated_at"), f"{where}.last_evaluated_at"),
+        threshold=_operand(value, f"{where}.threshold.value"),
+        column=_text(source.get("name") if isinstance(source, dict) else None, f"{where}.source.name"),
+    )
+
+
+def _evaluation(alert: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The alert's (first) evaluation: ``evaluations[0]`` in the webhook payload, ``evaluation`` in the API."""
+    evaluations = alert.get("evaluations")
+    if evaluations is not None:
+        if not isinstance(evaluations, list):
+            raise WebhookError(f"body.alert.alert.evaluations: must be an array, got {_kind(evaluations)}")
+        if evaluations:
+            if not isinstance(evaluations[0], dict):
+                raise WebhookError(f"body.alert.alert.evaluations[0]: must be an object, got {_kind(evaluations[0])}")
+            return evaluations[0], "body.alert.alert.evaluations[0]"
+    single = alert.get("evaluation")
+    if isinstance(single, dict):
+        return single, "body.alert.alert.evaluation"
+    return {}, "body.alert.alert.evaluations[0]"
+
+
+def _operand(value: Any, where: str) -> float | str | None:
+    """An Alerts V2 operand value: ``{"double_value": ...}``, ``{"string_value": ...}`` or ``{"bool_value": ...}``."""
+    if not isinstance(value, dict):
+        return _number(value, where) if not isinstance(value, bool) else str(value).lower()
+    for name in ("double_value", "string_value"):
+        if name in value:
+            return _number(value[name], f"{where}.{name}")
+    if "bool_value" in value:
+        return str(bool(value["bool_value"])).lower()
+    return None
+
+
+def _placeholder(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("<") and value.endswith(">")
+
+
+def _from_template(data: dict[str, Any], where: str) -> AlertNotification:
+    state = _state(data.get("state", data.get("alert_status")), f"{where}.state")
+    url = _text(data.get("alert_url"), f"{where}.alert_url")
+    name = _text(data.get("alert_name"), f"{where}.alert_name")
+    alert_id = _text(data.get("alert_id"), f"{where}.alert_id")
+    if alert_id and _placeholder(alert_id):
         alert_id = None  # the template's placeholder left as is
     if not alert_id and url and (m := _ALERT_ID_IN_URL.search(url)):
         alert_id = m.group(1)
     alert_id = alert_id or name
     if not alert_id:
-        raise WebhookError("body: needs alert_id, an alert_url ending in /alerts/<id>, or alert_name; got none")
+        raise WebhookError(f"{where}: needs alert_id, an alert_url ending in /alerts/<id>, or alert_name; got none")
     return AlertNotification(
         alert_id=alert_id, state=state, shape="template", alert_name=name,
-        evaluated_at=_time(data.get("evaluated_at"), "body.evaluated_at"),
-        value=_number(data.get("value"), "body.value"), threshold=_number(data.get("threshold"), "body.threshold"),
-        column=_text(data.get("column"), "body.column"), url=url,
+        evaluated_at=_time(data.get("evaluated_at"), f"{where}.evaluated_at"),
+        value=_number(data.get("value"), f"{where}.value"),
+        threshold=_number(data.get("threshold"), f"{where}.threshold"),
+        column=_text(data.get("column"), f"{where}.column"), url=url,
     )
 
 
 def _from_alert_shape(alert: dict[str, Any]) -> AlertNotification:
     state = _state(alert.get("state"), "body.alert.state")
-    raw_id = alert.get("id")
-    if isinstance(raw_id, bool) or not isinstance(raw_id, int | str) or str(raw_id).strip() == "":
-        raise WebhookError(f"body.alert.id: must be a non-empty string or integer, got {_kind(raw_id)}")
-    alert_id = _text(str(raw_id), "body.alert.id")
+    alert_id = _id(alert.get("id"), "body.alert.id")
     options = alert.get("options") or {}
     if not isinstance(options, dict):
         raise WebhookError(f"body.alert.options: must be an object, got {_kind(options)}")
@@ -133,6 +216,14 @@ def _from_alert_shape(alert: dict[str, Any]) -> AlertNotification:
         threshold=_number(options.get("value"), "body.alert.options.value"),
         column=_text(options.get("column"), "body.alert.options.column"),
     )
+
+
+def _id(raw: Any, where: str) -> str:
+    if isinstance(raw, bool) or not isinstance(raw, int | str) or str(raw).strip() == "":
+        raise WebhookError(f"{where}: must be a non-empty string or integer, got {_kind(raw)}")
+    if isinstance(raw, int) and abs(raw) >= 10 ** 40:
+        raise WebhookError(f"{where}: must be at most 40 digits")
+    return _text(str(raw), where)
 
 
 def _kind(value: Any) -> str:
@@ -171,7 +262,10 @@ def _number(value: Any, where: str) -> float | str | None:
     if isinstance(value, bool):
         raise WebhookError(f"{where}: must be a number or text, got a boolean")
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            raise WebhookError(f"{where}: number out of range") from None
         return number if number == number and abs(number) != float("inf") else str(value)
     if isinstance(value, str):
         try:

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 from driftgate.core.errors import ConfigError, WebhookError
-from driftgate.triggers.webhook.auth import Credentials, authenticate
+from driftgate.triggers.webhook.auth import TIMESTAMP_HEADER, Credentials, authenticate
 from driftgate.triggers.webhook.config import WebhookConfig
 from driftgate.triggers.webhook.payload import AlertNotification, parse_alert
 from driftgate.triggers.webhook.queue import AlertQueue
@@ -79,7 +79,8 @@ class Receiver:
         clock: unix-seconds clock (tests pass a fixed one).
 
     Raises:
-        ConfigError: no credentials are configured and ``insecure`` is false.
+        ConfigError: no credentials are configured and ``insecure`` is false, or the configured ones
+            could never log in or are too short (:meth:`Credentials.check`).
     """
 
     def __init__(self, config: WebhookConfig, *, queue: AlertQueue,
@@ -87,7 +88,7 @@ class Receiver:
                  clock: Callable[[], float] = time.time):
         self.config = config
         self.queue = queue
-        self.credentials = credentials if credentials is not None else Credentials.from_env()
+        self.credentials = (credentials if credentials is not None else Credentials.from_env()).check()
         if not self.credentials.configured and not insecure:
             raise ConfigError(
                 "environment: set DRIFTGATE_WEBHOOK_USER and DRIFTGATE_WEBHOOK_PASSWORD, DRIFTGATE_WEBHOOK_TOKEN "
@@ -121,8 +122,9 @@ class Receiver:
         if (declared.isascii() and declared.isdigit() and int(declared) > limit) or len(body) > limit:
             return 413, {"error": f"body: must be at most {limit} bytes"}
         now = self.clock()
-        if not self.insecure and not authenticate(headers, body, self.credentials, now=now,
-                                                  replay_window_seconds=self.config.hmac_replay_window_seconds):
+        method = None if self.insecure else authenticate(
+            headers, body, self.credentials, now=now, replay_window_seconds=self.config.hmac_replay_window_seconds)
+        if not self.insecure and method is None:
             log.warning("webhook: refused a delivery with missing or wrong credentials")
             return 401, {"error": "unauthorized"}
         content_type = headers.get("content-type", "")
@@ -130,14 +132,20 @@ class Receiver:
             shown = content_type.split(";", 1)[0].strip()[:60] or "none"
             return 415, {"error": f"content-type: must be application/json, got {shown}"}
         alert = parse_alert(body)
-        key = run_key_for(alert, received_at=now, window_seconds=self.config.window_seconds)
+        # A signed request is keyed by the moment it signed, not the moment it arrived: a replay
+        # (byte for byte, inside the replay window) then maps to the same run key even when it
+        # lands in the next gate window, e.g. across midnight UTC.
+        sent_at = float(headers[TIMESTAMP_HEADER].strip()) if method == "hmac" else now
+        key = run_key_for(alert, received_at=sent_at, window_seconds=self.config.window_seconds)
         record = {**alert.as_dict(), "run_key": key}
+        # When the alert's data was written, for coverage: a run covers it only if its gate evaluated later.
+        data_at = min(now, alert.evaluated_at.timestamp()) if alert.evaluated_at else now
         if alert.state != "TRIGGERED":
-            self.queue.put(f"note:{alert.state}:{key}", "record", record, now=now)
+            self.queue.put(f"note:{alert.state}:{key}", "record", record, now=now, data_at=data_at)
             log.info("webhook: alert %s is %s: acknowledged, not launched", alert.alert_id, alert.state)
             return 200, {"status": "acknowledged", "state": alert.state, "launched": False,
                          "reason": f"alert state {alert.state}: only TRIGGERED alerts launch"}
-        if not self.queue.put(key, "launch", record, now=now):
+        if not self.queue.put(key, "launch", record, now=now, data_at=data_at):
             row = self.queue.get(key) or {}
             log.info("webhook: duplicate delivery of %s", key)
             return 200, {"status": "duplicate", "run_key": key,

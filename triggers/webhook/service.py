@@ -2,11 +2,20 @@
 
 Routes: ``POST /v1/alerts/databricks-sql`` (the core's answer, verbatim),
 ``GET /healthz`` and the OpenAPI document FastAPI generates (``/openapi.json``, ``/docs``).
+
+Slow or idle clients are bounded before they can authenticate: uvicorn runs
+:func:`uvicorn_options` (an h11 protocol that closes a connection whose request head is
+not complete within ``webhook.header_timeout_seconds`` and refuses connections beyond
+``webhook.max_connections`` the moment they are accepted; ``timeout_keep_alive``), and the
+route reads the body under ``webhook.body_timeout_seconds`` (408 after it).
 """
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import logging
 import os
+import time
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +34,13 @@ from driftgate.triggers.webhook.receiver import Receiver
 from driftgate.triggers.webhook.worker import AuditFn, GateFn, Worker, audit_to_log, audit_to_workspace
 from driftgate.workspace.jobs import JobLauncher, launcher_for
 
-__all__ = ["Webhook", "open_webhook", "create_app", "serving", "is_loopback", "ALERT_PATH"]
+__all__ = ["Webhook", "open_webhook", "create_app", "serving", "is_loopback", "ALERT_PATH", "uvicorn_options",
+           "wait_until_healthy"]
 
 ALERT_PATH = "/v1/alerts/databricks-sql"
+ACCEPT_BURST = 64
+"""uvicorn's ``backlog``: connections accepted in one burst (and the listen queue's length)."""
+log = logging.getLogger("driftgate.webhook")
 
 
 @dataclass
@@ -129,7 +142,42 @@ _REQUEST_SCHEMA: dict[str, Any] = {
             },
         },
         {
-            "title": "alert-shaped default body",
+            "title": "current Databricks SQL alert payload",
+            "description": "https://docs.databricks.com/sql/user/alerts/webhook-payload; a driftgate template in "
+                           "custom_description is read from there",
+            "type": "object",
+            "required": ["alert"],
+            "properties": {
+                "event": {"type": "string"},
+                "url_base": {"type": "string"},
+                "alert": {
+                    "type": "object",
+                    "required": ["alert"],
+                    "properties": {
+                        "title": {"type": "string"},
+                        "description": {"type": "string"},
+                        "alert": {
+                            "type": "object",
+                            "required": ["id"],
+                            "properties": {
+                                "id": {"type": "string"},
+                                "name": {"type": "string"},
+                                "custom_summary": {"type": "string"},
+                                "custom_description": {"type": "string"},
+                                "evaluations": {"type": "array", "items": {"type": "object", "properties": {
+                                    "state": {"type": "string", "enum": ["TRIGGERED", "OK", "UNKNOWN", "ERROR"]},
+                                    "last_evaluated_at": {"type": "string", "format": "date-time"},
+                                    "source": {"type": "object"},
+                                    "threshold": {"type": "object"},
+                                }}},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        {
+            "title": "legacy Databricks SQL alert payload",
             "type": "object",
             "required": ["alert"],
             "properties": {
@@ -168,6 +216,7 @@ def create_app(webhook: Webhook, *, run_worker: bool = True) -> FastAPI:
     app = FastAPI(title="driftgate webhook", version="1", lifespan=lifespan,
                   description="Receives Databricks SQL alerts; the shared gate decides whether to retrain.")
     limit = webhook.receiver.config.max_body_bytes
+    body_timeout = webhook.receiver.config.body_timeout_seconds
     # Without fsync an acknowledgement is a ~0.2 ms SQLite insert: cheaper on the event loop
     # than a hop to the thread pool. A synced insert waits for the disk, so it goes to a thread.
     inline = not webhook.receiver.config.fsync_acks
@@ -179,7 +228,8 @@ def create_app(webhook: Webhook, *, run_worker: bool = True) -> FastAPI:
         responses={code: {"description": text, **_ANSWER} for code, text in (
             (200, "duplicate delivery, or a state other than TRIGGERED (acknowledged, not launched)"),
             (202, "queued: the worker will run the gate"), (400, "the body is not a valid alert"),
-            (401, "missing or wrong credentials"), (413, "body too large"), (415, "not application/json"),
+            (401, "missing or wrong credentials"), (408, "body not received in time"), (413, "body too large"),
+            (415, "not application/json"),
             (503, "the queue could not be written; retry"))},
     )
     async def receive_alert(request: Request) -> JSONResponse:
@@ -187,10 +237,15 @@ def create_app(webhook: Webhook, *, run_worker: bool = True) -> FastAPI:
         if declared.isascii() and declared.isdigit() and int(declared) > limit:
             return JSONResponse({"error": f"body: must be at most {limit} bytes"}, status_code=413)
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:  # stop reading early; the core would refuse it anyway
-                return JSONResponse({"error": f"body: must be at most {limit} bytes"}, status_code=413)
+        try:
+            async with asyncio.timeout(body_timeout):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > limit:  # stop reading early; the core would refuse it anyway
+                        return JSONResponse({"error": f"body: must be at most {limit} bytes"}, status_code=413)
+        except TimeoutError:
+            return JSONResponse({"error": f"body: not received within {body_timeout:g} s"}, status_code=408,
+                                headers={"Connection": "close"})
         if inline:
             status, answer = webhook.receiver.handle(request.headers.items(), bytes(body))
         else:
@@ -198,12 +253,106 @@ def create_app(webhook: Webhook, *, run_worker: bool = True) -> FastAPI:
         headers = {"WWW-Authenticate": 'Basic realm="driftgate"'} if status == 401 else None
         return JSONResponse(answer, status_code=status, headers=headers)
 
-    @app.get("/healthz", summary="Liveness, worker state and queue depth")
+    @app.get("/healthz", summary="Liveness, worker state, queue depth, launches in progress and stuck requests")
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "worker": "running" if webhook.worker.alive else "stopped",
-                "queue": webhook.receiver.queue.counts()}
+        held = webhook.worker.health()
+        alive = webhook.worker.alive or not run_worker
+        return {"status": "ok" if alive and not held["stuck"] else "degraded",
+                "worker": "running" if webhook.worker.alive else "stopped",
+                "queue": webhook.receiver.queue.counts(), **held}
 
     return app
+
+
+def uvicorn_options(config) -> dict[str, Any]:
+    """uvicorn settings that bound slow and idle clients (``webhook`` settings: header deadline,
+    connection limit, keep-alive); pass them to ``uvicorn.run`` / ``uvicorn.Config``."""
+    # asyncio accepts up to ``backlog`` connections per wake-up, and a refused one is closed on the
+    # loop's next turn, so descriptors can briefly run two backlogs past max_connections;
+    # connections beyond that wait in the kernel's queue, which costs this process no descriptor.
+    return {"http": _guarded_protocol(config.header_timeout_seconds, config.max_connections),
+            "timeout_keep_alive": config.keep_alive_seconds, "h11_max_incomplete_event_size": 16 * 1024,
+            "backlog": ACCEPT_BURST}
+
+
+def _guarded_protocol(header_timeout: float, max_connections: int):
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    refused = {"count": 0, "logged_at": 0.0}
+
+    class GuardedH11Protocol(H11Protocol):
+        """uvicorn's h11 protocol with a request-head deadline and a connection limit."""
+
+        _refused = False
+        _head_timer = None
+
+        def connection_made(self, transport) -> None:
+            if len(self.connections) >= max_connections:
+                self._refused = True
+                transport.abort()  # frees the descriptor now; asyncio still calls connection_lost
+                refused["count"] += 1
+                now = time.monotonic()
+                if now - refused["logged_at"] > 10:  # one line per 10 s, not one per connection
+                    log.warning("webhook: %d connection(s) refused: %d open, limit %d (webhook.max_connections)",
+                                refused["count"], len(self.connections), max_connections)
+                    refused.update(count=0, logged_at=now)
+                return
+            super().connection_made(transport)
+            self._arm_head_timer()
+
+        def _arm_head_timer(self) -> None:
+            self._cancel_head_timer()
+            self._head_timer = self.loop.call_later(header_timeout, self._head_timed_out)
+
+        def _cancel_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:
+                self._cancel_head_timer()  # the head is complete; the route bounds the body
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm_head_timer()
+
+        def connection_lost(self, exc) -> None:
+            if self._refused:
+                return
+            self._cancel_head_timer()
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol
+
+
+def wait_until_healthy(base_url: str, process, timeout: float = 60.0) -> None:
+    """Wait for ``GET /healthz`` of a service started as a child ``process`` (tests, benchmarks).
+
+    Raises:
+        RuntimeError: the process exited, or did not answer within ``timeout`` seconds.
+    """
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(f"{base_url}/healthz", timeout=1)
+            return
+        except httpx.TransportError:
+            if process.poll() is not None:
+                raise RuntimeError(f"{base_url}: the service exited with {process.returncode}") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{base_url}: the service did not answer within {timeout:g} s") from None
+            time.sleep(0.2)
 
 
 @contextmanager

@@ -2,15 +2,24 @@
 
 An alert is a hint; the gate decides. For each request taken from the queue:
 
-1. ``record`` requests (states other than TRIGGERED) are written to the audit trail.
+1. ``record`` requests (states other than TRIGGERED) are written to the audit trail, in
+   batches (one write for up to :data:`RECORD_BATCH` of them), and only when no TRIGGERED
+   request is due: those are always taken first.
 2. The cooldown (``min_time_between_triggers_seconds``, as the table trigger's) leaves
    launch requests untouched in the queue until the last launch is far enough behind.
 3. The gate runs (``gating.evaluate(ws, gate, trigger="webhook")``, injected as a
    callable); anything but EXCEEDED finishes the request as skipped, with the reason.
 4. The launcher starts the job with the run key; throttling and 5xx answers keep the
    request queued with exponential backoff until it launches or is given up, with
-   the reason recorded. Other requests that were waiting when a run launched are
-   covered by it and finish as skipped.
+   the reason recorded. Waiting requests whose data was written before the gate time of
+   that run (taken just before the launch: the job's gate evaluates after it) are
+   covered by it and finish as skipped; later ones get a gate evaluation of their own.
+5. While a launch runs (a local one trains for minutes), a heartbeat renews its lease
+   (``webhook.lease_seconds``) under this process's ``host:pid``. Any exception at the
+   launch boundary finishes the request as failed with the reason. A launch whose owner
+   died (its lease ran out, or, at start, its pid is gone) is recorded as failed with a
+   ``launch``/``orphaned`` audit event, and its MLflow runs left ``RUNNING`` are ended as
+   ``FAILED``; a Jobs API launch is retried instead (the idempotency token makes it the same run).
 
 Every step appends to the audit trail (``alert_received``, ``trigger_fired`` /
 ``trigger_skipped``, ``launch``) and the run key's record in the state store.
@@ -21,6 +30,7 @@ import logging
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -29,9 +39,9 @@ from driftgate.triggers.state import StateStore
 from driftgate.triggers.webhook.config import WebhookConfig
 from driftgate.triggers.webhook.queue import AlertQueue, QueueItem
 from driftgate.triggers.webhook.receiver import SOURCE
-from driftgate.workspace.jobs import JobLauncher, LaunchRequest, TransientLaunchError
+from driftgate.workspace.jobs import JobLauncher, LaunchRequest, TransientLaunchError, owner_is_dead, process_owner
 
-__all__ = ["Worker", "AuditFn", "GateFn", "audit_to_workspace", "audit_to_log"]
+__all__ = ["Worker", "AuditFn", "GateFn", "audit_to_workspace", "audit_to_log", "RECORD_BATCH"]
 
 log = logging.getLogger("driftgate.webhook")
 
@@ -39,20 +49,29 @@ GateFn = Callable[..., Any]
 """``gate(run_key=...)`` runs the shared gate and returns its ``Decision`` (``.status``, ``.reasons``,
 ``.decision_id``); the run key lets the decision be traced back to the alert."""
 AuditFn = Callable[..., Any]
-"""``audit(kind, *, run_key, subject, status, details)``, as :func:`driftgate.workspace.audit.record_event` without ``ws``."""
+"""``audit(kind, *, run_key, subject, status, details)``, as :func:`driftgate.workspace.audit.record_event` without
+``ws``; an optional ``audit.many(events)`` writes several at once (else they go one by one)."""
 
 _DONE = ("succeeded", "failed", "skipped")
-_LOCAL_RUN_LEASE_SECONDS = 86400
+RECORD_BATCH = 200
+"""Most ``record`` requests (OK/UNKNOWN/ERROR deliveries) audited in one write."""
 
 
-def audit_to_workspace(ws) -> AuditFn:
-    """Audit into the workspace's ``driftgate_events`` table."""
-    from driftgate.workspace.audit import record_event
+class audit_to_workspace:  # noqa: N801 - used like the function it replaced
+    """Audit into the workspace's ``driftgate_events`` table (``many``: one Delta commit for a batch)."""
 
-    def audit(kind: str, **kwargs: Any) -> None:
-        record_event(ws, kind, **kwargs)
+    def __init__(self, ws):
+        self.ws = ws
 
-    return audit
+    def __call__(self, kind: str, **kwargs: Any) -> None:
+        from driftgate.workspace.audit import record_event
+
+        record_event(self.ws, kind, **kwargs)
+
+    def many(self, events: list[dict[str, Any]]) -> None:
+        from driftgate.workspace.audit import record_events
+
+        record_events(self.ws, events)
 
 
 def audit_to_log(kind: str, **kwargs: Any) -> None:
@@ -61,8 +80,7 @@ def audit_to_log(kind: str, **kwargs: Any) -> None:
 
 
 def _status(decision: Any) -> str:
-    status = getattr(decision, "status", decision)
-    return str(getattr(status, "value", status))
+    return str(getattr(decision, "status", decision))  # statuses are StrEnums: str() is the value
 
 
 def _decision_record(decision: Any) -> dict[str, Any]:
@@ -104,6 +122,7 @@ class Worker:
         self.gate = gate
         self.audit = audit
         self.clock = clock
+        self.owner = process_owner()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # The state store opens a connection per call; while this one stays open, closing
@@ -117,6 +136,7 @@ class Worker:
         """Consume the queue in a background thread until :meth:`stop`."""
         if self._thread is not None and self._thread.is_alive():
             return
+        self.recover()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="driftgate-webhook-worker", daemon=True)
         self._thread.start()
@@ -159,8 +179,36 @@ class Worker:
         except Exception:  # noqa: BLE001 - a busy log is checkpointed next time
             log.debug("webhook worker: checkpoint skipped", exc_info=True)
 
+    def recover(self) -> list[str]:
+        """Release requests held by a process of this host that no longer exists (a crash or a kill),
+        so the next take handles them now instead of when their lease runs out. Returns their keys."""
+        released = []
+        for row in self.queue.in_flight():
+            if row["owner"] != self.owner and owner_is_dead(row["owner"]):
+                self.queue.expire(row["run_key"])
+                released.append(row["run_key"])
+                log.warning("webhook: %s was held by %s, which is gone; recovering it", row["run_key"], row["owner"])
+        return released
+
+    def health(self) -> dict[str, Any]:
+        """What the worker holds: requests being launched (owner, heartbeat age) and stuck ones
+        (lease run out, or owner dead), for ``/healthz``."""
+        now = self._now()
+        launching, stuck = [], []
+        for row in self.queue.in_flight():
+            beat = row["heartbeat_at"]
+            entry = {"run_key": row["run_key"], "step": row["note"], "owner": row["owner"],
+                     "heartbeat_age_seconds": round(now - beat, 1) if beat is not None else None}
+            expired = row["lease_until"] is not None and row["lease_until"] < now
+            if expired or (row["owner"] != self.owner and owner_is_dead(row["owner"])):
+                stuck.append({**entry, "why": "owner gone" if not expired else "lease expired: no heartbeat"})
+            elif row["note"] == "launching":
+                launching.append(entry)
+        return {"launching": launching, "stuck": stuck}
+
     def run_once(self) -> str | None:
-        """Process one due request; returns its outcome, or None if nothing was due."""
+        """Process one due request (or one batch of ``record`` requests); returns its outcome, or None if
+        nothing was due."""
         now = self.clock()
         last = self.queue.last_launch()
         # During a cooldown, launch requests are not even taken: they wait, untouched, and the
@@ -170,17 +218,26 @@ class Worker:
         if item is None:
             return None
         if item.action == "record":
-            return self._record(item)
+            more = self.queue.take_records(now=now, lease_seconds=self.config.lease_seconds, limit=RECORD_BATCH - 1)
+            return self._record([item, *more])
         return self._launch(item)
 
     # -- steps -----------------------------------------------------------------------------
 
     def _audit(self, kind: str, **kwargs: Any) -> None:
+        self._audit_many([{"kind": kind, **kwargs}])
+
+    def _audit_many(self, events: list[dict[str, Any]]) -> None:
         # The audit trail must not stop a launch or leave a request half-done.
+        many = getattr(self.audit, "many", None)
         try:
-            self.audit(kind, **kwargs)
+            if many is not None:
+                many(events)
+                return
+            for event in events:
+                self.audit(event["kind"], **{k: v for k, v in event.items() if k != "kind"})
         except Exception:  # noqa: BLE001
-            log.exception("webhook worker: could not record %s for %s", kind, kwargs.get("run_key"))
+            log.exception("webhook worker: could not record %s for %s", events[0]["kind"], events[0].get("run_key"))
 
     def _now(self) -> float:
         return self.clock()
@@ -188,11 +245,12 @@ class Worker:
     def _at(self, seconds: float) -> datetime:
         return datetime.fromtimestamp(seconds, timezone.utc)
 
-    def _record(self, item: QueueItem) -> str:
-        alert = item.alert
-        self._audit("alert_received", run_key=alert.get("run_key"), subject=alert.get("alert_id"),
-                   status=alert.get("state"), details={**alert, "deliveries": item.deliveries, "launched": False})
-        self.queue.finish(item.run_key, "recorded", now=self._now())
+    def _record(self, items: list[QueueItem]) -> str:
+        self._audit_many([
+            {"kind": "alert_received", "run_key": i.alert.get("run_key"), "subject": i.alert.get("alert_id"),
+             "status": i.alert.get("state"), "details": {**i.alert, "deliveries": i.deliveries, "launched": False}}
+            for i in items])
+        self.queue.finish_many([i.run_key for i in items], "recorded", now=self._now())
         return "recorded"
 
     def _finish(self, item: QueueItem, outcome: str, store_status: str, *, run_id: str | None = None,
@@ -214,6 +272,8 @@ class Worker:
             # Finished earlier, or taken by another runner (``driftgate watch`` consumes the same keys).
             self.queue.finish(key, "duplicate", now=self._now(), note=f"run key already {record.status}")
             return "duplicate"
+        if item.note == "launching" and not self.launcher.idempotent:
+            return self._orphaned(item)  # before the cooldown and the gate: nothing is started again
         if item.attempts == 0 and item.decision is None and item.note is None:
             self._audit("alert_received", run_key=key, subject=alert.get("alert_id"), status=alert.get("state"),
                        details={**alert, "deliveries": item.deliveries})
@@ -248,28 +308,26 @@ class Worker:
         # run key also travels as the idempotency token, and as ``run_key`` the job's tasks record it
         # (driftgate.tasks.run_key_for_job), as the local graph does.
         request = LaunchRequest(run_key=key, trigger=SOURCE, parameters={"trigger": SOURCE, "run_key": key})
-        if owned:
-            if item.note == "launching" and not self.launcher.idempotent:
-                reason = "the worker stopped while launching this key in-process; not started again (check the run)"
-                self._audit("launch", run_key=key, subject=alert.get("alert_id"), status="failed",
-                           details={"reason": reason})
-                return self._finish(item, "failed", "failed", reason=reason)
-            # The Jobs API idempotency token turns a repeated launch into the same run.
-        else:
+        if not owned:  # an owned key (retry, or a Jobs API launch cut short) relaunches with the same token
             self._claim(item)
             if not self.store.take(key, at=self._at(self._now())):
                 self.queue.finish(key, "duplicate", now=self._now(), note="taken by another runner")
                 return "duplicate"
-        # An in-process run holds the worker for as long as it trains; keep other workers off it.
-        hold = None if self.launcher.idempotent else self._now() + _LOCAL_RUN_LEASE_SECONDS
-        self.queue.mark(key, "launching", lease_until=hold)
         attempts = item.attempts + 1
+        # The job's gate evaluates after this moment: alerts whose data is older are answered by this run.
+        gate_time = self._now()
+        self.queue.mark(key, "launching", lease_until=gate_time + self.config.lease_seconds, owner=self.owner,
+                        now=gate_time)
         try:
-            result = self.launcher.launch(request)
+            with self._heartbeat(key):
+                result = self.launcher.launch(request)
         except TransientLaunchError as exc:
             return self._retry_or_give_up(item, attempts, decision, str(exc))
-        except (LaunchError, DriftgateError) as exc:
-            reason = f"launch refused: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the launch boundary: nothing may leave the request running
+            known = isinstance(exc, LaunchError | DriftgateError)
+            if not known:
+                log.exception("webhook: launching %s failed", key)
+            reason = f"launch refused: {exc}" if known else f"launch failed: {type(exc).__name__}: {exc}"
             self._audit("launch", run_key=key, subject=alert.get("alert_id"), status="failed",
                        details={"reason": reason, "attempts": attempts})
             return self._finish(item, "failed", "failed", reason=reason)
@@ -277,9 +335,50 @@ class Worker:
         self._audit("launch", run_key=key, subject=alert.get("alert_id"), status="launched",
                    details={"run_id": result.run_id, "state": state, "attempts": attempts, **result.details})
         outcome = self._finish(item, "launched", state, run_id=result.run_id, launched=True)
-        self._cover_waiting(key, result.run_id, self._now())
+        self._cover_waiting(key, result.run_id, gate_time)
         log.info("webhook: launched run %s for %s", result.run_id, key)
         return outcome
+
+    @contextmanager
+    def _heartbeat(self, key: str):
+        """Renew the lease of ``key`` every third of ``webhook.lease_seconds`` while the launch runs."""
+        stop = threading.Event()
+        lease = self.config.lease_seconds
+        interval = max(0.05, lease / 3)
+
+        def beat() -> None:
+            try:
+                while not stop.wait(interval):
+                    now = self._now()
+                    if not self.queue.heartbeat(key, owner=self.owner, now=now, lease_until=now + lease):
+                        log.error("webhook: lost the lease of %s while launching it", key)
+            finally:
+                self.queue.close_thread()
+
+        thread = threading.Thread(target=beat, name=f"driftgate-heartbeat-{key}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(interval + 5)
+
+    def _orphaned(self, item: QueueItem) -> str:
+        """A launch whose process died mid-run (in-process): record it failed, end its MLflow runs."""
+        key, alert = item.run_key, item.alert
+        abandon = getattr(self.launcher, "abandon", None)
+        ended: list[str] = []
+        if abandon is not None:
+            try:
+                ended = abandon(key)
+            except Exception:  # noqa: BLE001 - recording the failure matters more than the cleanup
+                log.exception("webhook: could not end the MLflow runs of %s", key)
+        reason = ("the process running this launch died (crash or kill) before it finished; not started again"
+                  + (f"; MLflow runs {', '.join(ended)} ended as FAILED" if ended else ""))
+        self._audit("launch", run_key=key, subject=alert.get("alert_id"), status="orphaned",
+                   details={"reason": reason, "mlflow_runs_failed": ended})
+        log.error("webhook: %s: %s", key, reason)
+        return self._finish(item, "failed", "failed", reason=reason)
 
     def _claim(self, item: QueueItem) -> None:
         # Claimed only once the worker acts on the key (skip or launch), so requests held by
@@ -317,9 +416,10 @@ class Worker:
         return "retrying"
 
     def _cover_waiting(self, launched_key: str, run_id: str, gate_time: float) -> None:
-        """Requests that waited while this run launched are answered by it: its gate saw their data."""
-        reason = f"covered by run {run_id} ({launched_key})"
-        for key, alert in self.queue.cover(received_before=gate_time, note=reason, now=self._now()):
+        """Requests whose data was written before this run's gate evaluated are answered by it; an alert
+        that arrived while the run ran is newer than its gate and keeps its own turn."""
+        reason = f"covered by run {run_id} ({launched_key}), whose gate evaluated after this alert's data"
+        for key, alert in self.queue.cover(data_before=gate_time, note=reason, now=self._now()):
             if self.store.get(key) is not None:  # held between launch attempts
                 self.store.finish(key, "skipped", reason=reason, at=self._at(self._now()))
             self._audit("trigger_skipped", run_key=key, subject=alert.get("alert_id"), status="covered",
