@@ -123,7 +123,7 @@ def _pyfunc_model(method: str):
     return Wrapped
 
 
-@pytest.mark.filterwarnings("ignore:Add type hints")
+@pytest.mark.filterwarnings("ignore:.*Add type hints")
 def test_shadow_scores_a_pyfunc_only_model_like_its_scikit_learn_twin(ws):
     """The Databricks contract: a pyfunc returning probabilities is judged like the scikit-learn model;
     one returning classes only is refused with what to change, never judged on classes as probabilities."""
