@@ -228,6 +228,7 @@ def run_demo(ws, *, say=print, today: datetime | None = None) -> DemoSummary:
                        ws.registry.alias_version(name, "champion"))
 
 
-def _fmt_metrics(metrics: dict[str, float], keys=("test_roc_auc", "test_f1", "test_accuracy")) -> str:
+def _fmt_metrics(metrics: dict[str, float], keys=("test_roc_auc", "test_f1", "test_accuracy",
+                                                  "test_root_mean_squared_error", "test_r2_score")) -> str:
     shown = [f"{k}={metrics[k]:.3f}" for k in keys if k in metrics]
     return ", ".join(shown) or "no metrics"

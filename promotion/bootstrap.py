@@ -130,7 +130,7 @@ def _score(ws, version: str, frame: pd.DataFrame) -> np.ndarray:
     missing = [c for c in columns if c not in frame]
     if missing:
         raise TrainingError(f"held-out rows lack the model inputs {missing}")
-    return load_scorer(uri, columns).probability(frame)
+    return load_scorer(uri, columns, ws.settings.project.problem_type).probability(frame)
 
 
 def _train_first(ws) -> tuple[str, str, pd.DataFrame]:

@@ -308,12 +308,23 @@ def load_training_data(ws, cfg: TrainingConfig, source: FeatureSource | None = N
         raise TrainingError(f"{cfg.table}@v{version}: the training window is empty (training.window_days)")
     base = base.sort_values([cfg.timestamp_col, *[k for lk in cfg.feature_lookups for k in lk.lookup_key]],
                             kind="mergesort").reset_index(drop=True)
-    base[cfg.label_col] = base[cfg.label_col].astype("int64")
+    problem_type = ws.settings.project.problem_type
+    if problem_type == "regression":
+        base[cfg.label_col] = base[cfg.label_col].astype("float64")
+    elif pd.api.types.is_numeric_dtype(base[cfg.label_col]):
+        base[cfg.label_col] = base[cfg.label_col].astype("int64")
     classes = sorted(base[cfg.label_col].unique().tolist())
     if len(classes) < 2:
+        one, what = (("one value", "a regressor needs variation") if problem_type == "regression"
+                     else ("one class", "a classifier needs two or more"))
         raise TrainingError(
-            f"{cfg.table}@v{version}: label {cfg.label_col!r} has one class ({classes[0]}) in the training window "
-            f"{start:%Y-%m-%d}..{end:%Y-%m-%d}; a classifier needs both (widen training.window_days or fix the labels)"
+            f"{cfg.table}@v{version}: label {cfg.label_col!r} has {one} ({classes[0]}) in the training window "
+            f"{start:%Y-%m-%d}..{end:%Y-%m-%d}; {what} (widen training.window_days or fix the labels)"
+        )
+    if problem_type == "binary" and len(classes) > 2:
+        raise TrainingError(
+            f"{cfg.table}@v{version}: label {cfg.label_col!r} has {len(classes)} classes {classes[:10]} but "
+            "project.problem_type is binary; set project.problem_type: multiclass"
         )
     frame, handle = source.join(base, cfg, feature_versions)
     missing = [f for f in cfg.features if f not in frame.columns]
