@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -145,6 +146,12 @@ class Workspace:
         location = None
         if self.root is not None:
             location = (self.root / "mlartifacts").resolve().as_uri()
+        elif self.tracking_uri.startswith("databricks") and name.startswith("/"):
+            # A workspace experiment is a node of the workspace tree: creating it under a folder
+            # that does not exist is refused, so the folder is made first (mkdirs is idempotent).
+            from databricks.sdk import WorkspaceClient
+
+            WorkspaceClient().workspace.mkdirs(posixpath.dirname(name))
         return client.create_experiment(name, artifact_location=location,
                                         tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
 
