@@ -163,12 +163,8 @@ class LocalFeatureSource:
     def log_model(self, model, *, name, data, signature, input_example):
         import mlflow
 
-        # Pinned requirements: inferring them runs the model in a subprocess (seconds, every run).
-        requirements = [*mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-                        f"mlflow=={mlflow.__version__}"]
         info = mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
-                                        skops_trusted_types=own_types(model), pip_requirements=requirements,
-                                        **probability_pyfunc(model))
+                                        **sklearn_serialization(model), **probability_pyfunc(model))
         return info.model_uri
 
 
@@ -245,6 +241,24 @@ def probability_pyfunc(model) -> dict[str, Any]:
     classes = getattr(model, "classes_", None)
     meta = {"classes": [c.item() if hasattr(c, "item") else c for c in classes]} if classes is not None else {}
     return {"pyfunc_predict_fn": "predict_proba", **({"metadata": meta} if meta else {})}
+
+
+def sklearn_serialization(model) -> dict:
+    """How ``mlflow.sklearn.log_model`` saves ``model``, by what this MLflow can do.
+
+    An MLflow that saves with skops gets the model's own types as trusted; an older one (MLflow
+    3.0.1 on Databricks Runtime 17.3 LTS ML has no skops support) keeps its default, cloudpickle.
+    Requirements are pinned either way: inferring them runs the model in a subprocess (seconds).
+    """
+    import inspect
+
+    import mlflow
+
+    pins = [f"mlflow=={mlflow.__version__}"]
+    if "skops_trusted_types" in inspect.signature(mlflow.sklearn.log_model).parameters:
+        return {"skops_trusted_types": own_types(model),
+                "pip_requirements": [*mlflow.sklearn.get_default_pip_requirements(include_skops=True), *pins]}
+    return {"pip_requirements": [*mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True), *pins]}
 
 
 def own_types(model) -> list[str]:
