@@ -20,6 +20,7 @@ from driftgate.core.errors import PromotionRefused, RegistryError, TableError
 from driftgate.monitoring.contract import model_input_columns
 from driftgate.promotion import policy
 from driftgate.promotion.results import ShadowResult
+from driftgate.promotion.scoring import load_scorer
 
 __all__ = ["set_challenger", "shadow", "shadow_table_name", "load_scorer", "model_inputs"]
 
@@ -77,38 +78,6 @@ def model_inputs(uri: str) -> list[tuple[str, str]] | None:
     for spec in sig.inputs.to_dict():
         out.append((str(spec.get("name")), str(spec.get("type"))))
     return out
-
-
-class _Scorer:
-    """Probability of class 1 from a registered model, whatever flavour it was logged with."""
-
-    def __init__(self, uri: str, columns: list[str]):
-        import mlflow
-
-        self.uri, self.columns = uri, columns
-        info = mlflow.models.get_model_info(uri)
-        if "sklearn" in (info.flavors or {}):
-            self.model = mlflow.sklearn.load_model(uri)
-            self.kind = "sklearn"
-        else:
-            self.model = mlflow.pyfunc.load_model(uri)
-            self.kind = "pyfunc"
-
-    def probability(self, frame: pd.DataFrame) -> np.ndarray:
-        x = frame[self.columns]
-        if self.kind == "sklearn" and hasattr(self.model, "predict_proba"):
-            return np.asarray(self.model.predict_proba(x)[:, 1], dtype=float)
-        out = self.model.predict(x)
-        if isinstance(out, pd.DataFrame):
-            out = out["probability"] if "probability" in out else out.iloc[:, -1]
-        arr = np.asarray(out, dtype=float)
-        if arr.ndim == 2:
-            arr = arr[:, -1]
-        return arr
-
-
-def load_scorer(uri: str, columns: list[str]) -> _Scorer:
-    return _Scorer(uri, columns)
 
 
 # --------------------------------------------------------------------------- the window
