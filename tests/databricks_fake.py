@@ -13,7 +13,7 @@ Shapes transcribed from the documentation, not from driftgate's adapters:
 * MLflow experiments and runs (Databricks-hosted MLflow, API 2.0):
   ``GET experiments/get-by-name?experiment_name=`` → ``{experiment: {experiment_id, name,
   artifact_location, lifecycle_stage, tags: [{key, value}]}}`` or 404 ``RESOURCE_DOES_NOT_EXIST``;
-  ``POST experiments/create`` ``{name, artifact_location, tags}`` → ``{experiment_id}`` (400
+  ``GET experiments/get?experiment_id=`` → ``{experiment}``; ``POST experiments/create`` ``{name, artifact_location, tags}`` → ``{experiment_id}`` (400
   ``RESOURCE_DOES_NOT_EXIST`` here when the parent folder is missing, as the workspace refuses an
   experiment path whose parent does not exist); ``experiments/set-experiment-tag``;
   ``runs/create`` → ``{run: {info, data}}``; ``runs/update`` → ``{run_info}``; ``runs/log-batch``,
@@ -33,6 +33,9 @@ Shapes transcribed from the documentation, not from driftgate's adapters:
   Creating a model version (``model-versions/create`` → ``generate-temporary-credentials`` → an
   upload to cloud storage → ``finalize``) is **not** served: its upload goes to the cloud storage
   the credentials name, which cannot be faked honestly here.
+* Files API (run artifacts, MLflow's ``DatabricksRunArtifactRepository`` through the SDK):
+  ``PUT /api/2.0/fs/files{path}?overwrite=true`` (body: the bytes) → 204, ``GET`` → the bytes.
+  https://docs.databricks.com/api/workspace/files/upload
 * Jobs 2.2: ``POST jobs/run-now`` ``{job_id, job_parameters, idempotency_token, queue}`` →
   ``{run_id, number_in_job}``; ``POST jobs/runs/submit`` → ``{run_id}``; ``GET jobs/runs/get`` →
   ``{run_id, state: {life_cycle_state, result_state}}``; the same idempotency token gives the same run.
@@ -51,6 +54,7 @@ from typing import Any
 from werkzeug import Request, Response
 
 UC = "/api/2.0/mlflow/unity-catalog"
+FILES = "/api/2.0/fs/files/"
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -70,6 +74,7 @@ class FakeWorkspace:
     versions: dict[tuple[str, str], dict] = field(default_factory=dict)
     aliases: dict[tuple[str, str], str] = field(default_factory=dict)
     job_runs: dict[str, dict] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
 
     # ------------------------------------------------------------------ setup helpers
@@ -80,6 +85,8 @@ class FakeWorkspace:
 
     # ------------------------------------------------------------------ dispatch
     def __call__(self, request: Request) -> Response:
+        if request.path.startswith(FILES):
+            return self.file(request)
         body = request.get_json(silent=True) if request.method in ("POST", "PATCH", "DELETE") else None
         args = body if body else dict(request.args)
         self.requests.append((request.method, request.path, args))
@@ -94,6 +101,7 @@ class FakeWorkspace:
             ("GET", "/api/2.0/workspace/get-status"): self.get_status,
             ("GET", "/api/2.0/mlflow/experiments/get-by-name"): self.experiment_by_name,
             ("POST", "/api/2.0/mlflow/experiments/create"): self.create_experiment,
+            ("GET", "/api/2.0/mlflow/experiments/get"): self.get_experiment,
             ("POST", "/api/2.0/mlflow/experiments/set-experiment-tag"): self.set_experiment_tag,
             ("POST", "/api/2.0/mlflow/runs/create"): self.create_run,
             ("POST", "/api/2.0/mlflow/runs/update"): self.update_run,
@@ -132,6 +140,12 @@ class FakeWorkspace:
             return _error(404, "RESOURCE_DOES_NOT_EXIST", f"Node named '{a['experiment_name']}' does not exist.")
         return _ok({"experiment": exp})
 
+    def get_experiment(self, a):
+        for exp in self.experiments.values():
+            if exp["experiment_id"] == a["experiment_id"]:
+                return _ok({"experiment": exp})
+        return _error(404, "RESOURCE_DOES_NOT_EXIST", f"No experiment with id {a['experiment_id']}")
+
     def create_experiment(self, a):
         name = a["name"]
         if name in self.experiments:
@@ -154,7 +168,8 @@ class FakeWorkspace:
         run_id = f"run{len(self.runs) + 1:04d}"
         info = {"run_id": run_id, "run_uuid": run_id, "experiment_id": a["experiment_id"],
                 "run_name": a.get("run_name", ""), "status": "RUNNING", "start_time": a.get("start_time", 0),
-                "lifecycle_stage": "active", "artifact_uri": f"dbfs:/databricks/mlflow-tracking/{run_id}/artifacts"}
+                "lifecycle_stage": "active",
+                "artifact_uri": f"dbfs:/databricks/mlflow-tracking/{a['experiment_id']}/{run_id}/artifacts"}
         self.runs[run_id] = {"info": info, "data": {"tags": list(a.get("tags") or []), "metrics": [], "params": []}}
         return _ok({"run": self.runs[run_id]})
 
@@ -175,6 +190,19 @@ class FakeWorkspace:
 
     def get_run(self, a):
         return _ok({"run": self.runs[a["run_id"]]})
+
+    def file(self, request: Request) -> Response:
+        """Files API: ``PUT /api/2.0/fs/files{path}?overwrite=`` with the bytes as body → 204;
+        ``GET`` → the bytes (https://docs.databricks.com/api/workspace/files/upload). MLflow's run
+        artifacts go here (``DatabricksRunArtifactRepository``: /WorkspaceInternal/Mlflow/Artifacts/...)."""
+        path = "/" + request.path[len(FILES):]
+        self.requests.append((request.method, request.path, dict(request.args)))
+        if request.method == "PUT":
+            self.files[path] = request.get_data()
+            return Response(status=204)
+        if request.method == "GET" and path in self.files:
+            return Response(self.files[path], 200, content_type="application/octet-stream")
+        return _error(404, "NOT_FOUND", f"no file {path}")
 
     # ------------------------------------------------------------------ Unity Catalog models
     def _version_body(self, name: str, version: str) -> dict:

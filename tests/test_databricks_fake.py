@@ -139,3 +139,29 @@ def test_the_launchers_retries_end_at_the_budget(dbx, monkeypatch):
     with pytest.raises(TransientLaunchError):
         launcher.launch(LaunchRequest("alert:busy", "webhook"))
     assert time.monotonic() - started < 10 and _paths(dbx).count("/api/2.2/jobs/run-now") >= 2
+
+
+def test_the_promote_task_on_databricks_mlflow(dws, dbx):
+    """tasks.promote as the Databricks promote task runs it (task values from the shadow task):
+    the aliases move on UC, and its outcome run with the result artifact lands in the workspace."""
+    import json
+
+    from driftgate import tasks
+    from driftgate.promotion import ShadowResult
+    from driftgate.promotion.policy import Check
+
+    for v in ("1", "2"):
+        dbx.add_version(MODEL, v)
+    dbx.aliases[(MODEL, "champion")] = "1"
+    dbx.aliases[(MODEL, "challenger")] = "2"
+    passed = ShadowResult(status="PASS", model_name=MODEL, champion_version="1", challenger_version="2",
+                          metrics={"delta_roc_auc": 0.05}, reasons=("better",), checks=(Check("roc_auc", True, "ok"),))
+    dws.task_values.for_task(tasks.SHADOW).set("shadow", tasks.as_value(passed))
+    result = tasks.promote(dws, job=tasks.JobContext(trigger="table_update", run_key="delta:t@v3"))
+    assert result.promoted and {k[1]: v for k, v in dbx.aliases.items()} == {"champion": "2", "previous_champion": "1"}
+    [run] = dbx.runs.values()
+    assert run["info"]["status"] == "FINISHED" and run["info"]["run_name"] == "promote v2: promoted"
+    assert {"key": "driftgate.run_key", "value": "delta:t@v3"} in run["data"]["tags"]
+    [(path, body)] = [(p, b) for p, b in dbx.files.items() if p.endswith("promotion/result.json")]
+    assert path.startswith(f"/WorkspaceInternal/Mlflow/Artifacts/{run['info']['experiment_id']}/Runs/")
+    assert json.loads(body)["status"] == "promoted"
