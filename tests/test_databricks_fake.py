@@ -165,3 +165,26 @@ def test_the_promote_task_on_databricks_mlflow(dws, dbx):
     [(path, body)] = [(p, b) for p, b in dbx.files.items() if p.endswith("promotion/result.json")]
     assert path.startswith(f"/WorkspaceInternal/Mlflow/Artifacts/{run['info']['experiment_id']}/Runs/")
     assert json.loads(body)["status"] == "promoted"
+
+
+def test_the_evaluate_task_on_databricks_mlflow(dws, dbx):
+    """tasks.evaluate (the job's first task) against Databricks MLflow and UC: recovery reads the
+    UC aliases, the gate's decision run and its artifacts land in the workspace experiment (made
+    with its folder), and the task values are published for the condition task."""
+    import json
+
+    from driftgate import tasks
+
+    dbx.add_version(MODEL, "1")
+    dbx.aliases[(MODEL, "champion")] = "1"
+    decision = tasks.evaluate(dws, job=tasks.JobContext(trigger="table_update", run_key="delta:t@v1"))
+    values = dws.task_values.for_task(tasks.EVALUATE)
+    assert values.get(tasks.EVALUATE, "champion") == "1" and values.get(tasks.EVALUATE, "run_key") == "delta:t@v1"
+    assert values.get(tasks.EVALUATE, "drift_exceeded") is decision.drift_exceeded
+    paths = _paths(dbx)
+    assert paths.index("/api/2.0/workspace/mkdirs") < paths.index("/api/2.0/mlflow/experiments/create")
+    assert f"{UC}/registered-models/alias" in paths  # recovery and the champion read UC aliases
+    runs = [r for r in dbx.runs.values() if {"key": "driftgate.run_key", "value": "delta:t@v1"} in r["data"]["tags"]]
+    assert runs and all(r["info"]["status"] == "FINISHED" for r in runs)
+    [(path, body)] = [(p, b) for p, b in dbx.files.items() if p.endswith("gate/decision.json")]
+    assert f"/Runs/{runs[0]['info']['run_id']}/" in path and json.loads(body)["status"] == decision.status
