@@ -42,8 +42,10 @@ def _probability(out) -> np.ndarray | None:
     return None
 
 
-def predict(model, frame: pd.DataFrame, *, threshold: float = 0.5) -> Scored:
-    """Score ``frame`` (exactly the model's inputs) with a scikit-learn or pyfunc model."""
+def predict(model, frame: pd.DataFrame, problem_type: str = "binary", *, threshold: float = 0.5) -> Scored:
+    """Score ``frame`` (exactly the model's inputs) with a scikit-learn or pyfunc model (binary)."""
+    if problem_type != "binary":
+        raise ValueError(f"this scorer handles binary models only, got problem type {problem_type!r}")
     if callable(getattr(model, "predict_proba", None)):
         proba = np.asarray(model.predict_proba(frame), dtype=float)[:, -1]
     else:
@@ -66,7 +68,7 @@ class Scorer:
         self.model = mlflow.sklearn.load_model(uri) if self.kind == "sklearn" else mlflow.pyfunc.load_model(uri)
 
     def score(self, frame: pd.DataFrame) -> Scored:
-        return predict(self.model, frame[self.columns], threshold=self.threshold)
+        return predict(self.model, frame[self.columns], "binary", threshold=self.threshold)
 
     def probability(self, frame: pd.DataFrame) -> np.ndarray:
         """P(positive class) per row.

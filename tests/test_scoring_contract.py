@@ -29,16 +29,16 @@ def test_sklearn_and_probability_pyfuncs_score_alike(fitted):
     expected = model.predict_proba(x)[:, 1]
     for scorer in (model, _Pyfunc(model.predict_proba),
                    _Pyfunc(lambda f: pd.DataFrame({"probability": model.predict_proba(f)[:, 1]}))):
-        scored = predict(scorer, x, threshold=0.5)
+        scored = predict(scorer, x, "binary", threshold=0.5)
         np.testing.assert_allclose(scored.probability, expected)
         assert (scored.prediction == (expected >= 0.5)).all()
 
 
 def test_a_pyfunc_returning_classes_has_no_probability(fitted):
     model, x = fitted
-    scored = predict(_Pyfunc(model.predict), x)
+    scored = predict(_Pyfunc(model.predict), x, "binary")
     assert scored.probability is None and set(scored.prediction) <= {0, 1}
-    assert predict(_Pyfunc(lambda f: model.predict(f).astype(float)), x).probability is None  # 0.0/1.0 floats
+    assert predict(_Pyfunc(lambda f: model.predict(f).astype(float)), x, "binary").probability is None  # 0.0/1.0 floats
 
 
 def test_the_registered_scorer_refuses_a_classes_only_model(ws, fitted):
@@ -59,5 +59,3 @@ def test_the_registered_scorer_refuses_a_classes_only_model(ws, fitted):
     assert scorer.kind == "pyfunc"
     with pytest.raises(ValueError, match="classes only"):
         scorer.probability(x)
-    with pytest.raises(ValueError, match="binary"):
-        load_scorer(info.model_uri, ["a", "b"], "multiclass")
