@@ -144,6 +144,9 @@ class PromotionConfig(StrictModel):
 
     shadow_days: int = Field(7, ge=1)
     """Replay this many days of traffic, ending at the newest row the champion served."""
+    shadow_max_rows: int = Field(1_000_000, ge=1)
+    """At most this many rows of the window (the newest) are read to the driver and scored; the
+    window is read through a filtered store read, so older traffic is never loaded."""
     min_labelled_rows: int = Field(200, ge=1)
     """Fewer labelled rows in the window gives INSUFFICIENT_DATA, never a pass."""
     metrics: list[Metric] = list(METRICS_BY_PROBLEM["binary"])

@@ -5,6 +5,7 @@ trail); every judgement is made by :func:`driftgate.promotion.policy.decide`.
 """
 from __future__ import annotations
 
+import logging
 import math
 import uuid
 from datetime import timedelta
@@ -24,6 +25,8 @@ from driftgate.promotion.scoring import NEEDS_PROBABILITY, Scored, load_scorer
 __all__ = ["set_challenger", "shadow", "shadow_table_name", "load_scorer", "model_inputs"]
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
+
+log = logging.getLogger("driftgate.promotion")
 
 
 def shadow_table_name(ws) -> str:
@@ -89,34 +92,49 @@ def _window(ws, champion: str | None, unseen_from: pd.Timestamp | None = None, a
     rows to the training data, and scoring them again would flatter the challenger.
     Column roles come from the inference-table contract (``monitor.inference_log``); ``as_of``
     leaves out rows served after it (replaying history).
+
+    Bounded: the newest served time is found from the timestamp column alone, then only the
+    window's rows are read (a filtered store read, pushed into the scan: Delta file skipping
+    locally, a Spark filter on Databricks), and at most ``promotion.shadow_max_rows`` of them,
+    the newest, are kept (the window's start then moves to the oldest row kept).
     """
+    import pyarrow.compute as pc
+
     table = ws.settings.project.inference_table
     cols = ws.settings.monitor.columns
     if not ws.tables.exists(table):
         raise TableError(f"{table}: the inference table does not exist; nothing to replay (a model's first "
                          "champion and baseline come from `driftgate init --train` or `driftgate init --version V "
                          "--holdout ROWS`; served traffic from `driftgate log-traffic`)", table=table)
-    filters = [(cols.model_id, "=", champion)] if champion is not None else None
-    arrow = ws.tables.read(table, filters=filters)
-    frame = arrow.to_pandas()
     ts = cols.timestamp
-    if as_of is not None and not frame.empty:
-        cut = pd.Timestamp(as_of)
-        cut = cut.tz_convert("UTC") if getattr(frame[ts].dtype, "tz", None) is not None else \
-            cut.tz_convert("UTC").tz_localize(None)
-        frame = frame[frame[ts] <= cut].reset_index(drop=True)
-    if frame.empty:
-        return frame, None, None, arrow.schema
-    end = frame[ts].max()
-    start = end - timedelta(days=ws.settings.promotion.shadow_days)
-    keep = frame[ts] > start
-    if unseen_from is not None and getattr(frame[ts].dtype, "tz", None) is None:
-        unseen_from = unseen_from.tz_convert("UTC").tz_localize(None)  # a table of naive UTC times
-    if unseen_from is not None and unseen_from > start:
-        start = unseen_from
-        keep = frame[ts] >= unseen_from
-    frame = frame[keep].reset_index(drop=True)
-    return frame, start, end, arrow.schema
+    schema = ws.tables.schema(table)
+    aware = getattr(schema.field(ts).type, "tz", None) is not None
+
+    def stamp(value) -> pd.Timestamp:
+        """``value`` as the column stores times: UTC, tz-aware or naive."""
+        t = pd.Timestamp(value)
+        t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+        return t if aware else t.tz_localize(None)
+
+    served = [(cols.model_id, "=", champion)] if champion is not None else []
+    if as_of is not None:
+        served.append((ts, "<=", stamp(as_of).to_pydatetime()))
+    newest = pc.max(ws.tables.read(table, columns=[ts], filters=served or None).column(ts)).as_py()
+    if newest is None:
+        return schema.empty_table().to_pandas(), None, None, schema
+    end = stamp(newest)
+    start, op = end - timedelta(days=ws.settings.promotion.shadow_days), ">"
+    if unseen_from is not None and stamp(unseen_from) > start:
+        start, op = stamp(unseen_from), ">="
+    arrow = ws.tables.read(table, filters=[*served, (ts, op, start.to_pydatetime()), (ts, "<=", end.to_pydatetime())])
+    frame = arrow.to_pandas()
+    cap = ws.settings.promotion.shadow_max_rows
+    if len(frame) > cap:
+        log.warning("shadow window of %s: %d rows served since %s; scoring the newest %d "
+                    "(promotion.shadow_max_rows)", table, len(frame), start, cap)
+        frame = frame.sort_values(ts, kind="mergesort").tail(cap)
+        start = frame[ts].iloc[0]
+    return frame.reset_index(drop=True), start, end, arrow.schema
 
 
 def _trained_before(info) -> pd.Timestamp | None:

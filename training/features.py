@@ -20,7 +20,7 @@ from driftgate.core.errors import TrainingError
 from driftgate.training.config import FeatureLookupConfig, TrainingConfig
 
 __all__ = ["TableVersion", "table_version", "TrainingData", "FeatureSource", "LocalFeatureSource", "DatabricksFeatureSource",
-           "feature_source", "own_types", "load_training_data", "point_in_time_join"]
+           "feature_source", "own_types", "probability_pyfunc", "load_training_data", "point_in_time_join"]
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ class LocalFeatureSource:
         import mlflow
 
         info = mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
-                                        **sklearn_serialization(model))
+                                        **sklearn_serialization(model), **probability_pyfunc(model))
         return info.model_uri
 
 
@@ -218,10 +218,29 @@ class DatabricksFeatureSource:
         # example must come from the training set (infer_input_example), never from ``x``; the
         # local ``signature``/``input_example`` are deliberately not passed. (Databricks runtimes
         # save scikit-learn models with cloudpickle, so no skops trust list here.)
+        # fe.log_model passes further keyword arguments to the flavour's save_model for the raw
+        # model its pyfunc wrapper loads: with pyfunc_predict_fn the wrapper (the only flavour the
+        # packaged model has, what fe.score_batch and serving call) returns probabilities.
         info = self.client.log_model(model=model, artifact_path=name, flavor=mlflow.sklearn,
-                                     training_set=data.handle, infer_input_example=True)
+                                     training_set=data.handle, infer_input_example=True,
+                                     **probability_pyfunc(model))
         uri = getattr(info, "model_uri", None)
         return uri or f"runs:/{mlflow.active_run().info.run_id}/{name}"
+
+
+def probability_pyfunc(model) -> dict[str, Any]:
+    """``mlflow.sklearn`` arguments that make the model's pyfunc ``predict`` return probabilities.
+
+    A classifier's pyfunc ``predict`` returns classes by default; a model that is loaded only as a
+    pyfunc (``fe.log_model`` packages just that flavour) would then be scored on 0/1, and ROC AUC
+    and thresholds would mean something else than locally. With ``pyfunc_predict_fn="predict_proba"``
+    it returns one column per class, named in order by the ``classes`` metadata. Regressors: ``{}``.
+    """
+    if not callable(getattr(model, "predict_proba", None)):
+        return {}
+    classes = getattr(model, "classes_", None)
+    meta = {"classes": [c.item() if hasattr(c, "item") else c for c in classes]} if classes is not None else {}
+    return {"pyfunc_predict_fn": "predict_proba", **({"metadata": meta} if meta else {})}
 
 
 def sklearn_serialization(model) -> dict:

@@ -189,11 +189,11 @@ def collect_status(ws, *, limit: int = 5) -> dict[str, Any]:
     """
     from driftgate.workspace.audit import read_events
     from driftgate.core.errors import RegistryError
-    from driftgate.promotion import alias_invariant, recover
+    from driftgate.promotion import alias_invariant, recover, recovery_grace_seconds
     from driftgate.promotion.moves import aliases
 
     name = ws.settings.project.model_name
-    recovered = recover(ws, min_age_seconds=0.0 if ws.root is not None else 600.0)
+    recovered = recover(ws, min_age_seconds=recovery_grace_seconds(ws))
     rows = []
     for alias, version in aliases(ws).items():
         row: dict[str, Any] = {"alias": alias, "version": version}
