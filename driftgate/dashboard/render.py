@@ -14,7 +14,7 @@ from driftgate.dashboard.model import Chart, Dashboard, Mark
 
 __all__ = ["render_html"]
 
-W, H, LEFT, RIGHT, TOP, BOTTOM = 920, 190, 56, 150, 14, 26
+W, H, LEFT, RIGHT, TOP, BOTTOM = 940, 190, 84, 150, 14, 26
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
            "#393b79")
 MARK_COLOURS = {"gate_decision": "#6b7280", "train": "#2563eb", "shadow": "#7c3aed", "promotion": "#16a34a",
