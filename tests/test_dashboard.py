@@ -210,3 +210,34 @@ def test_the_demo_worlds_page_runs_its_script_in_chromium_and_shows_both_job_run
         assert str(run.decision.status) in row
         assert ("promoted" if run.promoted else "refused") in row
     assert dom.count("<polyline") >= len(ws.settings.gate.effective_rules())
+
+
+def test_the_command_writes_the_page_with_conf_env_and_set_and_refuses_a_bad_as_of(ws, tmp_path):
+    from typer.testing import CliRunner
+
+    from driftgate.cli import app
+
+    drift = ws.settings.monitor.drift_metrics_table
+    columns = ["age", "monthly_charges"]
+    ws.tables.write(drift, drift_rows(12, columns, lambda d, c: 0.05 if d < 6 else 0.5), mode="append")
+    out = tmp_path / "out" / "page.html"
+    args = ["dashboard", "--env", "demo", "--set", f"workspace.root={ws.settings.workspace.root}", "--out", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "0 job runs" in res.output
+    page = out.read_text()
+    for rule in ws.settings.gate.effective_rules():
+        assert escape_title(rule.name) in page
+    assert "monthly_charges" in page and "nothing recorded yet" in page
+
+    res = CliRunner().invoke(app, [*args, "--as-of", day(3).isoformat()])
+    assert res.exit_code == 0, res.output
+    assert "as of 2026-06-04 00:00 UTC" in out.read_text()
+    res = CliRunner().invoke(app, [*args, "--as-of", "last tuesday"])
+    assert res.exit_code == 1 and "--as-of" in res.output
+
+
+def escape_title(text: str) -> str:
+    from html import escape
+
+    return escape(text)

@@ -29,4 +29,4 @@ def dashboard(
         ws = workspace_from(conf, env, set_)
         record = write_dashboard(ws, out, as_of=parse_as_of(as_of))
     console.print(f"wrote {out} ({len(record.job_runs)} job runs, {len(record.lineage)} versions, "
-                  f"{len(record.marks)} events)", highlight=False)
+                  f"{len(record.marks)} events)", highlight=False, soft_wrap=True)
