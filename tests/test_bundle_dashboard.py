@@ -18,7 +18,6 @@ from tests.bundle_support import CLI_VARS, REPO, load_yaml, resolve_target
 from tests.test_bundle import _errors, validator  # noqa: F401 - the official schema's validator fixture
 
 RESOURCE = REPO / "resources" / "dashboard.yml"
-pytestmark = pytest.mark.runtime
 
 
 def _resource(doc: dict | None = None) -> dict:
