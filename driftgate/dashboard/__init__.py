@@ -21,7 +21,7 @@ EVENT_LIMIT = 100_000
 def read_inputs(ws) -> DashboardInputs:
     """Everything the page shows, read once through the workspace's adapters."""
     from driftgate.core.errors import RegistryError
-    from driftgate.gating.evaluate import _output_columns, metric_tables, read_decisions
+    from driftgate.gating.evaluate import output_columns, metric_tables, read_decisions
     from driftgate.monitoring.report import rule_panels
     from driftgate.promotion.intent import aliases as read_aliases
     from driftgate.workspace.audit import read_events
@@ -32,7 +32,7 @@ def read_inputs(ws) -> DashboardInputs:
     drift, profile = (ws.tables.read(tables[k]) if ws.tables.exists(tables[k]) else None
                       for k in ("drift", "profile"))
     rules = gate.effective_rules() if gate.mode == "rules" else []
-    panels = tuple(rule_panels(rules, exclude=_output_columns(ws)))
+    panels = tuple(rule_panels(rules, exclude=output_columns(ws)))
     events = tuple(read_events(ws, limit=EVENT_LIMIT))
     current = read_aliases(ws)
     versions = {v for v in current.values() if v} | {

@@ -20,6 +20,9 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#1
 MARK_COLOURS = {"gate_decision": "#6b7280", "train": "#2563eb", "shadow": "#7c3aed", "promotion": "#16a34a",
                 "refusal": "#dc2626", "rollback": "#ea580c", "job_run": "#0f766e", "init": "#16a34a"}
 
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
+"""Nothing loads from anywhere: inline styles and scripts only."""
+
 _CSS = """
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#111;background:#f7f7f8}
 header{background:#111827;color:#fff;padding:14px 24px}header h1{margin:0;font-size:19px}
@@ -228,10 +231,12 @@ def render_html(d: Dashboard) -> str:
     as_of = f" · as of {_fmt(d.as_of)} UTC" if d.as_of else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(d.title)}</title>
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy" content="{_CSP}">
 <style>{_CSS}</style></head>
-<body data-dashboard="loading" data-start="{axis.t0:.0f}" data-end="{axis.t1:.0f}" data-plotw="{axis.width}" data-left="{LEFT}">
-<header><h1>{escape(d.title)}</h1><p>generated {_fmt(d.generated_at)} UTC{as_of} · aliases: {aliases or 'none'}</p></header>
+<body data-dashboard="loading" data-start="{axis.t0:.0f}" data-end="{axis.t1:.0f}" data-plotw="{axis.width}"
+ data-left="{LEFT}">
+<header><h1>{escape(d.title)}</h1>
+<p>generated {_fmt(d.generated_at)} UTC{as_of} · aliases: {aliases or 'none'}</p></header>
 <main>
 <section><h2>Events on the time axis</h2><div class="filters">{filters}</div><div id="cursor-time"></div>
 {_timeline_svg(d, axis)}</section>
