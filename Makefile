@@ -58,7 +58,7 @@ CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser)
 dashboard: $(VENV)/.core
 	$(BIN)/python -m driftgate.cli dashboard --env demo --out .driftgate/dashboard.html
 	$(CHROMIUM) --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update \
-	  --disable-sync --no-first-run --user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=1000,2150 \
+	  --disable-sync --no-first-run --user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=1000,2750 \
 	  --screenshot=docs/dashboard.png file://$(CURDIR)/.driftgate/dashboard.html
 
 mlflow-ui: $(VENV)/.core
