@@ -293,7 +293,8 @@ def _shadow_metrics(details: dict[str, Any], tags: dict[str, str]) -> tuple[tupl
                          if k.startswith("driftgate_challenger_")}
     figures: dict[str, float] = {}
     for key, value in source.items():
-        if not key.endswith(SHADOW_KEYS) or isinstance(value, bool):
+        shown = key == "agreement_rate" or key.startswith(("champion_", "challenger_"))
+        if not shown or not key.endswith(SHADOW_KEYS) or isinstance(value, bool):
             continue
         try:
             figures[key] = float(value)
