@@ -10,7 +10,7 @@ export PYTHONUNBUFFERED := 1
 # Exact versions for this machine's venv (pyproject.toml holds ranges; see constraints/local.txt).
 CONSTRAINTS := constraints/local.txt
 
-.PHONY: demo test test-runtimes constraints install install-dev bench clean reset mlflow-ui
+.PHONY: demo test test-runtimes constraints install install-dev bench clean reset mlflow-ui dashboard
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,14 @@ test-runtimes: $(VENV)/.dev
 constraints: $(VENV)/.dev
 	{ sed -n '1,3p' $(CONSTRAINTS); $(BIN)/python -m pip freeze --exclude-editable | grep -iv '^driftgate'; } > $(CONSTRAINTS).new
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+
+## dashboard: the HTML page over the local tables (after `make demo`), and its screenshot in docs/
+CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser)
+dashboard: $(VENV)/.core
+	$(BIN)/python -m driftgate.cli dashboard --env demo --out .driftgate/dashboard.html
+	$(CHROMIUM) --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update \
+	  --disable-sync --no-first-run --user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=1000,2750 \
+	  --screenshot=docs/dashboard.png file://$(CURDIR)/.driftgate/dashboard.html
 
 mlflow-ui: $(VENV)/.core
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///.driftgate/mlflow.db --port 5000

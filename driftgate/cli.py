@@ -6,6 +6,7 @@ import warnings
 import typer
 
 from driftgate.commands import config as config_cmds
+from driftgate.commands import dashboard as dashboard_cmds
 from driftgate.commands import gating as gating_cmds
 from driftgate.commands import monitoring as monitoring_cmds
 from driftgate.commands import pipeline as pipeline_commands
@@ -41,6 +42,7 @@ app.command("shadow")(promotion_cmds.shadow)
 app.command("promote")(promotion_cmds.promote)
 app.command("rollback")(promotion_cmds.rollback)
 app.command("status")(promotion_cmds.status)
+app.command("dashboard")(dashboard_cmds.dashboard)
 app.command("watch")(trigger_cmds.watch)
 app.command("serve")(webhook_cmds.serve)
 
