@@ -124,3 +124,32 @@ def test_user_workspace_is_only_read_and_gets_one_run_per_rule_set(replayed):
     names = {a.path for a in client.list_artifacts(always.info.run_id, "backtest")}
     assert {"backtest/windows.csv", "backtest/summary.csv", "backtest/backtest.png"} <= names
     assert set(result.run_ids) == {"always", "configured"}
+
+
+@pytest.mark.slow
+def test_cli_backtest_two_rule_sets_side_by_side(tmp_path):
+    """The command end to end: two rule sets and both baselines in one table, files written."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from driftgate.cli import app
+    from tests.backtest_world import TINY, build_served_world
+    from tests.conftest import REPO
+
+    root = tmp_path / "user" / ".driftgate"
+    _, start, _ = build_served_world(root, 2)
+    (tmp_path / "strict.yml").write_text("gate:\n  mode: always\n")
+    args = ["backtest", "--conf", str(REPO / "conf"), "--env", "demo",
+            *[a for s in (*TINY, f"workspace.root={root}") for a in ("--set", s)],
+            "--from", start.isoformat(), "--to", (start + timedelta(days=2)).isoformat(),
+            "--rules", str(tmp_path / "strict.yml"), "--rules", "loose:gate.mode=never",
+            "--every", "1", "--output", str(tmp_path / "out"), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    payload = result.output[result.output.index("[\n"):]
+    rows = {r["policy"]: r for r in json.loads(payload)}
+    assert set(rows) == {"never", "strict", "loose", "every_1d"}
+    assert rows["strict"]["gate_firings"] == 2 and rows["loose"]["gate_firings"] == 0
+    assert rows["every_1d"]["retrains"] == 2
+    assert (tmp_path / "out" / "backtest.png").stat().st_size > 0
