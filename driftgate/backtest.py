@@ -37,7 +37,7 @@ import pyarrow as pa
 from driftgate.core.errors import ConfigError
 
 __all__ = ["RuleSet", "parse_rule_set", "WindowRecord", "PolicySummary", "BacktestResult", "StepRecord",
-           "replay_step", "run_backtest", "summarise", "NEVER", "every_name"]
+           "replay_step", "run_backtest", "served_as", "summarise", "NEVER", "every_name"]
 
 log = logging.getLogger("driftgate.backtest")
 
@@ -235,6 +235,17 @@ class Scorers:
         return self._cache[version]
 
 
+def served_as(ws, frame: pd.DataFrame, version: str, score: Callable[[pd.DataFrame], np.ndarray]) -> pd.DataFrame:
+    """``frame``'s rows as ``version`` would have served them: any prediction, probability or model id
+    they carry replaced by that version's (labels, request ids and timestamps kept)."""
+    from driftgate.monitoring.traffic import served_rows
+
+    cols = ws.settings.monitor.columns
+    own = [c for c in (cols.prediction, cols.probability, cols.model_id) if c and c in frame]
+    return served_rows(frame.drop(columns=own), cols, model_id=version, score=score,
+                       threshold=ws.settings.promotion.decision_threshold)
+
+
 def _train_seconds(ws, job) -> float:
     train = getattr(job, "train", None) if job is not None else None
     if train is None or not getattr(train, "run_id", None):
@@ -256,19 +267,16 @@ def replay_step(ws, *, served: pd.DataFrame, as_of: datetime, training: dict[str
     or model id it carries is replaced by the champion's.
     """
     from driftgate import tasks
-    from driftgate.monitoring.traffic import log_traffic, served_rows
+    from driftgate.monitoring.traffic import log_traffic
     from driftgate.pipeline import run_retraining_job
 
     began = time.perf_counter()
     ws.activate_mlflow()
-    cols = ws.settings.monitor.columns
     scorers = scorers or Scorers(ws)
     version = ws.registry.alias_version(ws.settings.project.model_name, "champion")
     if version is None:
         raise ConfigError(f"{ws.settings.project.model_name}: no champion to serve with (driftgate init --train)")
-    frame = served.drop(columns=[c for c in (cols.prediction, cols.probability, cols.model_id) if c and c in served])
-    rows = served_rows(frame, cols, model_id=version, score=scorers(version),
-                       threshold=ws.settings.promotion.decision_threshold)
+    rows = served_as(ws, served, version, scorers(version))
     if len(rows):
         log_traffic(ws, rows, model_version=version)
     for name, data in (training or {}).items():
@@ -348,13 +356,7 @@ def _open_policy(policy: _Policy, load, overrides: tuple[str, ...], root: Path, 
     first = bootstrap(ws)
     policy.ws, policy.scorers = ws, Scorers(ws)
     if baseline is not None and ws.settings.monitor.baseline_table_name:
-        from driftgate.monitoring.traffic import served_rows
-
-        cols = ws.settings.monitor.columns
-        frame = baseline.drop(columns=[c for c in (cols.prediction, cols.probability, cols.model_id)
-                                       if c and c in baseline])
-        rows = served_rows(frame, cols, model_id=first.version, score=policy.scorers(first.version),
-                           threshold=ws.settings.promotion.decision_threshold)
+        rows = served_as(ws, baseline, first.version, policy.scorers(first.version))
         ws.tables.write(ws.settings.monitor.baseline_table_name, pa.Table.from_pandas(rows, preserve_index=False),
                         mode="overwrite")
     policy.setup_seconds = time.perf_counter() - began

@@ -32,7 +32,7 @@ def backtest(
     start: Annotated[str, typer.Option("--from", help="first served time to replay (ISO 8601, UTC)")],
     end: Annotated[str, typer.Option("--to", help="end of the replay, exclusive (ISO 8601, UTC)")],
     rules: Annotated[list[str] | None, typer.Option(
-        "--rules", help="a rule set: a YAML file (a conf layer: gate: {...}) or '[name:]key=value;key=value' "
+        "--rules", help="a rule set: a YAML file (a conf layer: gate: {...}) or '\\[name:]key=value;key=value' "
                         "(repeatable; none: the configuration as it is)", show_default=False)] = None,
     every: Annotated[int, typer.Option(
         "--every", help="baseline: retrain every N days (the same shadow criteria promote); 0: no such baseline")] = 7,
