@@ -276,7 +276,7 @@ def replay_step(ws, *, served: pd.DataFrame, as_of: datetime, training: dict[str
     version = ws.registry.alias_version(ws.settings.project.model_name, "champion")
     if version is None:
         raise ConfigError(f"{ws.settings.project.model_name}: no champion to serve with (driftgate init --train)")
-    rows = served_as(ws, served, version, scorers(version))
+    rows = served_as(ws, served, version, scorers(version)) if len(served) else served  # a quiet window
     if len(rows):
         log_traffic(ws, rows, model_version=version)
     for name, data in (training or {}).items():
