@@ -6,7 +6,7 @@ serving ``--windows`` days with the price-rise drift from day 6) in a temp folde
 through the command line (a subprocess, as a user would)::
 
     driftgate backtest --env demo --from <first served day> --to <+windows days> \\
-        --rules demo.yml --rules cooldown.yml --every 7 --change-at <drift onset>
+        --rules default.yml --rules patient.yml --every 7 --change-at <drift onset>
 
 Prints the backtest's wall time against the 10-minute budget, each policy's seconds, training
 seconds (the train runs' MLflow durations) and setup (bootstrapping the first champion), and
@@ -33,9 +33,9 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 BUDGET_SECONDS = 600.0
-RULES = {
-    "demo.yml": "gate:\n  retrain_cooldown: null\n",
-    "cooldown.yml": "gate:\n  retrain_cooldown: 3 days\n  rules:\n    - name: numeric_drift_psi\n      threshold: 0.25\n",
+RULES = {  # the base defaults' cooldown, and a stricter PSI threshold with a week's cooldown
+    "default.yml": "gate:\n  retrain_cooldown: 3 days\n",
+    "patient.yml": "gate:\n  retrain_cooldown: 7 days\n  rules:\n    - name: numeric_drift_psi\n      threshold: 0.25\n",
 }
 
 
@@ -63,7 +63,7 @@ def main() -> None:
     cmd = [sys.executable, "-m", "driftgate.cli", "backtest", "--conf", str(REPO / "conf"), "--env", "demo",
            *[a for s in sets for a in ("--set", s)],
            "--from", first.isoformat(), "--to", (first + timedelta(days=args.windows)).isoformat(),
-           "--rules", str(tmp / "demo.yml"), "--rules", str(tmp / "cooldown.yml"), "--every", str(args.every),
+           "--rules", str(tmp / "default.yml"), "--rules", str(tmp / "patient.yml"), "--every", str(args.every),
            "--change-at", start.world.drift_onset.isoformat(), "--output", str(tmp / "out")]
     began = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
