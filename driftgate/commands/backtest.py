@@ -9,15 +9,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from driftgate.runtime import ConfOpt, EnvOpt, SetOpt, cli_errors, console, parse_as_of, settings_from
 
 _COLUMNS = (("policy", "policy"), ("windows", "windows"), ("gate_firings", "fired"),
             ("cooldown_skips", "cooldown"), ("retrains", "retrains"), ("promotions", "promoted"),
-            ("mean_roc_auc", "AUC"), ("mean_accuracy", "accuracy"), ("roc_auc_vs_never", "ΔAUC vs never"),
+            ("mean_roc_auc", "AUC"), ("mean_accuracy", "accuracy"), ("roc_auc_vs_never", "ΔAUC never"),
             ("detection_delay_days", "detect (d)"), ("promotion_delay_days", "promote (d)"),
-            ("rows_to_promotion", "rows to promote"), ("seconds", "seconds"), ("train_seconds", "training s"))
+            ("rows_to_promotion", "rows→promote"), ("seconds", "seconds"), ("train_seconds", "train s"))
 
 
 def _cell(value) -> str:
@@ -76,7 +77,8 @@ def backtest(
         table.add_column(title, justify="left" if title == "policy" else "right")
     for summary in result.summaries:
         table.add_row(*(_cell(getattr(summary, key)) for key, _ in _COLUMNS))
-    console.print(table)
+    # 14 columns: wider than 80 even in a pipe
+    Console(width=max(console.width, 160), highlight=False).print(table)
     for name, path in result.files.items():
         console.print(f"{name}: {path}", highlight=False)
     for name, run_id in result.run_ids.items():
