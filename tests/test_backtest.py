@@ -148,11 +148,13 @@ def test_cli_backtest_two_rule_sets_side_by_side(tmp_path):
             *[a for s in (*TINY, f"workspace.root={root}") for a in ("--set", s)],
             "--from", start.isoformat(), "--to", (start + timedelta(days=2)).isoformat(),
             "--rules", str(tmp_path / "strict.yml"), "--rules", "loose:gate.mode=never",
-            "--every", "1", "--output", str(tmp_path / "out"), "--json"]
+            "--every", "1", "--output", str(tmp_path / "out")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    payload = result.output[result.output.index("[\n"):]
-    rows = {r["policy"]: r for r in json.loads(payload)}
+    table = result.output[result.output.index("backtest 20"):]
+    assert all(name in table for name in ("never", "strict", "loose", "every_1d", "ΔAUC never", "train s"))
+    summary = json.loads((tmp_path / "out" / "backtest.json").read_text())["summary"]
+    rows = {r["policy"]: r for r in summary}
     assert set(rows) == {"never", "strict", "loose", "every_1d"}
     assert rows["strict"]["gate_firings"] == 2 and rows["loose"]["gate_firings"] == 0
     assert rows["every_1d"]["retrains"] == 2
