@@ -35,7 +35,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 BUDGET_SECONDS = 600.0
 RULES = {  # the base defaults' cooldown, and a stricter PSI threshold with a week's cooldown
     "default.yml": "gate:\n  retrain_cooldown: 3 days\n",
-    "patient.yml": "gate:\n  retrain_cooldown: 7 days\n  rules:\n    - name: numeric_drift_psi\n      threshold: 0.25\n",
+    "patient.yml": ("gate:\n  retrain_cooldown: 7 days\n  rules:\n"
+                    "    - name: numeric_drift_psi\n      threshold: 0.25\n"),
 }
 
 

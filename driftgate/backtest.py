@@ -256,7 +256,8 @@ def _train_seconds(ws, job) -> float:
     return max(0.0, ((info.end_time or info.start_time) - info.start_time) / 1000.0)
 
 
-def replay_step(ws, *, served: pd.DataFrame, as_of: datetime, training: dict[str, pd.DataFrame | pa.Table] | None = None,
+def replay_step(ws, *, served: pd.DataFrame, as_of: datetime,
+                training: dict[str, pd.DataFrame | pa.Table] | None = None,
                 monitor: bool = True, job: bool = True, scorers: Scorers | None = None,
                 trigger: str = "backtest") -> StepRecord:
     """One window of history in ``ws``: the champion serves ``served``, the rows in ``training``

@@ -24,7 +24,8 @@ def _rec(policy, i, **kw):
 def test_summary_counts_delays_and_quality_against_never():
     recs = [_rec(NEVER, i, roc_auc=0.7) for i in range(4)]
     recs += [_rec("a", 0, fired=True, retrained=True), _rec("a", 1, fired=True, cooldown_skip=True),
-             _rec("a", 2, fired=True, retrained=True, promoted=True, shadow_status="PASS"), _rec("a", 3, roc_auc=0.9)]
+             _rec("a", 2, fired=True, retrained=True, promoted=True, shadow_status="PASS"),
+             _rec("a", 3, roc_auc=0.9)]
     (never, a) = summarise(recs, {NEVER: "never", "a": "rules"}, {"a": 2.0}, change_at=T0 + timedelta(hours=12))
     assert (a.gate_firings, a.cooldown_skips, a.retrains, a.promotions) == (3, 1, 2, 1)
     assert a.detection_delay_days == pytest.approx(0.5)       # fired at the end of window 0
