@@ -37,7 +37,8 @@ def test_summary_counts_delays_and_quality_against_never():
 
 def test_rule_sets_from_files_and_overrides(tmp_path):
     path = tmp_path / "strict.yml"
-    path.write_text("gate:\n  retrain_cooldown: 5 days\n  rules:\n    - name: numeric_drift_psi\n      threshold: 0.1\n")
+    path.write_text("gate:\n  retrain_cooldown: 5 days\n  rules:\n"
+                    "    - name: numeric_drift_psi\n      threshold: 0.1\n")
     strict = parse_rule_set(str(path))
     assert strict.name == "strict" and strict.overrides[0].startswith("gate=")
     inline = parse_rule_set("loose:gate.rules.numeric_drift_psi.threshold=0.4;gate.retrain_cooldown=null")
