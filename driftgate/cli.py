@@ -5,6 +5,7 @@ import warnings
 
 import typer
 
+from driftgate.commands import backtest as backtest_cmds
 from driftgate.commands import config as config_cmds
 from driftgate.commands import dashboard as dashboard_cmds
 from driftgate.commands import gating as gating_cmds
@@ -31,6 +32,7 @@ warnings.filterwarnings("ignore", message="Hint: Inferred schema contains intege
 app.command("init")(pipeline_commands.init)
 app.command("demo")(pipeline_commands.demo)
 app.command("run")(pipeline_commands.run)
+app.command("backtest")(backtest_cmds.backtest)
 app.command("config")(config_cmds.config)
 app.command("log-traffic")(traffic_cmds.log_traffic)
 app.command("log-labels")(traffic_cmds.log_labels)
