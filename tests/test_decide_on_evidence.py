@@ -1,0 +1,117 @@
+"""Issue 16, "decide on evidence": gate rules on performance estimated before labels arrive, and on drift
+weighted by what the champion uses."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, roc_auc_score
+
+from driftgate.gating.config import GateConfig, Persistence, Rule, RuleFilters
+from driftgate.gating.gate import decide
+from driftgate.monitoring import engine
+from tests.monitor_data import START, TS
+
+DAYS, ROWS = 4, 400
+
+
+def _world(rng, n, *, x1, x2_shift=0.0):
+    """x1 decides the label (P(y=1|x) = sigmoid(3 x1)); x2 is noise the model learns to ignore."""
+    a = x1(n)
+    b = rng.normal(x2_shift, 1.0, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-3 * a))).astype(np.int64)
+    return np.c_[a, b], y
+
+
+def _confident(rng):  # the training region: x1 far from the boundary, where p is near 0 or 1
+    return lambda n: rng.choice([-1.5, 1.5], n) + rng.normal(0, 0.5, n)
+
+
+def _served(model, X, y, *, days, labelled: bool, first_day=0) -> pa.Table:
+    n = len(y)
+    p = model.predict_proba(X)[:, 1]
+    day = np.repeat(np.arange(days), n // days)
+    return pa.table({
+        "request_id": [f"r{first_day}-{i}" for i in range(n)],
+        "timestamp": pa.array([START + timedelta(days=int(first_day + d), hours=1 + i % 20)
+                               for i, d in enumerate(day)], TS),
+        "model_id": ["1"] * n,
+        "prediction": pa.array((p >= 0.5).astype(np.int64)),
+        "probability": p,
+        "label": pa.array(y, pa.int64(), mask=np.full(n, not labelled)),
+        "x1": X[:, 0], "x2": X[:, 1],
+    })
+
+
+@pytest.fixture(scope="module")
+def trained():
+    rng = np.random.default_rng(16)
+    X, y = _world(rng, 4000, x1=_confident(rng))
+    model = LogisticRegression().fit(X, y)
+    Xb, yb = _world(rng, 1000, x1=_confident(rng))
+    return model, _served(model, Xb, yb, days=1, labelled=True, first_day=-30)
+
+
+def _monitor(settings, **log):
+    inference_log = settings.monitor.inference_log.model_copy(update=log)
+    return settings.monitor.model_copy(update={"slicing_exprs": [], "inference_log": inference_log})
+
+
+def _profile(settings, baseline, served):
+    plan = engine.plan_for(_monitor(settings), served.schema)
+    profile, _ = engine.compute(plan, served, baseline.cast(served.schema))
+    return profile
+
+
+ESTIMATED_AUC_DROP = Rule(name="estimated_auc_drop", table="profile", metric="estimated_roc_auc",
+                          relative_to="baseline", op="<", threshold=-0.05,
+                          persistence=Persistence(windows=3, violations=2))
+ESTIMATED_ACCURACY = Rule(name="estimated_accuracy_low", table="profile", metric="estimated_accuracy",
+                          op="<", threshold=0.8)
+
+
+@pytest.mark.parametrize("shift,fires", [("toward_boundary", True), ("ignored_feature", False)])
+def test_a_rule_on_estimated_performance_fires_on_harmful_covariate_shift_only(settings, trained, shift, fires):
+    """Unlabelled windows: x1 moves to where the model is unsure (hurts) or x2, which the model ignores,
+    moves by three standard deviations (harmless). The estimate sees the difference without a label."""
+    model, baseline = trained
+    rng = np.random.default_rng(7)
+    if shift == "toward_boundary":
+        X, y = _world(rng, DAYS * ROWS, x1=lambda n: rng.normal(0, 0.4, n))
+    else:
+        X, y = _world(rng, DAYS * ROWS, x1=_confident(rng), x2_shift=3.0)
+    profile = _profile(settings, baseline, _served(model, X, y, days=DAYS, labelled=False))
+    table = profile.filter(pa.compute.equal(profile["column_name"], ":table"))
+    assert all(n == 0 for n, t in zip(table["labeled_count"].to_pylist(), table["log_type"].to_pylist())
+               if t == "INPUT")  # no labels at all in the served windows
+    for rule in (ESTIMATED_AUC_DROP, ESTIMATED_ACCURACY):
+        decision = decide({"profile": profile}, GateConfig(rules=[rule]), now=START + timedelta(days=DAYS))
+        assert decision.status == ("EXCEEDED" if fires else "OK"), decision.summary
+    # and the labels, when they come, agree: the model really is worse after the harmful shift only
+    p = model.predict_proba(X)[:, 1]
+    realised = roc_auc_score(y, p)
+    assert (realised < 0.85) == fires, realised
+    assert (accuracy_score(y, p >= 0.5) < 0.8) == fires
+
+
+def test_estimates_are_on_table_rows_of_binary_monitors_only(settings, trained):
+    model, baseline = trained
+    rng = np.random.default_rng(3)
+    X, y = _world(rng, 2 * ROWS, x1=_confident(rng))
+    profile = _profile(settings, baseline, _served(model, X, y, days=2, labelled=True))
+    rows = profile.to_pylist()
+    table = [r for r in rows if r["column_name"] == ":table"]
+    assert {r["log_type"] for r in table} == {"INPUT", "BASELINE"}
+    for r in table:
+        assert r["estimated_roc_auc_lower"] <= r["estimated_roc_auc"] <= r["estimated_roc_auc_upper"]
+        assert abs(r["estimated_roc_auc"] - r["roc_auc_score"]) < 0.05  # calibrated: close to the realised AUC
+        assert abs(r["estimated_accuracy"] - r["accuracy_score"]) < 0.05
+    assert all(r["estimated_roc_auc"] is None for r in rows if r["column_name"] != ":table")
+    # regression monitors and monitors without probabilities get no estimate
+    served = _served(model, X, y, days=2, labelled=True)
+    for no_estimate in (_monitor(settings, prediction_proba_col=None), _monitor(settings, problem_type="regression")):
+        prof, _ = engine.compute(engine.plan_for(no_estimate, served.schema), served, None)
+        assert "estimated_roc_auc" not in prof.column_names or set(prof["estimated_roc_auc"].to_pylist()) == {None}
