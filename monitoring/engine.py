@@ -101,6 +101,9 @@ class Plan:
     derived: tuple[tuple[str, str, Expression], ...]
     drifts: tuple[tuple[str, str, Expression], ...]
     version: int
+    importance: tuple[tuple[str, float], ...] = ()
+    """The champion's feature importance as shares (:func:`driftgate.monitoring.importance.normalized`):
+    when set, drift comparisons get a ``:importance_weighted`` row (see :func:`with_importance`)."""
 
 
 def _check_types(schema: pa.Schema, cfg: MonitorConfig, where: str) -> None:
@@ -190,6 +193,16 @@ def plan_for(cfg: MonitorConfig, schema: pa.Schema) -> Plan:
                 raise MonitorError(f"{where}: custom_metrics.{metric.name}: {exc}") from None
     return Plan(cfg, columns, frozenset(categorical), tuple(slices), tuple(aggregates), tuple(derived),
                 tuple(drifts), monitor_version(cfg))
+
+
+def with_importance(plan: Plan, importance: dict[str, float]) -> Plan:
+    """The plan with the champion's importance shares over its profiled columns (others are not features)."""
+    from dataclasses import replace
+
+    from driftgate.monitoring.importance import normalized
+
+    shares = normalized({c: v for c, v in importance.items() if c in plan.columns})
+    return replace(plan, importance=tuple(sorted(shares.items())))
 
 
 def _template(cfg: MonitorConfig) -> dict[str, str]:
@@ -720,6 +733,8 @@ def _drift_rows(plan: Plan, job: DriftJob) -> Iterable[dict]:
                      non_null_columns_delta={"added": added, "missing": missing})
     table_row.update(_custom_drift(plan, TABLE, cur, ref))
     yield table_row
+    shares = dict(plan.importance)
+    weighted: list[tuple[float, float | None]] = []
     for col in plan.columns:
         pc_, pr = cur.profiles[col], ref.profiles[col]
         c, r = pc_.as_row(), pr.as_row()
@@ -740,7 +755,18 @@ def _drift_rows(plan: Plan, job: DriftJob) -> Iterable[dict]:
                            js_distance=cd.js_distance, tv_distance=cd.tv_distance,
                            l_infinity_distance=cd.l_infinity_distance)
         row.update(_custom_drift(plan, col, cur, ref))
+        if shares:
+            row["feature_importance"] = shares.get(col, 0.0)
+            if shares.get(col):
+                weighted.append((shares[col], row.get("population_stability_index", row.get("js_distance"))))
         yield row
+    if shares:
+        known = [(w, d) for w, d in weighted if d is not None and np.isfinite(d)]
+        total = sum(w for w, _ in known)
+        yield dict(base, column_name=metric_tables.IMPORTANCE_COLUMN, data_type=None, count=cur.rows,
+                   count_cmp=ref.rows, count_delta=float(cur.rows - ref.rows),
+                   importance_weighted_drift=sum(w * d for w, d in known) / total if total > 0 else None,
+                   feature_importance=total)
 
 
 def _custom_drift(plan: Plan, col: str, cur: GroupSummary, ref: GroupSummary) -> dict:

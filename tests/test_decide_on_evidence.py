@@ -115,3 +115,61 @@ def test_estimates_are_on_table_rows_of_binary_monitors_only(settings, trained):
     for no_estimate in (_monitor(settings, prediction_proba_col=None), _monitor(settings, problem_type="regression")):
         prof, _ = engine.compute(engine.plan_for(no_estimate, served.schema), served, None)
         assert "estimated_roc_auc" not in prof.column_names or set(prof["estimated_roc_auc"].to_pylist()) == {None}
+
+
+# -- which features matter --------------------------------------------------------------------------
+
+IMPORTANT_DRIFT = Rule(name="important_feature_drift", table="drift", metric="importance_weighted_drift",
+                       op=">", threshold=0.1, filters=RuleFilters(columns=[":importance_weighted"]))
+ANY_PSI = Rule(name="any_feature_psi", table="drift", metric="population_stability_index", op=">", threshold=0.2,
+               filters=RuleFilters(columns="all"))
+
+
+def _importance(model, baseline: pa.Table) -> dict[str, float]:
+    from driftgate.monitoring.importance import permutation_importances
+
+    frame = baseline.select(["x1", "x2"]).to_pandas()
+    mean, _, scoring = permutation_importances(lambda X: model.predict_proba(X.to_numpy())[:, 1], frame,
+                                               baseline["label"].to_numpy(), seed=0)
+    assert scoring == "roc_auc"
+    return mean
+
+
+@pytest.mark.parametrize("moved,fires", [("x1", True), ("x2", False)])
+def test_drift_weighted_by_importance_fires_on_the_feature_the_model_uses(settings, trained, moved, fires):
+    """The same shift (+1 sd) in x1, which the model uses, or in x2, which it ignores: a plain PSI rule
+    fires on both, the importance-weighted one on x1 only."""
+    model, baseline = trained
+    importance = _importance(model, baseline)
+    assert importance["x1"] > 0.2 and abs(importance["x2"]) < 0.01
+    rng = np.random.default_rng(5)
+    X, y = _world(rng, DAYS * ROWS, x1=_confident(rng))
+    X[:, 0 if moved == "x1" else 1] += 1.0
+    served = _served(model, X, y, days=DAYS, labelled=False)
+    plan = engine.with_importance(engine.plan_for(_monitor(settings), served.schema), importance)
+    assert dict(plan.importance).keys() <= {"x1", "x2"}  # outputs (probability, prediction) are not features
+    profile, drift = engine.compute(plan, served, baseline.cast(served.schema))
+    psi = {r["column_name"]: r["population_stability_index"] for r in drift.to_pylist()
+           if r["drift_type"] == "BASELINE" and r["model_id"] == "*" and r["column_name"] in ("x1", "x2")}
+    assert psi[moved] > 0.3  # a real shift either way
+    now = START + timedelta(days=DAYS)
+    frames = {"drift": drift, "profile": profile}
+    assert decide(frames, GateConfig(rules=[ANY_PSI]), now=now).status == "EXCEEDED"
+    decision = decide(frames, GateConfig(rules=[IMPORTANT_DRIFT]), now=now)
+    assert decision.status == ("EXCEEDED" if fires else "OK"), decision.summary
+    weighted = [r for r in drift.to_pylist() if r["column_name"] == ":importance_weighted"]
+    assert weighted and all(r["feature_importance"] == pytest.approx(1.0) for r in weighted)
+
+
+def test_without_importance_there_is_no_weighted_row_and_the_rule_cannot_say_ok(settings, trained):
+    model, baseline = trained
+    rng = np.random.default_rng(6)
+    X, y = _world(rng, DAYS * ROWS, x1=_confident(rng))
+    served = _served(model, X, y, days=DAYS, labelled=False)
+    profile, drift = engine.compute(engine.plan_for(_monitor(settings), served.schema), served,
+                                    baseline.cast(served.schema))
+    assert ":importance_weighted" not in drift["column_name"].to_pylist()
+    assert set(drift["feature_importance"].to_pylist()) == {None}
+    status = decide({"drift": drift, "profile": profile}, GateConfig(rules=[IMPORTANT_DRIFT]),
+                    now=START + timedelta(days=DAYS)).status
+    assert status == "INSUFFICIENT_DATA"
