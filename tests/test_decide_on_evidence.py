@@ -173,3 +173,48 @@ def test_without_importance_there_is_no_weighted_row_and_the_rule_cannot_say_ok(
     status = decide({"drift": drift, "profile": profile}, GateConfig(rules=[IMPORTANT_DRIFT]),
                     now=START + timedelta(days=DAYS)).status
     assert status == "INSUFFICIENT_DATA"
+
+
+def test_the_baseline_writer_stores_importance_and_the_refresh_weights_by_it(tmp_path, trained):
+    """Through the workspace: a registered model, write_baseline computes and stores its permutation
+    importance, the monitor refresh reads it back for the baseline's version and writes the weighted rows."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from driftgate.core.settings import load_settings
+    from driftgate.monitoring import refresh
+    from driftgate.monitoring.importance import importance_table, read_importance
+    from driftgate.promotion.bootstrap import write_baseline
+    from driftgate.workspace import open_workspace
+    from tests.conftest import REPO
+
+    ws = open_workspace(load_settings(REPO / "conf", "demo", (f"workspace.root={tmp_path}", "monitor.slicing_exprs=[]",
+                                                              "monitor.inference_log.granularities=[1 day]")))
+    model, baseline = trained
+    ws.activate_mlflow()
+    X = baseline.select(["x1", "x2"]).to_pandas()
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(X.head(20)),
+                                        pip_requirements=["scikit-learn"])
+    version = ws.registry.register(info.model_uri, ws.settings.project.model_name).version
+    rng = np.random.default_rng(9)
+    Xs, ys = _world(rng, 2 * ROWS, x1=_confident(rng))
+    Xs[:, 0] += 1.0  # the feature the model uses moves
+    served = _served(model, Xs, ys, days=2, labelled=False)
+    served = served.set_column(served.schema.get_field_index("model_id"), "model_id", pa.array([version] * len(ys)))
+    ws.tables.write(ws.settings.project.inference_table, served, mode="overwrite")
+    frame = baseline.to_pandas().assign(model_id=version)
+    write_baseline(ws, frame, version, reason="init")
+    stored = read_importance(ws, version)
+    assert stored["x1"] > 0.2 and abs(stored["x2"]) < 0.01
+    assert ws.tables.read(importance_table(ws)).column("scoring").to_pylist()[0] == "roc_auc"
+    write_baseline(ws, frame, version, reason="again")  # recomputed: replaced, not appended
+    assert ws.tables.read(importance_table(ws)).num_rows == 2
+    refresh(ws, ws.settings.monitor)
+    drift = ws.tables.read(ws.settings.monitor.drift_metrics_table).to_pylist()
+    weighted = [r for r in drift if r["column_name"] == ":importance_weighted" and r["drift_type"] == "BASELINE"]
+    assert weighted and all(r["importance_weighted_drift"] > 0.3 for r in weighted)
+    shares = {r["column_name"]: r["feature_importance"] for r in drift if r["column_name"] in ("x1", "x2")}
+    assert shares["x1"] == pytest.approx(1.0, abs=0.02) and shares["x2"] == pytest.approx(0.0, abs=0.02)
+    profile = ws.tables.read(ws.settings.monitor.profile_metrics_table).to_pylist()
+    assert all(r["estimated_roc_auc"] is not None for r in profile if r["column_name"] == ":table")
