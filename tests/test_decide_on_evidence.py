@@ -154,7 +154,9 @@ def test_drift_weighted_by_importance_fires_on_the_feature_the_model_uses(settin
     assert psi[moved] > 0.3  # a real shift either way
     now = START + timedelta(days=DAYS)
     frames = {"drift": drift, "profile": profile}
-    assert decide(frames, GateConfig(rules=[ANY_PSI]), now=now).status == "EXCEEDED"
+    plain = decide(frames, GateConfig(rules=[ANY_PSI]), now=now)
+    assert plain.status == "EXCEEDED"
+    assert ":importance_weighted" not in plain.reasons[0].windows[0].missing  # not a column of `columns: all`
     decision = decide(frames, GateConfig(rules=[IMPORTANT_DRIFT]), now=now)
     assert decision.status == ("EXCEEDED" if fires else "OK"), decision.summary
     weighted = [r for r in drift.to_pylist() if r["column_name"] == ":importance_weighted"]
