@@ -220,3 +220,17 @@ def test_the_baseline_writer_stores_importance_and_the_refresh_weights_by_it(tmp
     assert shares["x1"] == pytest.approx(1.0, abs=0.02) and shares["x2"] == pytest.approx(0.0, abs=0.02)
     profile = ws.tables.read(ws.settings.monitor.profile_metrics_table).to_pylist()
     assert all(r["estimated_roc_auc"] is not None for r in profile if r["column_name"] == ":table")
+
+
+def test_the_readme_rule_examples_are_valid_rules():
+    import re
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(gate:.*?)```", readme, re.S) if "estimated_auc_drop" in b)
+    rules = {r.name: r for r in GateConfig.model_validate(yaml.safe_load(block)["gate"]).rules}
+    assert rules["estimated_auc_drop"].metric == "estimated_roc_auc" and rules["estimated_auc_drop"].relative_to
+    assert rules["important_feature_drift"].columns == [":importance_weighted"]
