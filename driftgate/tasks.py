@@ -294,8 +294,9 @@ def train(ws, *, job: JobContext | None = None, now: datetime | None = None, dec
     job = job or JobContext()
     ws = _scoped(ws, TRAIN)
     # The Databricks job starts here too: nothing is trained or registered on tables that lack
-    # the columns the inference-table contract names (shadow would fail after registering).
-    check_inference_contract(ws)
+    # the columns the inference-table contract names (shadow would fail after registering). A
+    # train outside a job (the first model, `mlflow run -e train`) may come before any traffic.
+    check_inference_contract(ws, need_inference_table=job.job_run_id is not None)
     decision = upstream(ws, EVALUATE, "decision", {})
     reason = {"trigger": job.trigger, "decision_id": decision_id or str(decision.get("decision_id") or ""),
               "run_key": _job_run_key(ws, job) or "", "job_run_id": job.job_run_id or ""}

@@ -160,3 +160,29 @@ def test_databricks_path_goes_through_feature_engineering(tws):
     assert logged["infer_input_example"] is True and "signature" not in logged and "input_example" not in logged
     assert result.registered and fake_ws.registry.calls[0] == ("register", tws.settings.project.model_name,
                                                                 "models:/m-fake")
+
+
+def test_sklearn_models_are_saved_as_this_mlflow_can(monkeypatch):
+    """skops with the model's own types where MLflow has it; cloudpickle on an MLflow without it
+    (MLflow 3.0.1, what Databricks Runtime 17.3 LTS ML ships)."""
+    import mlflow
+    from sklearn.linear_model import LogisticRegression
+
+    from driftgate.training.features import sklearn_serialization
+
+    model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    import inspect
+
+    current = sklearn_serialization(model)
+    has_skops = "skops_trusted_types" in inspect.signature(mlflow.sklearn.log_model).parameters
+    assert ("skops_trusted_types" in current) == has_skops
+    assert any(r.startswith("skops" if has_skops else "cloudpickle") for r in current["pip_requirements"])
+
+    def log_model(sk_model, artifact_path=None, serialization_format="cloudpickle", name=None, pip_requirements=None):
+        """MLflow 3.0.1's parameters (no skops)."""
+
+    monkeypatch.setattr(mlflow.sklearn, "log_model", log_model)
+    old = sklearn_serialization(model)
+    assert "skops_trusted_types" not in old
+    assert any(r.startswith("cloudpickle") for r in old["pip_requirements"])
+    assert f"mlflow=={mlflow.__version__}" in old["pip_requirements"]

@@ -97,7 +97,7 @@ def test_a_removed_default_floor_is_recorded_on_the_training_run(tws):
     from tests.conftest import REPO
 
     tw.world(tws, days=20, rows_per_day=30)
-    settings = load_settings(REPO / "conf", "local", (f"workspace.root={tws.root}",
+    settings = load_settings(REPO / "conf", "demo", (f"workspace.root={tws.root}",
                                                        "training.quality_floor.roc_auc=null",
                                                        "training.quality_floor.log_loss={threshold: 5}"))
     result = training.train(dataclasses.replace(tws, settings=settings, registry=FakeRegistry()))

@@ -163,11 +163,8 @@ class LocalFeatureSource:
     def log_model(self, model, *, name, data, signature, input_example):
         import mlflow
 
-        # Pinned requirements: inferring them runs the model in a subprocess (seconds, every run).
-        requirements = [*mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-                        f"mlflow=={mlflow.__version__}"]
         info = mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
-                                        skops_trusted_types=own_types(model), pip_requirements=requirements)
+                                        **sklearn_serialization(model))
         return info.model_uri
 
 
@@ -225,6 +222,24 @@ class DatabricksFeatureSource:
                                      training_set=data.handle, infer_input_example=True)
         uri = getattr(info, "model_uri", None)
         return uri or f"runs:/{mlflow.active_run().info.run_id}/{name}"
+
+
+def sklearn_serialization(model) -> dict:
+    """How ``mlflow.sklearn.log_model`` saves ``model``, by what this MLflow can do.
+
+    An MLflow that saves with skops gets the model's own types as trusted; an older one (MLflow
+    3.0.1 on Databricks Runtime 17.3 LTS ML has no skops support) keeps its default, cloudpickle.
+    Requirements are pinned either way: inferring them runs the model in a subprocess (seconds).
+    """
+    import inspect
+
+    import mlflow
+
+    pins = [f"mlflow=={mlflow.__version__}"]
+    if "skops_trusted_types" in inspect.signature(mlflow.sklearn.log_model).parameters:
+        return {"skops_trusted_types": own_types(model),
+                "pip_requirements": [*mlflow.sklearn.get_default_pip_requirements(include_skops=True), *pins]}
+    return {"pip_requirements": [*mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True), *pins]}
 
 
 def own_types(model) -> list[str]:

@@ -227,7 +227,7 @@ def train(ws, *, reason: dict[str, str] | None = None, params: dict | None = Non
                 "driftgate.data_versions": ",".join(f"{t.name}@v{t.version}" for t in data.tables),
                 # every fitted row is older: the shadow test replays only rows from here on
                 TRAINED_BEFORE_TAG: split.validation_start.isoformat(),
-            })
+            }, run_id=run_id)
             version = info.version
             mlflow.set_tags({"driftgate.registered": "true", "driftgate.model_version": version})
         else:
