@@ -124,10 +124,10 @@ def _write_baseline(ws, model, world, version: str) -> None:
     events = demo.simulate_events(cfg, first_day=cfg.history_days - days, days=days, drift_onset=None,
                                   start=world.start, seed_offset=2)
     frame = demo.served_frame(events, demo.score(model, events), version, ws.settings.monitor.columns)
-    import pyarrow as pa
+    from driftgate.promotion.bootstrap import write_baseline
 
-    ws.tables.write(ws.settings.monitor.baseline_table_name or demo.TABLES.inference_baseline,
-                    pa.Table.from_pandas(frame, preserve_index=False), mode="overwrite")
+    # the one baseline writer: it also stores the champion's permutation importance for weighted drift
+    write_baseline(ws, frame, version, reason="demo")
 
 
 @dataclass

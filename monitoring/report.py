@@ -33,7 +33,7 @@ class DriftedColumn:
 
 def _whole_table_rows(drift: pa.Table, cfg: MonitorConfig, drift_type: str, granularity: str | None) -> pa.Table:
     mask = pc.and_(pc.is_null(drift.column("slice_key")), pc.equal(drift.column("drift_type"), drift_type))
-    mask = pc.and_(mask, pc.not_equal(drift.column("column_name"), ":table"))
+    mask = pc.and_(mask, pc.invert(pc.starts_with(drift.column("column_name"), ":")))  # ':table', ':importance_weighted'
     if cfg.model_id_col and cfg.model_id_col in drift.column_names:
         mask = pc.and_(mask, pc.equal(drift.column(cfg.model_id_col), "*"))
     if granularity:
@@ -197,7 +197,7 @@ def _panel_series(panel: ChartPanel, rows: list[dict]) -> tuple[dict[str, list[t
         col = row.get("column_name")
         if wanted is not None and col not in wanted:
             continue
-        if wanted is None and (col == ":table" or col in panel.exclude):
+        if wanted is None and (str(col).startswith(":") or col in panel.exclude):
             continue
         value = _path_value(row, panel.metric)
         if value is None:
