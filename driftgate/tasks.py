@@ -348,7 +348,7 @@ def train(ws, *, job: JobContext | None = None, now: datetime | None = None, dec
     reason = {"trigger": job.trigger, "decision_id": decision_id or str(decision.get("decision_id") or ""),
               "run_key": _job_run_key(ws, job) or "", "job_run_id": job.job_run_id or ""}
     result = training.train(ws, reason={k: v for k, v in reason.items() if v}, params=params,
-                            use_best_params=use_best_params)
+                            use_best_params=use_best_params, as_of=now)  # a replay never trains on its future
     ws.task_values.set("registered", bool(result.registered))
     ws.task_values.set("model_version", result.version or "")
     ws.task_values.set("train_run_id", result.run_id)

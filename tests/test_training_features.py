@@ -64,6 +64,21 @@ def test_window_keeps_only_the_most_recent_days(tws):
     assert pd.Timedelta(days=4) < span <= pd.Timedelta(days=5)
 
 
+def test_as_of_keeps_the_future_out_of_a_replayed_training_window(tws):
+    """Replaying history (``--as-of``): a model retrained as of day 12 never sees rows of day 12 or later,
+    and its window of days ends there."""
+    tw.world(tws, days=20, rows_per_day=20)
+    cfg = tws.settings.training.model_copy(update={"window_days": 5})
+    as_of = ts(12)
+    data = load_training_data(tws, cfg, LocalFeatureSource(tws.tables), as_of=as_of.to_pydatetime())
+    assert data.frame["timestamp"].max() < as_of and data.window_end < as_of
+    assert data.frame["timestamp"].min() >= as_of - pd.Timedelta(days=5, hours=24)
+    everything = load_training_data(tws, cfg, LocalFeatureSource(tws.tables))
+    assert everything.frame["timestamp"].max() > as_of  # the rows it left out exist
+    with pytest.raises(TrainingError, match="no labelled rows before"):
+        load_training_data(tws, cfg, LocalFeatureSource(tws.tables), as_of=ts(-3).to_pydatetime())
+
+
 def _rewrite(tws, name, table: pa.Table):
     tws.tables.write(name, table, mode="overwrite")
 

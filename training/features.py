@@ -11,7 +11,7 @@ which also logs the model so that serving can look the features up itself.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import timedelta, datetime
 from typing import Any, Protocol
 
 import pandas as pd
@@ -282,8 +282,12 @@ def feature_source(ws) -> FeatureSource:
     return LocalFeatureSource(ws.tables)
 
 
-def load_training_data(ws, cfg: TrainingConfig, source: FeatureSource | None = None) -> TrainingData:
+def load_training_data(ws, cfg: TrainingConfig, source: FeatureSource | None = None, *,
+                       as_of: datetime | None = None) -> TrainingData:
     """Read, window, check and join the training data; fail before any training on bad input.
+
+    ``as_of`` (a replay of history): only rows timestamped before it are training rows, so a
+    model retrained "as of" a past day never learns from the days after it.
 
     Raises:
         TableError: a table does not exist.
@@ -318,6 +322,10 @@ def load_training_data(ws, cfg: TrainingConfig, source: FeatureSource | None = N
     if base.empty:
         raise TrainingError(f"{cfg.table}@v{version}: no labelled rows (label {cfg.label_col!r} is null everywhere)")
     base[cfg.timestamp_col] = pd.to_datetime(base[cfg.timestamp_col], utc=True)
+    if as_of is not None:
+        base = base[base[cfg.timestamp_col] < pd.Timestamp(as_of)]
+        if base.empty:
+            raise TrainingError(f"{cfg.table}@v{version}: no labelled rows before {as_of:%Y-%m-%d %H:%M} (--as-of)")
     end = base[cfg.timestamp_col].max()
     start = base[cfg.timestamp_col].min()
     if cfg.window_days is not None:

@@ -130,7 +130,7 @@ def _resolve_params(ws, cfg, params: dict | None, use_best_params: bool) -> tupl
 
 
 def train(ws, *, reason: dict[str, str] | None = None, params: dict | None = None,
-          use_best_params: bool = False, source=None) -> TrainResult:
+          use_best_params: bool = False, source=None, as_of=None) -> TrainResult:
     """Train, evaluate, log and — if it clears the quality floor — register a candidate.
 
     Args:
@@ -139,6 +139,7 @@ def train(ws, *, reason: dict[str, str] | None = None, params: dict | None = Non
         params: estimator parameters over the configured ones (they win over tuned ones too).
         use_best_params: start from the tuning study's best parameters (if a study exists).
         source: the feature source (default: local Delta tables, or Databricks Feature Engineering).
+        as_of: replaying history: train only on rows timestamped before this time.
 
     Returns:
         A :class:`TrainResult`; ``registered`` is False and ``refused_reason`` says why when the
@@ -163,7 +164,7 @@ def train(ws, *, reason: dict[str, str] | None = None, params: dict | None = Non
     reason = {k: str(v) for k, v in (reason or {}).items()}
     source = source or feature_source(ws)
     resolved, params_source = _resolve_params(ws, cfg, params, use_best_params)
-    data: TrainingData = load_training_data(ws, cfg, source)
+    data: TrainingData = load_training_data(ws, cfg, source, as_of=as_of)
     split = time_split(data.frame, cfg, problem_type)
     numeric, categorical = column_kinds(data.frame, data.features)
     x = {name: model_input(part, data.features, categorical)
