@@ -8,11 +8,13 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+
+if TYPE_CHECKING:  # pandas loads where frames are built, not with the settings
+    import pandas as pd
 
 from driftgate.workspace.audit import record_event
 from driftgate.core.errors import PromotionRefused, RegistryError, TableError
@@ -92,6 +94,8 @@ class _Scorer:
             self.kind = "pyfunc"
 
     def probability(self, frame: pd.DataFrame) -> np.ndarray:
+        import pandas as pd
+
         x = frame[self.columns]
         if self.kind == "sklearn" and hasattr(self.model, "predict_proba"):
             return np.asarray(self.model.predict_proba(x)[:, 1], dtype=float)
@@ -121,6 +125,8 @@ def _window(ws, champion: str | None, unseen_from: pd.Timestamp | None = None, a
     Column roles come from the inference-table contract (``monitor.inference_log``); ``as_of``
     leaves out rows served after it (replaying history).
     """
+    import pandas as pd
+
     table = ws.settings.project.inference_table
     cols = ws.settings.monitor.columns
     if not ws.tables.exists(table):
@@ -151,6 +157,7 @@ def _window(ws, champion: str | None, unseen_from: pd.Timestamp | None = None, a
 
 
 def _trained_before(info) -> pd.Timestamp | None:
+    import pandas as pd
     from driftgate.training.trainer import TRAINED_BEFORE_TAG
 
     text = (info.tags or {}).get(TRAINED_BEFORE_TAG)
@@ -162,6 +169,8 @@ def _trained_before(info) -> pd.Timestamp | None:
 
 def _write_shadow_rows(ws, frame: pd.DataFrame, version: str, proba: np.ndarray, schema: pa.Schema) -> None:
     """Replace this challenger's rows for these requests (by request id, else by time) in one Delta commit."""
+    import pandas as pd
+
     name = shadow_table_name(ws)
     cols = ws.settings.monitor.columns
     out = frame.copy()

@@ -11,10 +11,12 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas loads where frames are built, not with the settings
+    import pandas as pd
 
 from driftgate.core.errors import ConfigError, TrainingError
 from driftgate.training.config import TrainingConfig
@@ -50,6 +52,8 @@ def time_split(frame: pd.DataFrame, cfg: TrainingConfig) -> Split:
     Raises:
         TrainingError: a part is empty or holds one class only.
     """
+    import pandas as pd
+
     ts = pd.to_datetime(frame[cfg.timestamp_col], utc=True)
     ordered = np.sort(ts.to_numpy())
     n = len(ordered)
@@ -79,6 +83,8 @@ def time_folds(ts: pd.Series, n_folds: int) -> Iterator[tuple[np.ndarray, np.nda
 
     ``n_folds`` folds need ``n_folds + 1`` time blocks; the first block only ever trains.
     """
+    import pandas as pd
+
     values = pd.to_datetime(ts, utc=True).to_numpy()
     ordered = np.sort(values)
     n = len(ordered)
@@ -98,6 +104,8 @@ def time_folds(ts: pd.Series, n_folds: int) -> Iterator[tuple[np.ndarray, np.nda
 
 def column_kinds(frame: pd.DataFrame, features: list[str]) -> tuple[list[str], list[str]]:
     """Numeric and categorical features by dtype (booleans and strings are categorical)."""
+    import pandas as pd
+
     numeric, categorical = [], []
     for col in features:
         dtype = frame[col].dtype
