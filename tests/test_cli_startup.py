@@ -42,3 +42,13 @@ def test_every_command_module_is_light_to_import():
 
 def test_settings_load_no_heavy_library():
     assert loaded("import driftgate.core.settings", HEAVY, ("scipy.stats",)) == []
+
+
+def test_opening_a_local_workspace_loads_no_mlflow(tmp_path):
+    from pathlib import Path
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    code = ("from driftgate.core.settings import load_settings\nfrom driftgate.workspace import open_workspace\n"
+            f"ws = open_workspace(load_settings({str(conf)!r}, 'local', ('workspace.root={tmp_path}',)))\n"
+            "assert ws.registry.tracking_uri.startswith('sqlite:')")
+    assert loaded(code, ("mlflow", "sqlalchemy", "alembic", "scipy", "sklearn")) == []
