@@ -7,18 +7,21 @@ ACTIVATE := PATH=$(CURDIR)/$(BIN):$$PATH VIRTUAL_ENV=$(CURDIR)/$(VENV)
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test install install-dev bench clean reset mlflow-ui
+# Exact versions for this machine's venv (pyproject.toml holds ranges; see constraints/local.txt).
+CONSTRAINTS := constraints/local.txt
+
+.PHONY: demo test test-runtimes constraints install install-dev bench clean reset mlflow-ui dashboard
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.core: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+$(VENV)/.core: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e .
 	touch $@
 
-$(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+$(VENV)/.dev: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e '.[dev]'
 	touch $@ $(VENV)/.core
 
 install: $(VENV)/.core
@@ -37,8 +40,26 @@ test: $(VENV)/.dev
 	$(ACTIVATE) $(BIN)/python -m pytest -q
 
 bench: $(VENV)/.dev
-	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e '.[bench]'
 	$(ACTIVATE) $(BIN)/python benchmarks/monitor_bench.py
+
+## test-runtimes: the Databricks-path tests on each supported runtime's exact packages
+# (constraints/runtimes/*.txt; needs network and the runtimes' Pythons). Not part of `make test`.
+test-runtimes: $(VENV)/.dev
+	HOST_PY=$(CURDIR)/$(BIN)/python .ci/test-runtimes
+
+## constraints: re-pin constraints/local.txt to what .venv holds now (after a deliberate upgrade)
+constraints: $(VENV)/.dev
+	{ sed -n '1,3p' $(CONSTRAINTS); $(BIN)/python -m pip freeze --exclude-editable | grep -iv '^driftgate'; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+
+## dashboard: the HTML page over the local tables (after `make demo`), and its screenshot in docs/
+CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser)
+dashboard: $(VENV)/.core
+	$(BIN)/python -m driftgate.cli dashboard --env demo --out .driftgate/dashboard.html
+	$(CHROMIUM) --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update \
+	  --disable-sync --no-first-run --user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=1000,2750 \
+	  --screenshot=docs/dashboard.png file://$(CURDIR)/.driftgate/dashboard.html
 
 mlflow-ui: $(VENV)/.core
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///.driftgate/mlflow.db --port 5000
@@ -48,4 +69,4 @@ reset:
 	rm -rf .driftgate
 
 clean: reset
-	rm -rf $(VENV)
+	rm -rf $(VENV) build/runtimes

@@ -69,8 +69,8 @@ def main() -> None:
     from driftgate import training
     from driftgate import demo
     from driftgate.training.features import LocalFeatureSource, load_training_data
-    from driftgate.training.model import (_estimator_class, build_pipeline, column_kinds, estimator_params, model_input,
-                                quiet_fit, time_split)
+    from driftgate.training.estimators import fit_threads, new_estimator
+    from driftgate.training.model import build_pipeline, column_kinds, estimator_params, model_input, quiet_fit, time_split
     from driftgate.workspace import FakeRegistry, open_workspace
 
     days = 60
@@ -87,9 +87,10 @@ def main() -> None:
 
         # Baseline: the bare estimator on prepared arrays (join, split and encoding done outside the clock).
         data = load_training_data(ws, cfg, LocalFeatureSource(ws.tables))
-        split = time_split(data.frame, cfg)
+        problem_type = settings.project.problem_type
+        split = time_split(data.frame, cfg, problem_type)
         numeric, categorical = column_kinds(data.frame, data.features)
-        prep = build_pipeline(cfg, {}, numeric, categorical, calibrate=False).steps[0][1]
+        prep = build_pipeline(cfg, problem_type, {}, numeric, categorical, calibrate=False).steps[0][1]
         with quiet_fit():
             x = prep.fit_transform(model_input(split.train, data.features, categorical))
         y = split.train[cfg.label_col].to_numpy()
@@ -97,7 +98,8 @@ def main() -> None:
         del data
         with PeakRSS() as base_mem:
             t = time.perf_counter()
-            _estimator_class(cfg.estimator)(**estimator_params(cfg)).fit(x, y)
+            with fit_threads(cfg):  # the same thread limits as training's fits
+                new_estimator(cfg, problem_type, estimator_params(cfg, problem_type)).fit(x, y)
             base_s = time.perf_counter() - t
         del x, split
         print(f"baseline (bare {cfg.estimator} fit, {len(y):,} train rows of {n_rows:,})  {base_s:7.1f} s  peak +{(base_mem.peak - base_mem.start) / 2**20:,.0f} MiB", flush=True)

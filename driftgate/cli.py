@@ -5,7 +5,9 @@ import warnings
 
 import typer
 
+from driftgate.commands import backtest as backtest_cmds
 from driftgate.commands import config as config_cmds
+from driftgate.commands import dashboard as dashboard_cmds
 from driftgate.commands import gating as gating_cmds
 from driftgate.commands import monitoring as monitoring_cmds
 from driftgate.commands import pipeline as pipeline_commands
@@ -30,6 +32,7 @@ warnings.filterwarnings("ignore", message="Hint: Inferred schema contains intege
 app.command("init")(pipeline_commands.init)
 app.command("demo")(pipeline_commands.demo)
 app.command("run")(pipeline_commands.run)
+app.command("backtest")(backtest_cmds.backtest)
 app.command("config")(config_cmds.config)
 app.command("log-traffic")(traffic_cmds.log_traffic)
 app.command("log-labels")(traffic_cmds.log_labels)
@@ -41,6 +44,7 @@ app.command("shadow")(promotion_cmds.shadow)
 app.command("promote")(promotion_cmds.promote)
 app.command("rollback")(promotion_cmds.rollback)
 app.command("status")(promotion_cmds.status)
+app.command("dashboard")(dashboard_cmds.dashboard)
 app.command("watch")(trigger_cmds.watch)
 app.command("serve")(webhook_cmds.serve)
 

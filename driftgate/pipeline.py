@@ -23,7 +23,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from driftgate import tasks
-from driftgate.gating.gate import cooldown_left
 from driftgate.tasks import EVALUATE, JobContext, JobRunResult
 from driftgate.workspace.audit import record_event
 from driftgate.workspace.task_values import LocalTaskValues
@@ -61,38 +60,13 @@ def run_retraining_job(ws, *, trigger: str, run_key: str | None = None, now: dat
     if ws.root is not None:
         ws = dataclasses.replace(ws, task_values=LocalTaskValues(ws.root, job.job_run_id, EVALUATE))
     records: dict[str, Any] = {"decision": tasks.evaluate(ws, job=job, now=now)}
+    # The condition task: false when the gate did not fire, or fired inside gate.retrain_cooldown
+    # (the evaluate task applies the cooldown, as in the Databricks job).
     if tasks.condition(ws):
-        left = cooldown_left(_last_retrain(ws), now, ws.settings.gate.retrain_cooldown)
-        if left is not None:
-            return _cooled_down(ws, job, now, left, records)
         records["train"] = tasks.train(ws, job=job, now=now)
         records["shadow"] = tasks.shadow(ws, job=job, now=now)
         records["promotion"] = tasks.promote(ws, job=job, now=now)
     return dataclasses.replace(tasks.job_result(ws, job, now), **records)
-
-
-def _last_retrain(ws) -> datetime | None:
-    """As of when the last job run took the retraining branch (the audit trail's ``job_run``)."""
-    from driftgate.workspace.audit import read_events
-
-    for event in read_events(ws, ["job_run"], limit=200):
-        details = event.get("details") or {}
-        if details.get("branch") == "retrain":
-            stamp = details.get("as_of")
-            return datetime.fromisoformat(stamp) if stamp else event["at"]
-    return None
-
-
-def _cooled_down(ws, job: JobContext, now: datetime, left: timedelta, records: dict[str, Any]) -> JobRunResult:
-    """The gate fired inside ``gate.retrain_cooldown`` of the last retrain: skip the branch, record why."""
-    result = dataclasses.replace(tasks.job_result(ws, job, now), branch="skip", **records)
-    result.notes = [f"gate said {result.decision_status}, but the last retrain was less than gate.retrain_cooldown "
-                    f"ago ({left.total_seconds() / 3600:.1f} h left): retraining branch skipped"]
-    record_event(ws, "job_cooldown", run_key=result.run_key, subject=ws.settings.project.model_name,
-                 status="skipped", details={"left_seconds": left.total_seconds(), "as_of": now.isoformat()})
-    record_event(ws, "job_run", run_key=result.run_key, subject=ws.settings.project.model_name, status="skip",
-                 details=result.as_dict())
-    return result
 
 
 # --------------------------------------------------------------------------- demo
@@ -150,10 +124,10 @@ def _write_baseline(ws, model, world, version: str) -> None:
     events = demo.simulate_events(cfg, first_day=cfg.history_days - days, days=days, drift_onset=None,
                                   start=world.start, seed_offset=2)
     frame = demo.served_frame(events, demo.score(model, events), version, ws.settings.monitor.columns)
-    import pyarrow as pa
+    from driftgate.promotion.bootstrap import write_baseline
 
-    ws.tables.write(ws.settings.monitor.baseline_table_name or demo.TABLES.inference_baseline,
-                    pa.Table.from_pandas(frame, preserve_index=False), mode="overwrite")
+    # the one baseline writer: it also stores the champion's permutation importance for weighted drift
+    write_baseline(ws, frame, version, reason="demo")
 
 
 @dataclass
@@ -228,6 +202,7 @@ def run_demo(ws, *, say=print, today: datetime | None = None) -> DemoSummary:
                        ws.registry.alias_version(name, "champion"))
 
 
-def _fmt_metrics(metrics: dict[str, float], keys=("test_roc_auc", "test_f1", "test_accuracy")) -> str:
+def _fmt_metrics(metrics: dict[str, float], keys=("test_roc_auc", "test_f1", "test_accuracy",
+                                                  "test_root_mean_squared_error", "test_r2_score")) -> str:
     shown = [f"{k}={metrics[k]:.3f}" for k in keys if k in metrics]
     return ", ".join(shown) or "no metrics"

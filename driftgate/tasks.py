@@ -11,12 +11,17 @@ task           reads (task values of upstream tasks)       publishes (task value
 =============  =========================================  ============================================
 monitor        -                                           ``monitor`` (mode, version, windows, rows)
 evaluate_drift -                                           ``drift_exceeded``, ``decision``, ``run_key``,
-                                                           ``trigger``, ``champion``
+                                                           ``trigger``, ``champion``, ``cooldown``
 train          evaluate_drift: ``decision``, ``run_key``   ``registered``, ``model_version``,
                                                            ``train_run_id``, ``refused_reason``
 shadow         train: ``registered``, ``model_version``    ``shadow_status``, ``shadow``
 promote        shadow: ``shadow``                          ``promoted``, ``promotion``
 =============  =========================================  ============================================
+
+The evaluate task is the job's first: it finishes an interrupted promotion
+(:func:`driftgate.promotion.recover`) and applies ``gate.retrain_cooldown`` (an EXCEEDED gate
+inside the cooldown publishes ``drift_exceeded`` false and ``cooldown``), so the Databricks
+condition task and the local graph skip the same runs.
 
 A value an upstream task did not set falls back to a safe default: no decision id, the
 run key derived again, the ``challenger`` alias, no shadow result (so nothing is promoted).
@@ -52,7 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MONITOR", "EVALUATE", "TRAIN", "SHADOW", "PROMOTE", "JOB_TASKS", "JobContext", "JobRunResult",
            "monitor", "evaluate", "condition", "train", "shadow", "promote", "tune", "run_key_for_job", "job_result",
-           "upstream", "as_value", "parse_time"]
+           "upstream", "as_value", "parse_time", "last_retrain"]
 
 log = logging.getLogger("driftgate.tasks")
 
@@ -253,23 +258,65 @@ def monitor(ws, *, job: JobContext | None = None, now: datetime | None = None,
 
 
 def evaluate(ws, *, job: JobContext | None = None, now: datetime | None = None) -> "Decision":
-    """The shared gate: decide, record (MLflow run, decisions row, audit event), notify an
-    EXCEEDED decision, publish; in a job run whose gate did not fire, record the job run."""
+    """The job's first task: finish an interrupted promotion (:func:`driftgate.promotion.recover`),
+    then the shared gate: decide, record (MLflow run, decisions row, audit event), notify an
+    EXCEEDED decision, publish; inside ``gate.retrain_cooldown`` of the last retrain an EXCEEDED
+    decision is published as ``drift_exceeded`` false (``cooldown`` says why); in a job run
+    whose branch is skipped, record the job run."""
     from driftgate import gating, promotion
 
     job = job or JobContext()
     ws = _scoped(ws, EVALUATE)
+    # The job's first task: a promotion a dead process left half-done is finished before the
+    # champion is read (locally under the promotion lock; on Databricks only intents older than
+    # promotion.recovery's grace, as one may belong to a `driftgate promote` still running).
+    promotion.recover(ws, min_age_seconds=promotion.recovery_grace_seconds(ws))
     run_key = run_key_for_job(ws, job)
     champion = _champion(ws)
     decision = gating.evaluate(ws, ws.settings.gate, now=now, trigger=job.trigger, run_key=run_key)
     ws.task_values.set("run_key", run_key or "")
     ws.task_values.set("trigger", job.trigger)
     ws.task_values.set("champion", champion or "")
+    if decision.drift_exceeded:
+        _apply_cooldown(ws, run_key, now)
     # Notifications never fail the task: send() records its own failures in the audit trail.
     promotion.notify_gate_decision(ws, decision)
     if job.job_run_id and not condition(ws):
         _record_job_run(ws, job, now)
     return decision
+
+
+def last_retrain(ws) -> datetime | None:
+    """As of when the last job run took the retraining branch (the audit trail's ``job_run``)."""
+    from driftgate.workspace.audit import read_events
+
+    for event in read_events(ws, ["job_run"], limit=200):
+        details = event.get("details") or {}
+        if details.get("branch") == "retrain":
+            stamp = details.get("as_of")
+            return datetime.fromisoformat(stamp) if stamp else event["at"]
+    return None
+
+
+def _apply_cooldown(ws, run_key: str | None, now: datetime | None) -> None:
+    """Inside ``gate.retrain_cooldown`` of the last retrain, the gate's EXCEEDED does not retrain:
+    ``drift_exceeded`` (what the condition task reads) is published again as false, ``cooldown``
+    says why, and a ``job_cooldown`` event is recorded. The ``decision`` value keeps the gate's status."""
+    from datetime import timezone
+
+    from driftgate.gating.gate import cooldown_left
+    from driftgate.workspace.audit import record_event
+
+    when = now or datetime.now(timezone.utc)
+    left = cooldown_left(last_retrain(ws), when, ws.settings.gate.retrain_cooldown)
+    if left is None:
+        return
+    note = (f"gate said EXCEEDED, but the last retrain was less than gate.retrain_cooldown ago "
+            f"({left.total_seconds() / 3600:.1f} h left): retraining branch skipped")
+    ws.task_values.set("drift_exceeded", False)
+    ws.task_values.set("cooldown", {"left_seconds": left.total_seconds(), "note": note})
+    record_event(ws, "job_cooldown", run_key=run_key, subject=ws.settings.project.model_name, status="skipped",
+                 details={"left_seconds": left.total_seconds(), "as_of": when.isoformat()})
 
 
 def condition(ws) -> bool:
@@ -294,8 +341,9 @@ def train(ws, *, job: JobContext | None = None, now: datetime | None = None, dec
     job = job or JobContext()
     ws = _scoped(ws, TRAIN)
     # The Databricks job starts here too: nothing is trained or registered on tables that lack
-    # the columns the inference-table contract names (shadow would fail after registering).
-    check_inference_contract(ws)
+    # the columns the inference-table contract names (shadow would fail after registering). A
+    # train outside a job (the first model, `mlflow run -e train`) may come before any traffic.
+    check_inference_contract(ws, need_inference_table=job.job_run_id is not None)
     decision = upstream(ws, EVALUATE, "decision", {})
     reason = {"trigger": job.trigger, "decision_id": decision_id or str(decision.get("decision_id") or ""),
               "run_key": _job_run_key(ws, job) or "", "job_run_id": job.job_run_id or ""}
@@ -403,7 +451,9 @@ def job_result(ws, job: JobContext, now: datetime | None = None) -> JobRunResult
         champion_before=upstream(ws, EVALUATE, "champion", "") or None, champion_after=_champion(ws),
         as_of=now.isoformat() if now else None)
     if branch == "skip":
-        result.notes.append(f"gate said {result.decision_status}: retraining branch skipped")
+        cooldown = upstream(ws, EVALUATE, "cooldown", {})
+        result.notes.append(cooldown.get("note") if isinstance(cooldown, dict) and cooldown.get("note")
+                            else f"gate said {result.decision_status}: retraining branch skipped")
         return result
     result.challenger_version = upstream(ws, TRAIN, "model_version", "") or None
     if upstream(ws, TRAIN, "registered", False) is False:

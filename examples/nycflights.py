@@ -10,9 +10,10 @@ trained on January and February meets a different world by June.
 The loop, per period (two weeks by default), exactly as a deployment would run it:
 
 1. ``driftgate init --train`` once: the first champion from January-February, its baseline;
-2. the champion serves the period (``log_traffic``: the requests scored by the champion);
-3. labels arrive (``log_labels`` by request id) and join the training table;
-4. the retraining job runs as of the period's end (monitor → gate → train → shadow → promote).
+2. the champion serves the period (the requests scored by the champion), their labels arrive and
+   join the training table, and the retraining job runs as of the period's end (monitor → gate →
+   train → shadow → promote): one :func:`driftgate.backtest.replay_step`, the step
+   ``driftgate backtest`` replays per window.
 
 It prints, per period, the gate's decision, whether it retrained and promoted, and the ROC AUC
 of the model that served the period against the first champion, never retrained.
@@ -118,10 +119,8 @@ def main(argv: list[str] | None = None) -> None:
 
     warnings.filterwarnings("ignore")
     logging.getLogger("mlflow").setLevel(logging.ERROR)
-    from driftgate import tasks
+    from driftgate.backtest import replay_step
     from driftgate.core.settings import load_settings
-    from driftgate.monitoring.traffic import log_labels, log_traffic
-    from driftgate.pipeline import run_retraining_job
     from driftgate.promotion.bootstrap import bootstrap
     from driftgate.promotion.replay import load_scorer
     from driftgate.workspace import open_workspace
@@ -152,16 +151,10 @@ def main(argv: list[str] | None = None) -> None:
     while t < until:
         end = min(t + timedelta(days=args.period_days), until)
         period = flights[(flights["scheduled"] >= t) & (flights["scheduled"] < end)]
-        served_by = ws.registry.alias_version(s.project.model_name, "champion")
-        log_traffic(ws, period.drop(columns=["late"]))  # no predictions: the champion scores them
-        log_labels(ws, period[["flight_id", "late"]])
-        ws.tables.write(s.training.table, pa.Table.from_pandas(period, preserve_index=False), mode="append")
-        served = ws.tables.read(s.project.inference_table,
-                                filters=[("scheduled", ">=", t.to_pydatetime())]).to_pandas()
-        served = served[served["scheduled"] < end]
         as_of = end.to_pydatetime() + timedelta(hours=1)
-        tasks.monitor(ws, now=as_of)
-        result = run_retraining_job(ws, trigger="schedule", now=as_of)
+        # the champion serves the period, its labels arrive, then monitor and the job as of its end
+        step = replay_step(ws, served=period, training={s.training.table: period}, as_of=as_of, trigger="schedule")
+        served_by, served, result = step.served_version, step.served, step.job
         champion = result.champion_after
         job = "skip" if result.branch == "skip" else ("promoted" if result.promoted else "refused")
         if result.branch == "skip" and any("cooldown" in n for n in result.notes):

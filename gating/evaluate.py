@@ -23,7 +23,7 @@ from driftgate.gating.decision import Decision
 from driftgate.gating.gate import Unreadable, decide
 
 __all__ = ["evaluate", "read_metrics", "metric_tables", "decisions_table", "read_decisions", "record_decision",
-           "publish_decision", "attach_drift_chart"]
+           "publish_decision", "attach_drift_chart", "output_columns"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def evaluate(
     model_id_col = _model_id_col(ws, gate)
     frames = read_metrics(ws, gate, now=now) if gate.mode == "rules" else {}
     decision = decide(frames, gate, now=now, model_id_col=model_id_col, trigger=trigger,
-                      output_columns=_output_columns(ws))
+                      output_columns=output_columns(ws))
     if record:
         record_decision(ws, decision, run_key=run_key, subject=metric_tables(ws, gate)["drift"], gate=gate)
     if publish:
@@ -110,7 +110,7 @@ def evaluate(
     return decision
 
 
-def _output_columns(ws) -> tuple[str, ...]:
+def output_columns(ws) -> tuple[str, ...]:
     """The inference contract's prediction, label and probability columns (not features)."""
     log = ws.settings.monitor.inference_log
     if log is None:
@@ -308,7 +308,7 @@ def attach_drift_chart(ws, run_id: str, gate: GateConfig | None = None) -> str |
     try:
         tables = metric_tables(ws, gate)
         # The rules' own metrics and thresholds, so the chart shows what the decision read.
-        panels = rule_panels(gate.effective_rules(), exclude=_output_columns(ws)) if gate.mode == "rules" else []
+        panels = rule_panels(gate.effective_rules(), exclude=output_columns(ws)) if gate.mode == "rules" else []
         return log_drift_chart(ws, ws.settings.monitor, run_id=run_id, table=tables["drift"],
                                panels=panels, profile_table=tables["profile"])
     except Exception as exc:  # noqa: BLE001 - see docstring

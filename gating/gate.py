@@ -414,7 +414,8 @@ def _filtered(rule: Rule, table: pa.Table, model_id_col: str, output_columns: tu
         masks.append(pc.and_(pc.equal(table["slice_key"], f.slice.key), pc.equal(table["slice_value"], f.slice.value)))
     names = table["column_name"]
     if rule.columns == "all":
-        masks.append(pc.not_equal(names, ":table"))
+        # ':table', ':importance_weighted': rows about the table or the model, not monitored columns
+        masks.append(pc.invert(pc.starts_with(names, ":")))
         if rule.table == "drift" and output_columns:
             # The model's outputs (prediction, label, probability) are not features.
             masks.append(pc.invert(pc.is_in(names, value_set=pa.array(list(output_columns), pa.string()))))

@@ -121,6 +121,11 @@ class MonitorConfig(StrictModel):
     promotions is never seen against the original data. ``fixed``: the baseline written by
     ``driftgate init`` stays until you rewrite it: drift is always measured from the same
     reference, and the gate keeps firing after a promotion while the data stays moved."""
+    importance_weighting: bool = True
+    """When a baseline is written (``driftgate init``, a promotion), compute the model version's
+    permutation importance on it (binary classification with labels and probabilities) and store it
+    in ``<audit_schema>.driftgate_feature_importance``; drift comparisons then get an
+    ``:importance_weighted`` row. False: skip it (a model that is slow to score)."""
     slicing_exprs: list[str] = Field(default_factory=list)
     """Column names (one slice per value, top 100) or boolean SQL expressions (true / false slices)."""
     custom_metrics: list[CustomMetric] = Field(default_factory=list)

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from driftgate.core import metric_tables
 from driftgate.core.errors import MonitorError
-from driftgate.monitoring import stats
+from driftgate.monitoring import estimate, stats
 from driftgate.monitoring.config import MonitorConfig
 from driftgate.monitoring.expressions import Expression, ExpressionError, parse
 
@@ -101,6 +101,9 @@ class Plan:
     derived: tuple[tuple[str, str, Expression], ...]
     drifts: tuple[tuple[str, str, Expression], ...]
     version: int
+    importance: tuple[tuple[str, float], ...] = ()
+    """The champion's feature importance as shares (:func:`driftgate.monitoring.importance.normalized`):
+    when set, drift comparisons get a ``:importance_weighted`` row (see :func:`with_importance`)."""
 
 
 def _check_types(schema: pa.Schema, cfg: MonitorConfig, where: str) -> None:
@@ -190,6 +193,16 @@ def plan_for(cfg: MonitorConfig, schema: pa.Schema) -> Plan:
                 raise MonitorError(f"{where}: custom_metrics.{metric.name}: {exc}") from None
     return Plan(cfg, columns, frozenset(categorical), tuple(slices), tuple(aggregates), tuple(derived),
                 tuple(drifts), monitor_version(cfg))
+
+
+def with_importance(plan: Plan, importance: dict[str, float]) -> Plan:
+    """The plan with the champion's importance shares over its profiled columns (others are not features)."""
+    from dataclasses import replace
+
+    from driftgate.monitoring.importance import normalized
+
+    shares = normalized({c: v for c, v in importance.items() if c in plan.columns})
+    return replace(plan, importance=tuple(sorted(shares.items())))
 
 
 def _template(cfg: MonitorConfig) -> dict[str, str]:
@@ -338,6 +351,32 @@ def _quality(plan: Plan, rows: pa.Table) -> dict:
             proba = p.to_numpy(zero_copy_only=False)
     out.update(stats.classification_quality(y, yhat, proba))
     return out
+
+
+def _estimated(plan: Plan, rows: pa.Table, seed_key: str) -> dict:
+    """CBPE estimates of ROC AUC, accuracy and F1 from the served probabilities of all rows, labelled or
+    not (binary classification with ``prediction_proba_col``); the band's seed comes from ``seed_key``
+    (granularity, window, slice, log type), so a window always gets the same band, on either engine."""
+    log = plan.cfg.inference_log
+    if log is None or log.problem_type != "classification" or not log.prediction_proba_col:
+        return {}
+    p = pc.cast(rows.column(log.prediction_proba_col), pa.float64()).to_numpy(zero_copy_only=False)
+    yhat = _binary_prediction(rows.column(log.prediction_col))
+    seed = int(hashlib.sha256(seed_key.encode()).hexdigest()[:15], 16)
+    out = estimate.estimate_binary(p, yhat, seed=seed).as_columns()
+    if yhat is None:  # predictions that are not 0/1 classes: only the ranking metric is defined
+        out.update({k: float("nan") for k in out if not k.startswith("estimated_roc_auc")})
+    return {k: _as_float(v) for k, v in out.items()}
+
+
+def _binary_prediction(values: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
+    """Served predictions as 0/1 floats (NaN for NULL), or None when they are not the classes 0 and 1."""
+    try:
+        as_float = pc.cast(values, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    out = as_float.to_numpy(zero_copy_only=False).astype(np.float64)
+    return out if np.isin(out[~np.isnan(out)], (0.0, 1.0)).all() else None
 
 
 def _fairness(plan: Plan, rows: pa.Table, expr: Expression) -> dict:
@@ -552,6 +591,7 @@ class _ProfileRows:
         self.slice_exprs = dict(plan.slices)
         self.rows: list[dict] = []
         self._quality: dict[int, dict] = {}
+        self._estimates: dict[tuple[int, str], dict] = {}
         self._fairness: dict[tuple[int, str], dict] = {}
 
     def emit(self, window: Window, model: str, slice_key, slice_value, rows: pa.Table, summary: GroupSummary,
@@ -565,6 +605,7 @@ class _ProfileRows:
         table_row = dict(base, column_name=TABLE, count=rows.num_rows, num_nulls=0,
                          non_null_columns=list(summary.non_null_columns))
         table_row.update(self._quality_of(rows))
+        table_row.update(self._estimated_of(window, slice_key, slice_value, rows, log_type))
         table_row.update(self._fairness_of(window, model, slice_key, slice_value, rows, log_type))
         table_row.update(_metrics_for(summary, TABLE))
         self.rows.append(table_row)
@@ -575,6 +616,13 @@ class _ProfileRows:
         if id(rows) not in self._quality:
             self._quality[id(rows)] = _quality(self.plan, rows)
         return self._quality[id(rows)]
+
+    def _estimated_of(self, window: Window, slice_key, slice_value, rows: pa.Table, log_type: str) -> dict:
+        key = (id(rows), log_type)
+        if key not in self._estimates:
+            seed_key = f"{window.granularity}|{window.start.isoformat()}|{slice_key}|{slice_value}|{log_type}"
+            self._estimates[key] = _estimated(self.plan, rows, seed_key)
+        return self._estimates[key]
 
     def _fairness_of(self, window: Window, model: str, slice_key, slice_value, rows: pa.Table, log_type: str) -> dict:
         """Fairness on the protected group's row (slice value ``true``): that group against the
@@ -685,6 +733,8 @@ def _drift_rows(plan: Plan, job: DriftJob) -> Iterable[dict]:
                      non_null_columns_delta={"added": added, "missing": missing})
     table_row.update(_custom_drift(plan, TABLE, cur, ref))
     yield table_row
+    shares = dict(plan.importance)
+    weighted: list[tuple[float, float | None]] = []
     for col in plan.columns:
         pc_, pr = cur.profiles[col], ref.profiles[col]
         c, r = pc_.as_row(), pr.as_row()
@@ -705,7 +755,18 @@ def _drift_rows(plan: Plan, job: DriftJob) -> Iterable[dict]:
                            js_distance=cd.js_distance, tv_distance=cd.tv_distance,
                            l_infinity_distance=cd.l_infinity_distance)
         row.update(_custom_drift(plan, col, cur, ref))
+        if shares:
+            row["feature_importance"] = shares.get(col, 0.0)
+            if shares.get(col):
+                weighted.append((shares[col], row.get("population_stability_index", row.get("js_distance"))))
         yield row
+    if shares:
+        known = [(w, d) for w, d in weighted if d is not None and np.isfinite(d)]
+        total = sum(w for w, _ in known)
+        yield dict(base, column_name=metric_tables.IMPORTANCE_COLUMN, data_type=None, count=cur.rows,
+                   count_cmp=ref.rows, count_delta=float(cur.rows - ref.rows),
+                   importance_weighted_drift=sum(w * d for w, d in known) / total if total > 0 else None,
+                   feature_importance=total)
 
 
 def _custom_drift(plan: Plan, col: str, cur: GroupSummary, ref: GroupSummary) -> dict:

@@ -27,13 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from driftgate.core.metric_tables import ESTIMATE_COLUMNS, ESTIMATED_METRICS as METRICS
+
 __all__ = ["Estimate", "estimate_binary", "METRICS", "ESTIMATE_COLUMNS"]
-
-METRICS = ("roc_auc", "accuracy", "f1")
-"""The estimated metrics, in column order."""
-
-ESTIMATE_COLUMNS = tuple(f"estimated_{m}{part}" for m in METRICS for part in ("", "_lower", "_upper"))
-"""Profile-table columns: ``estimated_<metric>`` and its band ``_lower`` / ``_upper``."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +77,8 @@ def estimate_binary(probability: np.ndarray, prediction: np.ndarray | None = Non
     nan = dict.fromkeys(METRICS, float("nan"))
     if n == 0:
         return Estimate(dict(nan), dict(nan), dict(nan), 0)
-    order = np.argsort(-p, kind="stable")
+    # rows tied in (p, ŷ) are interchangeable: the band does not depend on the rows' order (Spark = embedded)
+    order = np.lexsort((yhat, -p))
     p_sorted = p[order]
     values = {"roc_auc": _expected_auc(p_sorted), "accuracy": _expected_accuracy(p, yhat),
               "f1": _expected_f1(p, yhat)}

@@ -381,6 +381,7 @@ def refresh(ws, monitor: MonitorConfig, *, progress: Callable[[int, int], None] 
             raise MonitorError(f"{base_name}: baseline lacks column(s) {', '.join(missing)} of {name} "
                                "(baseline_table_name must have the same schema)")
         baseline = _align(baseline, schema, base_name)
+        plan = _with_champion_importance(ws, plan, baseline)
 
     full = snapshot or done_version is None or done_base != base_version or done_version > version
     notes: list[str] = []
@@ -502,6 +503,26 @@ def _audit_late(ws, monitor: MonitorConfig, steps: _Steps) -> None:
         return
     details = json.loads(meta[EVENT_KEY]) | {"recorded_late": True}
     _audit(ws, monitor.table_name, details.get("mode", "incremental"), details, event_id)
+
+
+def _with_champion_importance(ws, plan: engine.Plan, baseline: pa.Table) -> engine.Plan:
+    """The plan weighted by the importance of the version that scored the baseline (its rows' model id),
+    as written with the baseline (:mod:`driftgate.monitoring.importance`); unchanged when none is stored.
+    It changes only with the baseline, whose new version forces a full refresh."""
+    from driftgate.monitoring.importance import read_importance
+
+    col = plan.cfg.model_id_col
+    if not col or col not in baseline.column_names or baseline.num_rows == 0:
+        return plan
+    versions = [v for v in pc.unique(pc.cast(baseline.column(col), pa.string())).to_pylist() if v is not None]
+    if len(versions) != 1:
+        return plan
+    try:
+        importance = read_importance(ws, versions[0])
+    except Exception as exc:  # noqa: BLE001 - a missing weighting leaves the rule INSUFFICIENT_DATA, not the refresh
+        logger.warning("feature importance of v%s unreadable: %s", versions[0], exc)
+        return plan
+    return engine.with_importance(plan, importance) if importance else plan
 
 
 def _align(baseline: pa.Table, schema: pa.Schema, base_name: str) -> pa.Table:

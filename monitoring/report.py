@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from driftgate.monitoring.config import MonitorConfig
 
 __all__ = ["DriftedColumn", "most_drifted", "drift_chart", "log_drift_chart", "chart_thresholds",
-           "DEFAULT_THRESHOLDS", "ChartPanel", "rule_panels", "rules_chart"]
+           "DEFAULT_THRESHOLDS", "ChartPanel", "rule_panels", "panel_data", "rules_chart"]
 
 DEFAULT_THRESHOLDS = {"js_distance": 0.1, "population_stability_index": 0.2, "ks_statistic": 0.1}
 """Reference lines drawn on the chart (the gate's own thresholds are passed in when known)."""
@@ -33,7 +33,7 @@ class DriftedColumn:
 
 def _whole_table_rows(drift: pa.Table, cfg: MonitorConfig, drift_type: str, granularity: str | None) -> pa.Table:
     mask = pc.and_(pc.is_null(drift.column("slice_key")), pc.equal(drift.column("drift_type"), drift_type))
-    mask = pc.and_(mask, pc.not_equal(drift.column("column_name"), ":table"))
+    mask = pc.and_(mask, pc.invert(pc.starts_with(drift.column("column_name"), ":")))  # ':table', ':importance_weighted'
     if cfg.model_id_col and cfg.model_id_col in drift.column_names:
         mask = pc.and_(mask, pc.equal(drift.column(cfg.model_id_col), "*"))
     if granularity:
@@ -197,7 +197,7 @@ def _panel_series(panel: ChartPanel, rows: list[dict]) -> tuple[dict[str, list[t
         col = row.get("column_name")
         if wanted is not None and col not in wanted:
             continue
-        if wanted is None and (col == ":table" or col in panel.exclude):
+        if wanted is None and (str(col).startswith(":") or col in panel.exclude):
             continue
         value = _path_value(row, panel.metric)
         if value is None:
@@ -207,6 +207,29 @@ def _panel_series(panel: ChartPanel, rows: list[dict]) -> tuple[dict[str, list[t
             continue
         series.setdefault(col, []).append((row["window"]["start"], value))
     return series, baseline
+
+
+def panel_data(panel: ChartPanel, drift: pa.Table | None, profile: pa.Table | None, cfg: MonitorConfig, *,
+               granularity: str | None = None) -> tuple[dict[str, list[tuple]], float | None, float | None]:
+    """What a rule's panel shows: per column the sorted (window start, value) points, the baseline's
+    value (rules relative to the baseline, else None) and the line the rule compares against (its
+    threshold; ``baseline + threshold`` for a relative rule, None when that baseline is unknown).
+    The chart here and ``driftgate dashboard`` both draw from it."""
+    source = drift if panel.table == "drift" else profile
+    rows: list[dict] = []
+    if source is not None and source.num_rows:
+        if panel.table == "drift":
+            rows = _whole_table_rows(source, cfg, panel.drift_type or "BASELINE", granularity).to_pylist()
+        else:
+            rows = _profile_rows(source, cfg, granularity).to_pylist()
+    series, baseline = _panel_series(panel, rows)
+    for points in series.values():
+        points.sort()
+    line: float | None = panel.threshold
+    if panel.relative_to_baseline:
+        line = None if baseline is None else \
+            baseline + panel.threshold * (abs(baseline) if panel.change == "relative" else 1.0)
+    return series, (baseline if panel.relative_to_baseline else None), line
 
 
 def rules_chart(drift: pa.Table | None, profile: pa.Table | None, cfg: MonitorConfig, panels: list[ChartPanel],
@@ -226,24 +249,11 @@ def rules_chart(drift: pa.Table | None, profile: pa.Table | None, cfg: MonitorCo
     fig, axes = plt.subplots(max(1, len(panels)), 1, figsize=(10, 3.0 * max(1, len(panels))), squeeze=False,
                              sharex=True)
     for ax, panel in zip(axes[:, 0], panels):
-        source = drift if panel.table == "drift" else profile
-        rows: list[dict] = []
-        if source is not None and source.num_rows:
-            if panel.table == "drift":
-                rows = _whole_table_rows(source, cfg, panel.drift_type or "BASELINE", granularity).to_pylist()
-            else:
-                rows = _profile_rows(source, cfg, granularity).to_pylist()
-        series, baseline = _panel_series(panel, rows)
+        series, baseline, line = panel_data(panel, drift, profile, cfg, granularity=granularity)
         for col, points in sorted(series.items()):
-            points.sort()
             ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=col)
-        line = panel.threshold
-        if panel.relative_to_baseline:
-            if baseline is not None:
-                ax.axhline(baseline, color="grey", linestyle=":", linewidth=1, label=f"baseline {baseline:.3g}")
-                line = baseline + panel.threshold * (abs(baseline) if panel.change == "relative" else 1.0)
-            else:
-                line = None
+        if baseline is not None:
+            ax.axhline(baseline, color="grey", linestyle=":", linewidth=1, label=f"baseline {baseline:.3g}")
         if line is not None:
             ax.axhline(line, color="red", linestyle="--", linewidth=1, label=f"threshold {line:.3g}")
         if not series:

@@ -110,7 +110,7 @@ def _champion_scorer(ws):
     ws.activate_mlflow()
     uri = f"models:/{name}/{version}"
     columns = [c for c, _ in (model_inputs(uri) or [])] or model_input_columns(ws.settings)
-    return version, load_scorer(uri, columns).probability
+    return version, load_scorer(uri, columns, ws.settings.project.problem_type).probability
 
 
 def log_traffic(ws, frame: pd.DataFrame, *, model_version: str | None = None) -> int:

@@ -2,10 +2,12 @@
 # MAGIC %md
 # MAGIC # evaluate_drift: the shared drift gate
 # MAGIC
-# MAGIC Calls `tasks.evaluate`: the gate decides and records its decision, an EXCEEDED decision is
-# MAGIC notified, and the task values `drift_exceeded` (read by the `is_drift_exceeded` condition task as
+# MAGIC Calls `tasks.evaluate`: an interrupted promotion is finished first (`promotion.recover`), the
+# MAGIC gate decides and records its decision, an EXCEEDED decision is notified, and the task values `drift_exceeded` (read by the `is_drift_exceeded` condition task as
 # MAGIC `{{tasks.evaluate_drift.values.drift_exceeded}}`), `decision`, `run_key`, `trigger` and `champion`
-# MAGIC are published. When the gate did not fire this is the run's last task and records the job run.
+# MAGIC are published; inside `gate.retrain_cooldown` of the last retrain `drift_exceeded` is published
+# MAGIC false and `cooldown` says why. When the branch is skipped this is the run's last task and
+# MAGIC records the job run.
 # MAGIC This task must be a notebook: only notebooks can set task values.
 # MAGIC No logic lives here: the same function runs in the local task graph and the CLI.
 

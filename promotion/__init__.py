@@ -12,12 +12,14 @@ from driftgate.promotion.config import MetricCriterion, PromotionConfig
 from driftgate.promotion.moves import aliases, promote, rollback
 from driftgate.promotion.notify import notify_gate_decision
 from driftgate.promotion.policy import ShadowEvidence, Verdict, decide
-from driftgate.promotion.recovery import RecoveryResult, alias_invariant, check_alias_invariant, recover
+from driftgate.promotion.recovery import (RecoveryResult, alias_invariant, check_alias_invariant, recover,
+                                          recovery_grace_seconds)
 from driftgate.promotion.replay import set_challenger, shadow, shadow_table_name
 from driftgate.promotion.results import PromotionResult, ShadowResult
 
 __all__ = [
     "set_challenger", "shadow", "shadow_table_name", "promote", "rollback", "aliases", "ShadowResult",
     "PromotionResult", "PromotionConfig", "MetricCriterion", "ShadowEvidence", "Verdict", "decide",
-    "notify_gate_decision", "recover", "RecoveryResult", "check_alias_invariant", "alias_invariant",
+    "notify_gate_decision", "recover", "recovery_grace_seconds", "RecoveryResult", "check_alias_invariant",
+    "alias_invariant",
 ]

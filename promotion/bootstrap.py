@@ -83,6 +83,8 @@ def write_baseline(ws, frame: pd.DataFrame, version: str, *, reason: str) -> str
         schema = ws.tables.schema(inference) if hasattr(ws.tables, "schema") else ws.tables.read(inference).schema
         keep = [f for f in schema if f.name in data.column_names]
         data = data.select([f.name for f in keep]).cast(pa.schema(keep))
+    if ws.settings.monitor.importance_weighting:
+        record_importance(ws, frame, version)  # before the baseline: its new version makes the monitor re-read both
     ws.tables.write(table, data, mode="overwrite", metadata={"baseline_version": str(version), "reason": reason})
     try:
         ws.registry.set_tag(ws.settings.project.model_name, version, BASELINE_TAG, table)
@@ -121,7 +123,7 @@ def refresh_baseline(ws, version: str, shadow) -> int:
     return len(rows)
 
 
-def _score(ws, version: str, frame: pd.DataFrame) -> np.ndarray:
+def _scorer(ws, version: str, frame: pd.DataFrame):
     from driftgate.monitoring.contract import model_input_columns
     from driftgate.promotion.replay import load_scorer, model_inputs
 
@@ -130,7 +132,36 @@ def _score(ws, version: str, frame: pd.DataFrame) -> np.ndarray:
     missing = [c for c in columns if c not in frame]
     if missing:
         raise TrainingError(f"held-out rows lack the model inputs {missing}")
-    return load_scorer(uri, columns).probability(frame)
+    return load_scorer(uri, columns, ws.settings.project.problem_type)
+
+
+def _score(ws, version: str, frame: pd.DataFrame) -> np.ndarray:
+    return _scorer(ws, version, frame).probability(frame)
+
+
+def record_importance(ws, frame: pd.DataFrame, version: str) -> str | None:
+    """Permutation importance of ``version`` on its baseline rows (scored, labelled), stored for the
+    monitor's importance-weighted drift (:mod:`driftgate.monitoring.importance`). A failure is logged and
+    recorded, never fails the baseline: the monitor then writes no ``:importance_weighted`` rows and a
+    rule on them says INSUFFICIENT_DATA."""
+    import logging
+
+    from driftgate.monitoring.importance import permutation_importances, write_importance
+
+    label = ws.settings.monitor.columns.label
+    try:
+        if not label or label not in frame or ws.settings.monitor.columns.probability is None:
+            raise TrainingError("the baseline rows need labels and a probability column")
+        rows = frame[frame[label].notna()]
+        scorer = _scorer(ws, version, rows)
+        mean, std, scoring = permutation_importances(scorer.probability, rows[scorer.columns],
+                                                     rows[label].to_numpy(), seed=0)
+        return write_importance(ws, version, mean, std, scoring=scoring, rows=len(rows))
+    except Exception as exc:  # noqa: BLE001 - importance annotates the baseline; it never blocks it
+        logging.getLogger(__name__).warning("feature importance of v%s not computed: %s", version, exc)
+        record_event(ws, "feature_importance", subject=f"{ws.settings.project.model_name}@{version}",
+                     status="failed", details={"reason": str(exc)})
+        return None
 
 
 def _train_first(ws) -> tuple[str, str, pd.DataFrame]:

@@ -10,20 +10,34 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from driftgate.core.types import StrictModel
+from driftgate.core.types import ProblemType, StrictModel
 
 __all__ = [
-    "METRICS", "GREATER_IS_BETTER", "MetricCriterion", "StatisticalGuard", "FairnessPolicy",
-    "NotificationConfig", "PromotionConfig",
+    "METRICS", "METRICS_BY_PROBLEM", "GREATER_IS_BETTER", "FAIRNESS_METRICS", "MetricCriterion", "StatisticalGuard",
+    "FairnessPolicy", "NotificationConfig", "PromotionConfig", "problem_defaults",
 ]
 
-Metric = Literal["accuracy_score", "f1_score", "precision_score", "recall_score", "roc_auc", "log_loss"]
-"""Metric names as MLflow's default classifier evaluator spells them."""
+Metric = Literal["accuracy_score", "f1_score", "precision_score", "recall_score", "roc_auc", "log_loss",
+                 "root_mean_squared_error", "mean_absolute_error", "mean_squared_error", "r2_score"]
+"""Metric names as MLflow's default classifier / regressor evaluators (and the monitor) spell them."""
 
-METRICS: tuple[str, ...] = ("accuracy_score", "f1_score", "precision_score", "recall_score", "roc_auc", "log_loss")
-GREATER_IS_BETTER: dict[str, bool] = {m: m != "log_loss" for m in METRICS}
+METRICS_BY_PROBLEM: dict[str, tuple[str, ...]] = {
+    "binary": ("accuracy_score", "f1_score", "precision_score", "recall_score", "roc_auc", "log_loss"),
+    "multiclass": ("accuracy_score", "f1_score", "precision_score", "recall_score", "log_loss"),
+    "regression": ("root_mean_squared_error", "mean_absolute_error", "mean_squared_error", "r2_score"),
+}
+"""The metrics each problem type can compute (multiclass f1/precision/recall are macro averages)."""
+METRICS: tuple[str, ...] = tuple(dict.fromkeys(m for names in METRICS_BY_PROBLEM.values() for m in names))
+GREATER_IS_BETTER: dict[str, bool] = {
+    m: m not in ("log_loss", "root_mean_squared_error", "mean_absolute_error", "mean_squared_error") for m in METRICS}
 
-FairnessMetric = Literal["selection_rate", "true_positive_rate", "false_positive_rate", "accuracy_score"]
+FairnessMetric = Literal["selection_rate", "true_positive_rate", "false_positive_rate", "accuracy_score",
+                         "mean_absolute_error"]
+FAIRNESS_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("selection_rate", "true_positive_rate", "false_positive_rate", "accuracy_score"),
+    "multiclass": ("accuracy_score",),
+    "regression": ("mean_absolute_error",),
+}
 NotifyOn = Literal["gate_exceeded", "promotion", "refusal", "rollback"]
 
 
@@ -65,7 +79,9 @@ class FairnessPolicy(StrictModel):
     """Columns of the inference table whose values define the protected slices (none by default;
     each must be a column of the inference table, checked when a job starts)."""
     metrics: list[FairnessMetric] = ["selection_rate", "true_positive_rate"]
-    """Per-slice rates whose largest gap between slices is compared (demographic parity, equal opportunity)."""
+    """Per-slice rates whose largest gap between slices is compared (demographic parity, equal opportunity).
+    Default per ``project.problem_type``: multiclass accuracy_score, regression mean_absolute_error (in the
+    label's units: set ``tolerance`` accordingly)."""
     tolerance: float = Field(0.05, ge=0)
     """The challenger's gap may exceed the champion's by at most this much."""
     min_slice_rows: int = Field(30, ge=1)
@@ -89,10 +105,37 @@ class NotificationConfig(StrictModel):
 
 
 def _default_criteria() -> dict[str, MetricCriterion]:
+    return problem_defaults("binary")["criteria"]
+
+
+def problem_defaults(problem_type: ProblemType) -> dict:
+    """Defaults of the promotion keys that depend on ``project.problem_type`` (conf wins over each).
+
+    Lower-is-better metrics (log_loss, RMSE, MAE) become ``MetricThreshold(greater_is_better=False)``.
+    """
+    if problem_type == "regression":
+        return {
+            "metrics": list(METRICS_BY_PROBLEM["regression"]),
+            "primary_metric": "root_mean_squared_error",
+            "criteria": {"r2_score": MetricCriterion(threshold=0.0),
+                         "root_mean_squared_error": MetricCriterion(min_relative_change=0.01)},
+            "fairness_metrics": ["mean_absolute_error"],
+        }
+    if problem_type == "multiclass":
+        return {
+            "metrics": list(METRICS_BY_PROBLEM["multiclass"]),
+            "primary_metric": "f1_score",
+            "criteria": {"f1_score": MetricCriterion(threshold=0.4, min_absolute_change=0.005),
+                         "accuracy_score": MetricCriterion(threshold=0.4)},
+            "fairness_metrics": ["accuracy_score"],
+        }
     return {
-        "roc_auc": MetricCriterion(threshold=0.6, min_absolute_change=0.005),
-        "accuracy_score": MetricCriterion(threshold=0.6),
-        "log_loss": MetricCriterion(threshold=0.69),
+        "metrics": list(METRICS_BY_PROBLEM["binary"]),
+        "primary_metric": "roc_auc",
+        "criteria": {"roc_auc": MetricCriterion(threshold=0.6, min_absolute_change=0.005),
+                     "accuracy_score": MetricCriterion(threshold=0.6),
+                     "log_loss": MetricCriterion(threshold=0.69)},
+        "fairness_metrics": ["selection_rate", "true_positive_rate"],
     }
 
 
@@ -101,20 +144,26 @@ class PromotionConfig(StrictModel):
 
     shadow_days: int = Field(7, ge=1)
     """Replay this many days of traffic, ending at the newest row the champion served."""
+    shadow_max_rows: int = Field(1_000_000, ge=1)
+    """At most this many rows of the window (the newest) are read to the driver and scored; the
+    window is read through a filtered store read, so older traffic is never loaded."""
     min_labelled_rows: int = Field(200, ge=1)
     """Fewer labelled rows in the window gives INSUFFICIENT_DATA, never a pass."""
-    metrics: list[Metric] = list(METRICS)
-    """Metrics computed for both models and reported."""
+    metrics: list[Metric] = list(METRICS_BY_PROBLEM["binary"])
+    """Metrics computed for both models and reported. Default: every metric of ``project.problem_type``."""
     primary_metric: Metric = "roc_auc"
-    """The metric whose difference the statistical guard tests."""
+    """The metric whose difference the statistical guard tests. Default per ``project.problem_type``:
+    roc_auc (binary), f1_score (multiclass), root_mean_squared_error (regression)."""
     criteria: dict[Metric, MetricCriterion] = Field(default_factory=_default_criteria)
-    """Pass criteria per metric, validated with ``mlflow.validate_evaluation_results``."""
+    """Pass criteria per metric, validated with ``mlflow.validate_evaluation_results``. Default per
+    ``project.problem_type``: binary roc_auc >= 0.6 and +0.005, accuracy >= 0.6, log_loss <= 0.69; multiclass
+    f1_score >= 0.4 and +0.005, accuracy >= 0.4; regression r2_score >= 0 and RMSE 1% below the champion's."""
     guard: StatisticalGuard = StatisticalGuard()
     """Statistical guard on the primary metric's improvement."""
     fairness: FairnessPolicy = FairnessPolicy()
     """Fairness non-regression per protected slice."""
     decision_threshold: float = Field(0.5, gt=0, lt=1)
-    """Probability above which a model's replayed prediction is 1."""
+    """Binary: probability at or above which a model's replayed prediction is the positive class."""
     feature_columns: list[str] = []
     """Model inputs when a model carries no signature (a signature wins); empty: ``training``'s features."""
     shadow_table_suffix: str = Field("_shadow", pattern=r"^_[A-Za-z0-9_]+$")
@@ -138,3 +187,24 @@ class PromotionConfig(StrictModel):
         if self.primary_metric not in self.metrics:
             raise ValueError(f"primary_metric must be one of promotion.metrics, got {self.primary_metric!r}")
         return self
+
+    def check_problem_type(self, problem_type: ProblemType) -> None:
+        """Refuse metrics, fairness rates and guards that mean nothing for ``problem_type``.
+
+        Raises:
+            ValueError: ``promotion.<key>: ...`` naming the key and what the problem type allows.
+        """
+        allowed = METRICS_BY_PROBLEM[problem_type]
+        for key, names in (("metrics", self.metrics), ("criteria", list(self.criteria)),
+                           ("primary_metric", [self.primary_metric])):
+            wrong = [m for m in names if m not in allowed]
+            if wrong:
+                raise ValueError(f"promotion.{key}: {wrong} are not {problem_type} metrics (project.problem_type); "
+                                 f"expected some of {list(allowed)}")
+        wrong = [m for m in self.fairness.metrics if m not in FAIRNESS_METRICS[problem_type]]
+        if wrong:
+            raise ValueError(f"promotion.fairness.metrics: {wrong} are not {problem_type} rates (project.problem_type); "
+                             f"expected some of {list(FAIRNESS_METRICS[problem_type])}")
+        if problem_type == "regression" and self.guard.method != "bootstrap":
+            raise ValueError(f"promotion.guard.method: McNemar's test compares right/wrong predictions and needs "
+                             f"classification; regression takes bootstrap, got {self.guard.method!r}")

@@ -12,15 +12,18 @@ import logging
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:  # pandas loads where frames are built, not with the settings
+    import pandas as pd
 
 from driftgate.core.records import ShadowStatus
 from driftgate.promotion.config import GREATER_IS_BETTER, PromotionConfig
 
 __all__ = [
-    "STATUSES", "Interval", "Check", "Verdict", "ShadowEvidence", "classification_metrics",
+    "STATUSES", "Interval", "Check", "Verdict", "ShadowEvidence", "model_metrics", "classification_metrics",
     "paired_bootstrap", "mcnemar", "slice_rates", "fairness_gaps", "agreement", "thresholds_for", "decide",
 ]
 
@@ -89,13 +92,18 @@ class ShadowEvidence:
 # --------------------------------------------------------------------------- statistics
 
 
-def _weighted_metrics(y: np.ndarray, pred: np.ndarray, proba: np.ndarray, w: np.ndarray,
-                      names: Sequence[str]) -> dict[str, np.ndarray]:
+def _weighted_metrics(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, w: np.ndarray,
+                      names: Sequence[str], problem_type: str = "binary") -> dict[str, np.ndarray]:
     """Metrics for each row of weights ``w`` (shape ``(B, n)``); a row of ones is the plain metric.
 
     Weighted by resample counts, so a paired bootstrap is one matrix product per
-    metric instead of B calls into scikit-learn.
+    metric instead of B calls into scikit-learn. ``proba``: binary P(positive class),
+    multiclass the probability given to the true label, regression unused.
     """
+    if problem_type == "regression":
+        return _weighted_regression(np.asarray(y, dtype=float), np.asarray(pred, dtype=float), w, names)
+    if problem_type == "multiclass":
+        return _weighted_multiclass(np.asarray(y), np.asarray(pred), proba, w, names)
     y = y.astype(float)
     pred = pred.astype(float)
     total = w.sum(axis=1)
@@ -106,20 +114,62 @@ def _weighted_metrics(y: np.ndarray, pred: np.ndarray, proba: np.ndarray, w: np.
     with np.errstate(divide="ignore", invalid="ignore"):
         if "accuracy_score" in names:
             out["accuracy_score"] = (w @ (y == pred).astype(float)) / total
-        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
-        if "precision_score" in names:
-            out["precision_score"] = precision
-        if "recall_score" in names:
-            out["recall_score"] = recall
-        if "f1_score" in names:
-            out["f1_score"] = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+        out.update(_precision_recall_f1(tp, fp, fn, names))
         if "log_loss" in names:
             p = np.clip(proba, _EPS, 1 - _EPS)
             out["log_loss"] = (w @ -(y * np.log(p) + (1 - y) * np.log(1 - p))) / total
         if "roc_auc" in names:
             out["roc_auc"] = _weighted_auc(y, proba, w)
     return out
+
+
+def _precision_recall_f1(tp, fp, fn, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Precision, recall and F1 from (weighted) counts; 0 where undefined, as scikit-learn's zero_division=0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / np.where(tp + fp > 0, tp + fp, 1), 0.0)
+        recall = np.where(tp + fn > 0, tp / np.where(tp + fn > 0, tp + fn, 1), 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / np.where(precision + recall > 0,
+                                                                                 precision + recall, 1), 0.0)
+    found = {"precision_score": precision, "recall_score": recall, "f1_score": f1}
+    return {k: v for k, v in found.items() if k in names}
+
+
+def _weighted_multiclass(y: np.ndarray, pred: np.ndarray, p_true: np.ndarray | None, w: np.ndarray,
+                         names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Accuracy, macro precision / recall / F1 over the labels seen in ``y`` or ``pred``, log loss of P(true label)."""
+    import pandas as pd
+
+    total = w.sum(axis=1)
+    right = (y == pred).astype(float)
+    out: dict[str, np.ndarray] = {}
+    if "accuracy_score" in names:
+        out["accuracy_score"] = (w @ right) / total
+    if {"precision_score", "recall_score", "f1_score"} & set(names):
+        per_class = []
+        for label in pd.unique(np.concatenate([y, pred])):
+            is_y, is_p = (y == label), (pred == label)
+            per_class.append(_precision_recall_f1(w @ (is_y & is_p).astype(float), w @ (~is_y & is_p).astype(float),
+                                                  w @ (is_y & ~is_p).astype(float), names))
+        for name in per_class[0]:
+            out[name] = np.mean([c[name] for c in per_class], axis=0)
+    if "log_loss" in names:
+        out["log_loss"] = (w @ -np.log(np.clip(p_true, _EPS, 1))) / total
+    return out
+
+
+def _weighted_regression(y: np.ndarray, pred: np.ndarray, w: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """MSE, RMSE, MAE and R2 (1 - SSE / total sum of squares about the weighted mean)."""
+    total = w.sum(axis=1)
+    err = pred - y
+    mse = (w @ err ** 2) / total
+    mean = (w @ y) / total
+    sst = w @ y ** 2 - total * mean ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        found = {"mean_squared_error": mse, "root_mean_squared_error": np.sqrt(mse),
+                 "mean_absolute_error": (w @ np.abs(err)) / total,
+                 "r2_score": np.where(sst > 1e-12 * np.maximum(total, 1), 1 - (w @ err ** 2) / np.where(sst > 0, sst, 1),
+                                      np.nan)}
+    return {k: v for k, v in found.items() if k in names}
 
 
 def _weighted_auc(y: np.ndarray, score: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -136,34 +186,46 @@ def _weighted_auc(y: np.ndarray, score: np.ndarray, w: np.ndarray) -> np.ndarray
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
-def classification_metrics(y: np.ndarray, pred: np.ndarray, proba: np.ndarray,
-                           names: Sequence[str]) -> dict[str, float]:
+def model_metrics(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, names: Sequence[str],
+                  problem_type: str = "binary") -> dict[str, float]:
     """The named metrics of one model on labelled rows (MLflow's metric names).
 
-    ROC AUC is NaN when the labels hold a single class: it is undefined, not 0.5.
+    ``proba``: binary P(positive class); multiclass the probability given to each row's true
+    label (:meth:`driftgate.promotion.scoring.Scored.metric_inputs`); regression None.
+    ROC AUC is NaN when the labels hold a single class: it is undefined, not 0.5; so is R2
+    when the labels do not vary.
     """
-    y, pred, proba = np.asarray(y), np.asarray(pred), np.asarray(proba, dtype=float)
+    y, pred = np.asarray(y), np.asarray(pred)
+    proba = None if proba is None else np.asarray(proba, dtype=float)
     if len(y) == 0:
         return {n: math.nan for n in names}
-    values = _weighted_metrics(y, pred, proba, np.ones((1, len(y))), names)
+    values = _weighted_metrics(y, pred, proba, np.ones((1, len(y))), names, problem_type)
     return {n: float(values[n][0]) for n in names}
 
 
+def classification_metrics(y: np.ndarray, pred: np.ndarray, proba: np.ndarray,
+                           names: Sequence[str]) -> dict[str, float]:
+    """Binary :func:`model_metrics`."""
+    return model_metrics(y, pred, proba, names, "binary")
+
+
 def paired_bootstrap(y, champion: tuple[np.ndarray, np.ndarray], challenger: tuple[np.ndarray, np.ndarray], *,
-                     metric: str, n_resamples: int, confidence: float, seed: int) -> Interval:
+                     metric: str, n_resamples: int, confidence: float, seed: int,
+                     problem_type: str = "binary") -> Interval:
     """Percentile CI of ``metric(challenger) - metric(champion)`` over paired resamples of the rows.
 
     Both models are scored on the same resampled rows each time, which removes the
     row-sampling noise they share: the interval reflects their difference only.
 
     Args:
-        y: labels (0/1).
-        champion: ``(prediction, probability)`` of the champion on the same rows.
+        y: labels (0/1 for binary, class labels, or values for regression).
+        champion: ``(prediction, probability)`` of the champion on the same rows (see :func:`model_metrics`).
         challenger: ``(prediction, probability)`` of the challenger.
         metric: one of :data:`driftgate.promotion.config.METRICS`.
         n_resamples: bootstrap resamples.
         confidence: two-sided level, e.g. 0.95.
         seed: makes the interval reproducible.
+        problem_type: ``binary``, ``multiclass`` or ``regression``.
     """
     y = np.asarray(y)
     n = len(y)
@@ -175,14 +237,14 @@ def paired_bootstrap(y, champion: tuple[np.ndarray, np.ndarray], challenger: tup
     while left > 0:
         b = min(step, left)
         w = rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(float)
-        a = _weighted_metrics(y, champion[0], champion[1], w, [metric])[metric]
-        c = _weighted_metrics(y, challenger[0], challenger[1], w, [metric])[metric]
+        a = _weighted_metrics(y, champion[0], champion[1], w, [metric], problem_type)[metric]
+        c = _weighted_metrics(y, challenger[0], challenger[1], w, [metric], problem_type)[metric]
         diffs.append(c - a)
         left -= b
     d = np.concatenate(diffs)
     d = d[np.isfinite(d)]
-    point = (classification_metrics(y, *challenger, [metric])[metric]
-             - classification_metrics(y, *champion, [metric])[metric])
+    point = (model_metrics(y, *challenger, [metric], problem_type)[metric]
+             - model_metrics(y, *champion, [metric], problem_type)[metric])
     alpha = 1 - confidence
     if len(d) == 0:
         return Interval(metric, point, math.nan, math.nan, confidence, n_resamples)
@@ -209,21 +271,26 @@ def mcnemar(y, champion_pred, challenger_pred) -> tuple[float, tuple[int, int]]:
     return float(binomtest(c, b + c, 0.5, alternative="greater").pvalue), (b, c)
 
 
+def _rate(name: str, yy: np.ndarray, pp: np.ndarray) -> float:
+    pos, neg = yy == 1, yy == 0
+    if name == "selection_rate":
+        return float(pp.mean()) if len(pp) else math.nan
+    if name == "true_positive_rate":
+        return float(pp[pos].mean()) if pos.any() else math.nan
+    if name == "false_positive_rate":
+        return float(pp[neg].mean()) if neg.any() else math.nan
+    if name == "mean_absolute_error":
+        return float(np.abs(pp.astype(float) - yy.astype(float)).mean()) if len(pp) else math.nan
+    return float((pp == yy).mean()) if len(pp) else math.nan  # accuracy_score
+
+
 def slice_rates(y, pred, groups, metrics: Sequence[str]) -> list[dict[str, Any]]:
-    """Per-slice rates of one model: selection rate, TPR, FPR, accuracy, with the slice's row count."""
+    """Per-slice rates of one model (selection rate, TPR, FPR, accuracy, MAE), with the slice's row count."""
     y, pred, groups = np.asarray(y), np.asarray(pred), np.asarray(groups, dtype=object)
     rows = []
     for value in sorted({g for g in groups if g is not None}, key=str):
         m = groups == value
-        yy, pp = y[m], pred[m]
-        pos, neg = yy == 1, yy == 0
-        rates = {
-            "selection_rate": float(pp.mean()) if len(pp) else math.nan,
-            "true_positive_rate": float(pp[pos].mean()) if pos.any() else math.nan,
-            "false_positive_rate": float(pp[neg].mean()) if neg.any() else math.nan,
-            "accuracy_score": float((pp == yy).mean()) if len(pp) else math.nan,
-        }
-        rows.append({"slice": str(value), "n": int(m.sum()), **{k: rates[k] for k in metrics}})
+        rows.append({"slice": str(value), "n": int(m.sum()), **{k: _rate(k, y[m], pred[m]) for k in metrics}})
     return rows
 
 
@@ -238,15 +305,21 @@ def fairness_gaps(rows: list[dict[str, Any]], metrics: Sequence[str], min_rows: 
 
 
 def agreement(champion: tuple[np.ndarray, np.ndarray], challenger: tuple[np.ndarray, np.ndarray],
-              bins: int = 10) -> dict[str, float]:
+              bins: int = 10, problem_type: str = "binary") -> dict[str, float]:
     """How the two models differ without labels: agreement rate and prediction-distribution drift.
 
     ``probability_js_distance`` is the Jensen-Shannon distance (base 2, in [0, 1]) between
-    the two models' probability histograms on the same rows.
+    the two models' probability histograms on the same rows (binary). Multiclass: the
+    agreement rate; regression: the mean absolute difference of the predictions.
     """
     from scipy.spatial.distance import jensenshannon
 
     pa_, pb_ = np.asarray(champion[0]), np.asarray(challenger[0])
+    if problem_type == "regression":
+        diff = float(np.abs(pa_.astype(float) - pb_.astype(float)).mean()) if len(pa_) else math.nan
+        return {"prediction_mean_absolute_difference": diff}
+    if problem_type == "multiclass" or champion[1] is None or challenger[1] is None:
+        return {"agreement_rate": float((pa_ == pb_).mean()) if len(pa_) else math.nan}
     if len(pa_) == 0:
         return {"agreement_rate": math.nan, "positive_rate_champion": math.nan,
                 "positive_rate_challenger": math.nan, "probability_js_distance": math.nan}

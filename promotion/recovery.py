@@ -32,7 +32,7 @@ from driftgate.promotion.intent import (
 )
 from driftgate.workspace.audit import events_table
 
-__all__ = ["RecoveryResult", "recover", "recover_locked", "check_alias_invariant", "alias_invariant"]
+__all__ = ["RecoveryResult", "recover", "recovery_grace_seconds", "DATABRICKS_GRACE_SECONDS", "recover_locked", "check_alias_invariant", "alias_invariant"]
 
 _log = logging.getLogger("driftgate.promotion")
 
@@ -102,6 +102,17 @@ def alias_invariant(ws) -> list[str]:
     model = ws.settings.project.model_name
     return check_alias_invariant(aliases(ws), promoted=_ever_promoted(ws, model),
                                  open_intents=len(open_intents(ws, model)))
+
+
+DATABRICKS_GRACE_SECONDS = 600.0
+"""On Databricks no lock tells a dead promotion from one still running (a ``driftgate promote``
+elsewhere): callers that are not the promotion itself leave intents younger than this alone."""
+
+
+def recovery_grace_seconds(ws) -> float:
+    """``min_age_seconds`` for a :func:`recover` at job start or in ``status``: 0 locally (the
+    promotion lock serialises), :data:`DATABRICKS_GRACE_SECONDS` on Databricks."""
+    return 0.0 if ws.root is not None else DATABRICKS_GRACE_SECONDS
 
 
 def recover(ws, *, min_age_seconds: float = 0.0) -> RecoveryResult | None:

@@ -5,6 +5,7 @@ trail); every judgement is made by :func:`driftgate.promotion.policy.decide`.
 """
 from __future__ import annotations
 
+import logging
 import math
 import uuid
 from datetime import timedelta
@@ -21,10 +22,13 @@ from driftgate.core.errors import PromotionRefused, RegistryError, TableError
 from driftgate.monitoring.contract import model_input_columns
 from driftgate.promotion import policy
 from driftgate.promotion.results import ShadowResult
+from driftgate.promotion.scoring import NEEDS_PROBABILITY, Scored, load_scorer
 
 __all__ = ["set_challenger", "shadow", "shadow_table_name", "load_scorer", "model_inputs"]
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
+
+log = logging.getLogger("driftgate.promotion")
 
 
 def shadow_table_name(ws) -> str:
@@ -78,40 +82,6 @@ def model_inputs(uri: str) -> list[tuple[str, str]] | None:
     return out
 
 
-class _Scorer:
-    """Probability of class 1 from a registered model, whatever flavour it was logged with."""
-
-    def __init__(self, uri: str, columns: list[str]):
-        import mlflow
-
-        self.uri, self.columns = uri, columns
-        info = mlflow.models.get_model_info(uri)
-        if "sklearn" in (info.flavors or {}):
-            self.model = mlflow.sklearn.load_model(uri)
-            self.kind = "sklearn"
-        else:
-            self.model = mlflow.pyfunc.load_model(uri)
-            self.kind = "pyfunc"
-
-    def probability(self, frame: pd.DataFrame) -> np.ndarray:
-        import pandas as pd
-
-        x = frame[self.columns]
-        if self.kind == "sklearn" and hasattr(self.model, "predict_proba"):
-            return np.asarray(self.model.predict_proba(x)[:, 1], dtype=float)
-        out = self.model.predict(x)
-        if isinstance(out, pd.DataFrame):
-            out = out["probability"] if "probability" in out else out.iloc[:, -1]
-        arr = np.asarray(out, dtype=float)
-        if arr.ndim == 2:
-            arr = arr[:, -1]
-        return arr
-
-
-def load_scorer(uri: str, columns: list[str]) -> _Scorer:
-    return _Scorer(uri, columns)
-
-
 # --------------------------------------------------------------------------- the window
 
 
@@ -124,8 +94,14 @@ def _window(ws, champion: str | None, unseen_from: pd.Timestamp | None = None, a
     rows to the training data, and scoring them again would flatter the challenger.
     Column roles come from the inference-table contract (``monitor.inference_log``); ``as_of``
     leaves out rows served after it (replaying history).
+
+    Bounded: the newest served time is found from the timestamp column alone, then only the
+    window's rows are read (a filtered store read, pushed into the scan: Delta file skipping
+    locally, a Spark filter on Databricks), and at most ``promotion.shadow_max_rows`` of them,
+    the newest, are kept (the window's start then moves to the oldest row kept).
     """
     import pandas as pd
+    import pyarrow.compute as pc
 
     table = ws.settings.project.inference_table
     cols = ws.settings.monitor.columns
@@ -133,27 +109,35 @@ def _window(ws, champion: str | None, unseen_from: pd.Timestamp | None = None, a
         raise TableError(f"{table}: the inference table does not exist; nothing to replay (a model's first "
                          "champion and baseline come from `driftgate init --train` or `driftgate init --version V "
                          "--holdout ROWS`; served traffic from `driftgate log-traffic`)", table=table)
-    filters = [(cols.model_id, "=", champion)] if champion is not None else None
-    arrow = ws.tables.read(table, filters=filters)
-    frame = arrow.to_pandas()
     ts = cols.timestamp
-    if as_of is not None and not frame.empty:
-        cut = pd.Timestamp(as_of)
-        cut = cut.tz_convert("UTC") if getattr(frame[ts].dtype, "tz", None) is not None else \
-            cut.tz_convert("UTC").tz_localize(None)
-        frame = frame[frame[ts] <= cut].reset_index(drop=True)
-    if frame.empty:
-        return frame, None, None, arrow.schema
-    end = frame[ts].max()
-    start = end - timedelta(days=ws.settings.promotion.shadow_days)
-    keep = frame[ts] > start
-    if unseen_from is not None and getattr(frame[ts].dtype, "tz", None) is None:
-        unseen_from = unseen_from.tz_convert("UTC").tz_localize(None)  # a table of naive UTC times
-    if unseen_from is not None and unseen_from > start:
-        start = unseen_from
-        keep = frame[ts] >= unseen_from
-    frame = frame[keep].reset_index(drop=True)
-    return frame, start, end, arrow.schema
+    schema = ws.tables.schema(table)
+    aware = getattr(schema.field(ts).type, "tz", None) is not None
+
+    def stamp(value) -> pd.Timestamp:
+        """``value`` as the column stores times: UTC, tz-aware or naive."""
+        t = pd.Timestamp(value)
+        t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+        return t if aware else t.tz_localize(None)
+
+    served = [(cols.model_id, "=", champion)] if champion is not None else []
+    if as_of is not None:
+        served.append((ts, "<=", stamp(as_of).to_pydatetime()))
+    newest = pc.max(ws.tables.read(table, columns=[ts], filters=served or None).column(ts)).as_py()
+    if newest is None:
+        return schema.empty_table().to_pandas(), None, None, schema
+    end = stamp(newest)
+    start, op = end - timedelta(days=ws.settings.promotion.shadow_days), ">"
+    if unseen_from is not None and stamp(unseen_from) > start:
+        start, op = stamp(unseen_from), ">="
+    arrow = ws.tables.read(table, filters=[*served, (ts, op, start.to_pydatetime()), (ts, "<=", end.to_pydatetime())])
+    frame = arrow.to_pandas()
+    cap = ws.settings.promotion.shadow_max_rows
+    if len(frame) > cap:
+        log.warning("shadow window of %s: %d rows served since %s; scoring the newest %d "
+                    "(promotion.shadow_max_rows)", table, len(frame), start, cap)
+        frame = frame.sort_values(ts, kind="mergesort").tail(cap)
+        start = frame[ts].iloc[0]
+    return frame.reset_index(drop=True), start, end, arrow.schema
 
 
 def _trained_before(info) -> pd.Timestamp | None:
@@ -167,7 +151,7 @@ def _trained_before(info) -> pd.Timestamp | None:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def _write_shadow_rows(ws, frame: pd.DataFrame, version: str, proba: np.ndarray, schema: pa.Schema) -> None:
+def _write_shadow_rows(ws, frame: pd.DataFrame, version: str, scored: Scored, schema: pa.Schema) -> None:
     """Replace this challenger's rows for these requests (by request id, else by time) in one Delta commit."""
     import pandas as pd
 
@@ -175,9 +159,10 @@ def _write_shadow_rows(ws, frame: pd.DataFrame, version: str, proba: np.ndarray,
     cols = ws.settings.monitor.columns
     out = frame.copy()
     out[cols.model_id] = version
-    if cols.probability:
-        out[cols.probability] = proba
-    out[cols.prediction] = (proba >= ws.settings.promotion.decision_threshold).astype("int64")
+    out[cols.prediction] = scored.prediction
+    if cols.probability:  # P(positive class): binary only, else null
+        binary = scored.probability is not None and scored.probability.ndim == 1
+        out[cols.probability] = scored.probability if binary else None
     new = pa.Table.from_pandas(out[[f.name for f in schema]], schema=schema, preserve_index=False)
     if not ws.tables.exists(name):
         ws.tables.write(name, new, mode="append")
@@ -250,19 +235,16 @@ def shadow(ws, *, challenger_version: str | None = None, as_of=None) -> ShadowRe
     if missing:
         problems.append(f"the inference table lacks the model inputs {missing}")
 
-    proba_a = proba_c = np.zeros(0)
+    scored_a = scored_c = None
     if not frame.empty and not problems:
-        try:
-            proba_c = load_scorer(chal_uri, columns).probability(frame)
-            if champ_uri:
-                proba_a = load_scorer(champ_uri, [c for c, _ in (champ_inputs or [])] or columns).probability(frame)
-        except Exception as exc:  # a model that cannot score the served rows must not be promoted
-            problems.append(f"scoring the shadow window failed: {type(exc).__name__}: {exc}")
+        scored_c, scored_a = _score_both(ws, frame, (chal_uri, columns), (champ_uri, [c for c, _ in (
+            champ_inputs or [])] or columns), problems)
 
-    evidence, extra = _evidence(cfg, frame, champion, proba_a, proba_c, problems, ws.settings.monitor.columns.label)
+    evidence, extra = _evidence(cfg, frame, champion, scored_a, scored_c, problems, ws.settings.project.problem_type,
+                                ws.settings.monitor.columns.label)
     verdict = policy.decide(cfg, evidence)
     if not frame.empty and not problems:
-        _write_shadow_rows(ws, frame, challenger, proba_c, schema)
+        _write_shadow_rows(ws, frame, challenger, scored_c, schema)
 
     result = ShadowResult(
         status=verdict.status, model_name=name, champion_version=champion, challenger_version=challenger,
@@ -299,7 +281,9 @@ def _with(result: ShadowResult, **changes) -> ShadowResult:
 def _shadow_tags(result: ShadowResult) -> dict[str, str]:
     tags = {"driftgate_shadow_status": result.status, "driftgate_shadow_run_id": result.run_id or "",
             "driftgate_shadow_champion": result.champion_version or "none"}
-    for key in ("challenger_roc_auc", "challenger_accuracy_score", "delta_roc_auc"):
+    primary = result.interval.metric if result.interval else "roc_auc"
+    for key in dict.fromkeys(("challenger_roc_auc", "challenger_accuracy_score", "delta_roc_auc",
+                              f"challenger_{primary}", f"delta_{primary}")):
         if key in result.metrics and not math.isnan(result.metrics[key]):
             tags[f"driftgate_{key}"] = f"{result.metrics[key]:.4f}"
     return tags
@@ -323,39 +307,71 @@ def _signature_diff(champion, challenger, champ_inputs, chal_inputs) -> str:
             + "; ".join(parts))
 
 
-def _evidence(cfg, frame: pd.DataFrame, champion: str | None, proba_a: np.ndarray, proba_c: np.ndarray,
-              problems: list[str], label: str | None = "label") -> tuple[policy.ShadowEvidence, dict[str, Any]]:
-    thr = cfg.decision_threshold
+def _score_both(ws, frame: pd.DataFrame, challenger: tuple[str, list[str]], champion: tuple[str | None, list[str]],
+                problems: list[str]) -> tuple[Scored | None, Scored | None]:
+    """Both models' :class:`Scored` on the window; a model that cannot score it becomes a problem."""
+    cfg = ws.settings.promotion
+    problem_type = ws.settings.project.problem_type
+    out: list[Scored | None] = []
+    for role, (uri, columns) in (("challenger", challenger), ("champion", champion)):
+        if uri is None:
+            out.append(None)
+            continue
+        try:
+            scored = load_scorer(uri, columns, problem_type, threshold=cfg.decision_threshold).score(frame)
+        except Exception as exc:  # a model that cannot score the served rows must not be promoted
+            problems.append(f"scoring the shadow window failed: {type(exc).__name__}: {exc}")
+            return None, None
+        needs = sorted(NEEDS_PROBABILITY & set(cfg.metrics))
+        if problem_type != "regression" and scored.probability is None and needs:
+            problems.append(f"the {role} {uri} returns classes only, so {needs} (promotion.metrics) cannot be "
+                            "computed; log it with probabilities (pyfunc_predict_fn='predict_proba')")
+        out.append(scored)
+    return out[0], out[1]
+
+
+def _labels(frame: pd.DataFrame, mask: np.ndarray, problem_type: str, label: str) -> np.ndarray:
+    import pandas as pd
+
+    y = frame.loc[mask, label]
+    if problem_type == "regression":
+        return y.astype("float64").to_numpy()
+    return y.astype("int64").to_numpy() if pd.api.types.is_numeric_dtype(y) else y.to_numpy(dtype=object)
+
+
+def _evidence(cfg, frame: pd.DataFrame, champion: str | None, scored_a: Scored | None, scored_c: Scored | None,
+              problems: list[str], problem_type: str = "binary", label: str | None = "label"
+              ) -> tuple[policy.ShadowEvidence, dict[str, Any]]:
     n_rows = len(frame)
     extra: dict[str, Any] = {"metrics": {}, "fairness": [], "gaps": {}}
     if problems or n_rows == 0:
         return policy.ShadowEvidence(n_rows, 0, {}, problems=tuple(problems)), extra
-    pred_c = (proba_c >= thr).astype(np.int64)
-    pred_a = (proba_a >= thr).astype(np.int64) if champion else None
     metrics: dict[str, float] = {}
     if champion:
-        metrics.update(policy.agreement((pred_a, proba_a), (pred_c, proba_c)))
+        metrics.update(policy.agreement((scored_a.prediction, scored_a.probability),
+                                        (scored_c.prediction, scored_c.probability), problem_type=problem_type))
     labelled = frame[label].notna().to_numpy() if label else np.zeros(n_rows, dtype=bool)
     n_lab = int(labelled.sum())
     if n_lab == 0:
         extra["metrics"] = metrics
         return policy.ShadowEvidence(n_rows, 0, {}), extra
-    y = frame.loc[labelled, label].astype("int64").to_numpy()
-    pc, qc = pred_c[labelled], proba_c[labelled]
-    chal_m = policy.classification_metrics(y, pc, qc, cfg.metrics)
+    y = _labels(frame, labelled, problem_type, label)
+    pc, qc = scored_c.take(labelled).metric_inputs(y)
+    chal_m = policy.model_metrics(y, pc, qc, cfg.metrics, problem_type)
     champ_m = None
     interval = p = counts = None
     gaps: dict[str, dict[str, float]] = {"challenger": {}, "champion": {}}
     models = [("challenger", pc)]
     if champion:
-        pa_, qa = pred_a[labelled], proba_a[labelled]
-        champ_m = policy.classification_metrics(y, pa_, qa, cfg.metrics)
+        pa_, qa = scored_a.take(labelled).metric_inputs(y)
+        champ_m = policy.model_metrics(y, pa_, qa, cfg.metrics, problem_type)
         models.append(("champion", pa_))
         if n_lab >= cfg.min_labelled_rows:
             interval = policy.paired_bootstrap(y, (pa_, qa), (pc, qc), metric=cfg.primary_metric,
-                                               n_resamples=cfg.guard.n_resamples,
-                                               confidence=cfg.guard.confidence, seed=cfg.guard.seed)
-        p, counts = policy.mcnemar(y, pa_, pc)
+                                               n_resamples=cfg.guard.n_resamples, confidence=cfg.guard.confidence,
+                                               seed=cfg.guard.seed, problem_type=problem_type)
+        if problem_type != "regression":
+            p, counts = policy.mcnemar(y, pa_, pc)
     fair = cfg.fairness
     for column in fair.protected_columns:
         if column not in frame.columns:

@@ -47,3 +47,23 @@ def spark():
     )
     yield session
     session.stop()
+
+
+# The Databricks path: what a job task runs on a cluster. `make test-runtimes` runs exactly these
+# (pytest -m runtime) on each supported runtime's package versions and Spark version.
+RUNTIME_MODULES = frozenset({
+    "test_bundle.py",           # bundle, notebook tasks end to end, task values
+    "test_workspace.py",        # registry lineage, experiment folder, tables, audit
+    "test_webhook_jobs.py",     # jobs/run-now through databricks-sdk
+    "test_monitor_spark.py",    # the Spark engine on the runtime's Spark
+    "test_training_train.py",   # training, logging and registration on the runtime's MLflow
+    "test_training_features.py",  # feature sources and how the runtime's MLflow saves a model
+    "test_promotion_flow.py",   # shadow test and promotion
+    "test_tasks_equivalence.py",  # the job's notebooks end to end on the demo world
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in RUNTIME_MODULES:
+            item.add_marker(pytest.mark.runtime)

@@ -50,6 +50,7 @@ def assert_arrow_round_trip(spark, convert=None) -> None:
 def assert_engine_parity(settings, tmp_path) -> None:
     """The Spark engine writes the same metric rows as the embedded engine (full, then incremental)."""
     from driftgate import monitoring
+    from driftgate.monitoring.importance import write_importance
     from driftgate.workspace.tables import DeltaTableStore
     from tests.monitor_data import START, inference_log
 
@@ -62,6 +63,9 @@ def assert_engine_parity(settings, tmp_path) -> None:
         store.write(cfg.table_name, log)
         store.write(cfg.baseline_table_name, base)
         ws = SimpleNamespace(tables=store, settings=settings)
+        # the champion's importance (the baseline's model id is "1"): both engines write ':importance_weighted'
+        write_importance(ws, "1", {"monthly_charges": 0.3, "tenure_months": 0.1, "plan": 0.05, "age": -0.01},
+                         {}, scoring="roc_auc", rows=300)
         mon = cfg.model_copy(update={"engine": engine_name})
         first = monitoring.refresh(ws, mon)
         assert first.mode == "full" and first.drift_rows > 0
@@ -72,6 +76,11 @@ def assert_engine_parity(settings, tmp_path) -> None:
         embedded = _rows(stores["embedded"], table, cfg)
         sparked = _rows(stores["spark"], table, cfg)
         assert len(embedded) == len(sparked) > 100
+        if table == cfg.drift_metrics_table:
+            assert any(r["column_name"] == ":importance_weighted" and r["importance_weighted_drift"] > 0
+                       for r in embedded)
+        else:
+            assert any(r["estimated_roc_auc"] is not None for r in embedded)
         for a, b in zip(embedded, sparked):
             _close(a, b, _key(cfg, a))
 

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from databricks.sdk.service import jobs
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.bundle_support import BUNDLE_FILES, CLI_VARS, REPO, configured, resolve_target
+
 SCHEMA = Path(__file__).parent / "fixtures" / "databricks-bundle-schema.json"
-BUNDLE_FILES = [REPO / "databricks.yml", *sorted((REPO / "resources").glob("*.yml"))]
 
 
 def _py_patterns(o):
@@ -55,24 +55,9 @@ def _job(name="retraining_job") -> tuple[dict, Path]:
     raise AssertionError(f"job {name} not found in {BUNDLE_FILES}")
 
 
-def _resolve(obj, target="prod"):
-    """Substitute ${var.*} (target overrides, then defaults) and the bundle's own references."""
-    root = _load(REPO / "databricks.yml")
-    values = {k: v.get("default") for k, v in root["variables"].items()}
-    values.update(root["targets"][target].get("variables", {}))
-    known = {"bundle.target": target, "bundle.name": root["bundle"]["name"],
-             "workspace.file_path": f"/Workspace/Shared/.bundle/driftgate/{target}/files"}
-
-    def sub(m):
-        ref = m[1]
-        if ref.startswith("var."):
-            return str(values[ref[4:]])
-        return known[ref]
-
-    text = json.dumps(obj)
-    resolved = re.sub(r"\$\{([a-z_.]+)\}", sub, text)
-    assert "${" not in resolved, resolved
-    return json.loads(resolved)
+def _resolve(obj=None, target="prod"):
+    """The retraining job as deployed to ``target`` (see tests/bundle_support.py)."""
+    return resolve_target(target)["resources"]["jobs"]["retraining_job"]
 
 
 def test_every_bundle_file_validates_against_the_official_schema(validator):
@@ -182,13 +167,40 @@ def test_targets_and_parameters_map_onto_settings(tmp_path):
 
     root = _load(REPO / "databricks.yml")
     assert set(root["targets"]) == {"dev", "prod"} and root["targets"]["dev"]["mode"] == "development"
-    job = _resolve(_job()[0], "dev")
+    bundle = resolve_target("dev")
+    job = bundle["resources"]["jobs"]["retraining_job"]
     params = {p["name"]: p["default"] for p in job["parameters"]}
-    s = settings_for_task(params | {"overrides": f"workspace.root={tmp_path}"}, conf_dir=REPO / "conf", env="local")
-    assert s.project.model_name == "dev.default.model"
+    params |= {"overrides": job["tasks"][0]["notebook_task"]["base_parameters"]["overrides"] + f";workspace.root={tmp_path}"}
+    s = settings_for_task(params, conf_dir=REPO / "conf", env="local")
+    model = bundle["resources"]["registered_models"]["model"]
+    assert s.project.model_name == f"{model['catalog_name']}.{model['schema_name']}.{model['name']}"
+    assert s.project.model_name == "dev.default.dev_first_last_model"  # dev mode prefixes UC names
+    assert s.project.experiment_name == bundle["resources"]["experiments"]["driftgate"]["name"]
     assert s.monitor.drift_metrics_table == "dev.default.inference_log_drift_metrics"
     assert s.project.audit_schema == "dev.default" and s.training.table.startswith("dev.default.")
     assert s.gate.profile == "default"
+
+
+def test_task_values_read_safely_when_the_upstream_task_set_nothing():
+    """A task that exited early set no values: reads give the default, never a dbutils error."""
+    from driftgate.core.errors import DriftgateError
+    from driftgate.workspace import open_workspace
+    from driftgate.core.settings import load_settings
+    from driftgate.workspace.task_values import DbutilsTaskValues
+
+    from tests.dbutils_stub import StubDbutils
+
+    run: dict = {}
+    train, shadow = (DbutilsTaskValues(StubDbutils({}, task_key=t, values=run)) for t in ("train", "shadow"))
+    assert shadow.get("train", "model_version") is None
+    assert shadow.get("train", "model_version", default="") == ""
+    train.set("model_version", "3")
+    assert shadow.get("train", "model_version") == "3"
+
+    settings = load_settings(REPO / "conf", "databricks")
+    ws = open_workspace(settings, spark=object())  # no dbutils: no /tmp fallback
+    with pytest.raises(DriftgateError, match="need the notebook's dbutils"):
+        ws.task_values.set("drift_exceeded", True)
 
 
 def test_evaluate_notebook_publishes_task_values_through_dbutils(tmp_path):
@@ -273,3 +285,188 @@ def test_retraining_branch_notebooks_hand_results_along(tmp_path, monkeypatch):
                      ("promote", True)]
     assert values[("train", "model_version")] == "7" and values[("shadow", "shadow_status")] == "PASS"
     assert values[("promote", "promoted")] is True
+
+
+# ---- the whole pattern, per target --------------------------------------------------------------
+
+TRIGGER_KEYS = ("schedule", "trigger", "continuous")
+
+
+def _triggers(resources: dict) -> dict[str, dict]:
+    """Every trigger or schedule the bundle deploys, by resource."""
+    found = {f"jobs.{k}.{key}": job[key] for k, job in resources.get("jobs", {}).items()
+             for key in TRIGGER_KEYS if key in job}
+    found |= {f"alerts.{k}.schedule": a["schedule"] for k, a in resources.get("alerts", {}).items() if "schedule" in a}
+    found |= {f"quality_monitors.{k}.schedule": m["schedule"]
+              for k, m in resources.get("quality_monitors", {}).items() if "schedule" in m}
+    return found
+
+
+@pytest.mark.parametrize("target", ["dev", "prod"])
+def test_the_resolved_bundle_validates_for_each_target(validator, target):
+    bundle = resolve_target(target)
+    doc = {"bundle": {"name": bundle["bundle"]["name"]}, "resources": bundle["resources"]}
+    assert _errors(validator, doc) == []
+
+
+def test_development_mode_pauses_every_trigger():
+    """Nothing in the files sets a pause status for dev, so the CLI's presets pause everything."""
+    files = configured("dev")["resources"]
+    assert _triggers(files), "the bundle deploys no trigger at all"
+    assert not [k for k, t in _triggers(files).items() if t.get("pause_status")], "explicit pause_status overrides dev mode"
+    dev = _triggers(resolve_target("dev")["resources"])
+    assert dev and all(t["pause_status"] == "PAUSED" for t in dev.values()), dev
+    prod = _triggers(resolve_target("prod")["resources"])
+    assert {k.split(".")[1] for k in prod} >= {"retraining_job", "monitor_job", "drift_alert"}
+    assert not [k for k, t in prod.items() if t.get("pause_status") == "PAUSED"]
+
+
+def test_an_explicit_unpaused_trigger_is_caught(monkeypatch):
+    """The check above fails on the bundle as it was (trigger.pause_status: UNPAUSED)."""
+    import tests.bundle_support as support
+
+    real = support.merged_resources
+
+    def with_unpaused():
+        resources = real()
+        resources["jobs"]["retraining_job"]["trigger"]["pause_status"] = "UNPAUSED"
+        return resources
+
+    monkeypatch.setattr(support, "merged_resources", with_unpaused)
+    dev = _triggers(support.resolve_target("dev")["resources"])
+    assert dev["jobs.retraining_job.trigger"]["pause_status"] == "UNPAUSED"
+
+
+def test_prod_refuses_to_deploy_without_its_principals():
+    with pytest.raises(KeyError, match="service_principal"):
+        configured("prod", cli_vars={k: v for k, v in CLI_VARS.items() if k != "service_principal"})
+
+
+@pytest.mark.parametrize("target", ["dev", "prod"])
+def test_the_bundle_deploys_the_whole_pattern(target):
+    """Experiment, model + grants, monitor, retraining trigger on the monitor's drift table,
+    the Pattern 2 alert over the same table, the webhook's run permission, prod's run_as."""
+    from databricks.sdk.service import catalog, sql
+
+    from driftgate.core.settings import load_settings
+    from driftgate.jobtask import settings_for_task
+    from driftgate.monitoring.config import InferenceLogConfig
+
+    bundle = resolve_target(target)
+    res = bundle["resources"]
+    values = bundle["values"]
+    home = f"{values['catalog']}.{values['schema']}"
+
+    exp = res["experiments"]["driftgate"]["name"]
+    assert exp.rpartition("/")[0] == bundle["workspace"]["root_path"]  # its parent: the bundle's root folder
+    model = res["registered_models"]["model"]
+    assert f"{model['catalog_name']}.{model['schema_name']}" == home
+    assert {"principal": values["readers_group"], "privileges": ["EXECUTE"]} in model["grants"]
+
+    monitor = res["quality_monitors"]["inference_log"]
+    assert catalog.MonitorInfo.from_dict(monitor).inference_log.problem_type.value == "PROBLEM_TYPE_CLASSIFICATION"
+    conf = settings_for_task({"catalog": values["catalog"], "schema": values["schema"]}, conf_dir=REPO / "conf")
+    assert monitor["table_name"] == conf.monitor.table_name and monitor["output_schema_name"] == home
+    profile = InferenceLogConfig.model_validate(monitor["inference_log"])
+    for field in monitor["inference_log"]:  # what Lakehouse Monitoring is told is what conf/ says
+        assert getattr(profile, field) == getattr(conf.monitor.inference_log, field), field
+    assert monitor.get("slicing_exprs", []) == list(conf.monitor.slicing_exprs)
+    drift_table = f"{home}.{monitor['table_name'].rsplit('.', 1)[1]}_drift_metrics"  # Lakehouse Monitoring's name
+    assert drift_table == conf.monitor.drift_metrics_table
+
+    retrain = res["jobs"]["retraining_job"]
+    assert retrain["trigger"]["table_update"]["table_names"] == [drift_table]
+    params = {p["name"]: p["default"] for p in retrain["parameters"]}
+    assert params["model_name"] == f"{home}.{model['name']}"
+    notebooks = [t["notebook_task"] for t in retrain["tasks"] if "notebook_task" in t]
+    assert notebooks and all(nb["base_parameters"]["overrides"] == f"project.experiment_name={exp}" for nb in notebooks)
+    assert {"level": "CAN_MANAGE_RUN", "service_principal_name": CLI_VARS["webhook_principal"]} in retrain["permissions"]
+
+    mon_job = jobs.JobSettings.from_dict(res["jobs"]["monitor_job"])
+    assert {p.name: p.default for p in mon_job.parameters}["monitor_engine"] in ("lakehouse", "driftgate")
+    for job in (retrain, res["jobs"]["monitor_job"]):
+        cluster = job["job_clusters"][0]["new_cluster"]
+        assert cluster["spark_version"] == values["spark_version"] and cluster["node_type_id"] == values["node_type_id"]
+
+    alert = res["alerts"]["drift_alert"]
+    if hasattr(sql, "AlertV2"):  # databricks-sdk 0.49 (DBR 17.3 LTS ML) predates the v2 alert type
+        sql.AlertV2.from_dict(alert)
+    assert drift_table in alert["query_text"] and alert["evaluation"]["source"]["name"] in alert["query_text"]
+    assert alert["evaluation"]["notification"]["subscriptions"] == [{"destination_id": CLI_VARS["alert_destination_id"]}]
+
+    if target == "prod":
+        assert bundle["run_as"] == {"service_principal_name": CLI_VARS["service_principal"]}
+        assert alert["run_as"] == {"service_principal_name": CLI_VARS["service_principal"]}
+    assert load_settings(REPO / "conf", "databricks").workspace.backend == "databricks"
+
+
+def test_node_type_is_a_variable_not_a_cloud():
+    """No AWS (or other) instance type hard-wired in a resource: clusters take var.node_type_id."""
+    text = "\n".join(p.read_text() for p in BUNDLE_FILES[1:])
+    assert "node_type_id" not in text and "${var.job_cluster}" in text
+    prod = resolve_target("prod", cli_vars={**CLI_VARS, "node_type_id": "Standard_D4ds_v5"})
+    assert {j["job_clusters"][0]["new_cluster"]["node_type_id"] for j in prod["resources"]["jobs"].values()} == {
+        "Standard_D4ds_v5"}
+
+
+def test_refresh_notebook_runs_the_engine_the_variable_names(tmp_path):
+    """monitor_engine=driftgate runs driftgate's engine; anything else but lakehouse is refused."""
+    from tests.monitor_world import light_workspace, write_world
+
+    root = tmp_path / ".driftgate"
+    ws = light_workspace(root)
+    settings = ws.settings
+    write_world(ws, days=3, rows_per_day=50)
+    from tests.dbutils_stub import run_notebook
+
+    notebook = REPO / "notebooks" / "refresh_monitor.py"
+    widgets = {"conf_dir": str(REPO / "conf"), "env": "demo", "overrides": f"workspace.root={root}"}
+    values: dict = {}
+    run_notebook(notebook, widgets | {"monitor_engine": "driftgate"}, "monitor", values)
+    assert ws.tables.exists(settings.monitor.drift_metrics_table)
+    assert values[("monitor", "monitor")]["table"] == settings.monitor.table_name
+    with pytest.raises(ValueError, match="monitor_engine"):
+        run_notebook(notebook, widgets | {"monitor_engine": "evidently"}, "monitor", values)
+
+
+def test_native_monitor_refresh_waits_for_the_documented_states(httpserver):
+    """POST .../monitor/refreshes queues, GET .../refreshes/{id} polls (Databricks REST reference shapes)."""
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.config import Config
+
+    from driftgate.core.errors import MonitorError
+    from driftgate.workspace.lakehouse_monitor import refresh_native_monitor
+
+    table = "main.default.inference_log"
+    base = f"/api/2.1/unity-catalog/tables/{table}/monitor/refreshes"
+    httpserver.expect_request("/.well-known/databricks-config").respond_with_data("", status=404)
+    client = WorkspaceClient(config=Config(host=httpserver.url_for("/").rstrip("/"), token="dapi-test"))
+
+    def info(state, **extra):
+        return {"refresh_id": 7, "state": state, "start_time_ms": 1764460800000, "trigger": "MANUAL", **extra}
+
+    httpserver.expect_oneshot_request(base, method="POST").respond_with_json(info("PENDING"))
+    httpserver.expect_oneshot_request(f"{base}/7", method="GET").respond_with_json(info("RUNNING"))
+    httpserver.expect_oneshot_request(f"{base}/7", method="GET").respond_with_json(info("SUCCESS", end_time_ms=1764461000000))
+    assert refresh_native_monitor(table, client, sleep=lambda s: None) == 7
+
+    httpserver.expect_oneshot_request(base, method="POST").respond_with_json(info("PENDING"))
+    httpserver.expect_oneshot_request(f"{base}/7", method="GET").respond_with_json(info("FAILED", message="no data"))
+    with pytest.raises(MonitorError, match="FAILED: no data"):
+        refresh_native_monitor(table, client, sleep=lambda s: None)
+
+    httpserver.expect_request(base, method="POST").respond_with_json(info("PENDING"))
+    httpserver.expect_request(f"{base}/7", method="GET").respond_with_json(info("RUNNING"))
+    with pytest.raises(MonitorError, match="still RUNNING"):
+        refresh_native_monitor(table, client, sleep=lambda s: None, poll_seconds=10, timeout_seconds=30)
+
+
+def test_the_vendored_schema_is_the_recorded_cli_file():
+    import hashlib
+
+    source = yaml.safe_load((SCHEMA.parent / "databricks-bundle-schema.source").read_text())
+    assert source["url"].endswith(f"/{source['commit']}/{source['path']}")
+    assert hashlib.sha256(SCHEMA.read_bytes()).hexdigest() == source["sha256"]
+    props = json.loads(SCHEMA.read_text())["$defs"]["github.com"]["databricks"]["cli"]["bundle"]["config.Resources"]
+    resources = (props.get("oneOf") or [props])[0]["properties"]
+    assert {"experiments", "registered_models", "quality_monitors", "alerts", "jobs"} <= set(resources)

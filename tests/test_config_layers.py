@@ -109,7 +109,7 @@ def test_removing_a_default_takes_an_explicit_null_that_is_logged_and_recorded(c
 
 
 def test_settings_compare_by_value_not_by_where_values_came_from(conf):
-    same = load(conf, "project.audit_schema=main.driftgate_demo")
+    same = load(conf, "project.audit_schema=main.default")
     assert same == load(conf) and same.origin("project.audit_schema").layer == "--set"
     assert load(conf, "promotion.criteria.roc_auc=null") != load(conf)
 
@@ -117,11 +117,11 @@ def test_settings_compare_by_value_not_by_where_values_came_from(conf):
 def test_a_job_task_relocating_its_settings_keeps_the_recorded_removals(conf):
     from driftgate.jobtask import settings_for_task
 
-    s = settings_for_task({"overrides": "promotion.criteria.roc_auc=null; gate.rules.f1_drop.threshold=0.5",
-                           "catalog": "dev", "model_name": "dev.driftgate_demo.other"}, conf_dir=conf, env="local")
-    assert s.project.audit_schema == "dev.driftgate_demo" and s.project.model_name == "dev.driftgate_demo.other"
+    s = settings_for_task({"overrides": "promotion.criteria.roc_auc=null; gate.rules.roc_auc_drop.threshold=0.5",
+                           "catalog": "dev", "model_name": "dev.default.other"}, conf_dir=conf, env="local")
+    assert s.project.audit_schema == "dev.default" and s.project.model_name == "dev.default.other"
     assert s.removed_defaults == ("promotion.criteria.roc_auc",)
-    assert s.origin("gate.rules.f1_drop.threshold").layer == "--set"
+    assert s.origin("gate.rules.roc_auc_drop.threshold").layer == "--set"
 
 
 def test_a_removal_in_a_file_is_recorded_with_its_line_and_a_later_layer_can_restore(conf):
@@ -143,19 +143,19 @@ def test_removing_an_entry_that_does_not_exist_is_an_error(conf):
 
 def test_one_field_of_a_named_rule_changes_and_the_rest_stays(conf):
     default = load(conf).gate.rules
-    rules = {r.name: r for r in load(conf, "gate.rules.f1_drop.threshold=0.5").gate.rules}
+    rules = {r.name: r for r in load(conf, "gate.rules.roc_auc_drop.threshold=0.5").gate.rules}
     assert [r.name for r in default] == list(rules)
-    f1 = next(r for r in default if r.name == "f1_drop")
-    assert rules["f1_drop"] == f1.model_copy(update={"threshold": 0.5})
-    assert rules["feature_drift_psi"] == next(r for r in default if r.name == "feature_drift_psi")
-    nested = {r.name: r for r in load(conf, "gate.rules.f1_drop.persistence.windows=5").gate.rules}
-    assert nested["f1_drop"].persistence.windows == 5 and nested["f1_drop"].persistence.violations == 2
+    f1 = next(r for r in default if r.name == "roc_auc_drop")
+    assert rules["roc_auc_drop"] == f1.model_copy(update={"threshold": 0.5})
+    assert rules["numeric_drift_psi"] == next(r for r in default if r.name == "numeric_drift_psi")
+    nested = {r.name: r for r in load(conf, "gate.rules.roc_auc_drop.persistence.windows=5").gate.rules}
+    assert nested["roc_auc_drop"].persistence.windows == 5 and nested["roc_auc_drop"].persistence.violations == 2
 
 
 def test_a_rule_is_removed_only_by_name_with_null_and_the_removal_is_recorded(conf):
-    s = load(conf, "gate.rules.f1_drop=null")
-    assert "f1_drop" not in [r.name for r in s.gate.rules] and s.gate.rules
-    assert s.removed_defaults == ("gate.rules.f1_drop",)
+    s = load(conf, "gate.rules.roc_auc_drop=null")
+    assert "roc_auc_drop" not in [r.name for r in s.gate.rules] and s.gate.rules
+    assert s.removed_defaults == ("gate.rules.roc_auc_drop",)
 
 
 def test_an_unknown_rule_name_is_an_error_listing_the_names(conf):
@@ -169,18 +169,20 @@ def test_an_unknown_rule_name_is_an_error_listing_the_names(conf):
 
 def test_a_listed_rule_with_a_known_name_updates_it_and_a_new_name_adds_one(conf):
     (conf / "local" / "rules.yml").write_text(
-        "gate:\n  rules:\n    - name: f1_drop\n      threshold: 0.55\n"
+        "gate:\n  rules:\n    - name: roc_auc_drop\n      threshold: 0.55\n"
         "    - name: js\n      metric: js_distance\n      threshold: 0.1\n")
     rules = {r.name: r for r in load(conf).gate.rules}
-    assert rules["f1_drop"].threshold == 0.55 and rules["f1_drop"].metric == "f1_score.macro"
-    assert rules["js"].metric == "js_distance" and list(rules) == ["f1_drop", "js", "feature_drift_psi"]
+    assert rules["roc_auc_drop"].threshold == 0.55 and rules["roc_auc_drop"].metric == "roc_auc_score"
+    assert rules["js"].metric == "js_distance" and list(rules) == ["roc_auc_drop", "js", "numeric_drift_psi", "categorical_drift_js"]
 
 
 def test_unnamed_list_items_are_addressed_by_index(conf):
-    s = load(conf, "training.feature_lookups.0.timestamp_lookup_key=event_time")
+    s = load_settings(conf, "demo", ("training.feature_lookups.0.timestamp_lookup_key=event_time",))
     [lookup] = s.training.feature_lookups
     assert lookup.timestamp_lookup_key == "event_time" and lookup.features[0] == "tenure_months"
-    assert "expected an index below 1" in refusal(conf, "training.feature_lookups.3.table_name=a.b.c")
+    with pytest.raises(ConfigError, match="expected an index below 1"):
+        load_settings(conf, "demo", ("training.feature_lookups.3.table_name=a.b.c",))
+    assert "expected an index below 0" in refusal(conf, "training.feature_lookups.0.table_name=a.b.c")
 
 
 # ---------------------------------------------------------------- item 2: duplicate keys
@@ -297,18 +299,18 @@ def test_config_command_prints_each_value_with_the_layer_that_set_it(conf):
         "project:\n  experiment_name: /Users/me/exp\n"
         "promotion:\n  notifications:\n    webhook_url: https://bot:hunter2@chat.example.com/hook\n")
     result = _cli("--conf", str(conf), "--json", "--show-origin", "--set", "promotion.dry_run=true",
-                  "--set", "gate.rules.f1_drop=null")
+                  "--set", "gate.rules.roc_auc_drop=null")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["project.model_name"] == {"value": "main.driftgate_demo.churn_model", "layer": "base",
-                                          "source": f"{conf / 'base' / 'driftgate.yml'}:5"}
+    assert data["project.model_name"] == {"value": "main.default.model", "layer": "base",
+                                          "source": f"{conf / 'base' / 'driftgate.yml'}:10"}
     assert data["workspace.backend"]["layer"] == "env:local"
     assert data["project.experiment_name"]["layer"] == "user"
     assert data["promotion.dry_run"] == {"value": True, "layer": "--set", "source": "--set promotion.dry_run"}
-    assert data["promotion.shadow_days"] == {"value": 7, "layer": "default", "source": "default"}
-    assert data["gate.rules.feature_drift_psi.threshold"]["layer"] == "default"
-    assert data["gate.rules.f1_drop"] == {"value": None, "layer": "--set",
-                                          "source": "--set gate.rules.f1_drop (removed)"}
+    assert data["promotion.guard.n_resamples"] == {"value": 1000, "layer": "default", "source": "default"}
+    assert data["gate.rules.numeric_drift_psi.threshold"]["layer"] == "base"  # the defaults are written out in conf/base
+    assert data["gate.rules.roc_auc_drop"] == {"value": None, "layer": "--set",
+                                          "source": "--set gate.rules.roc_auc_drop (removed)"}
     assert data["promotion.notifications.webhook_url"]["value"] == "https://***@chat.example.com/hook"
     assert "hunter2" not in result.stdout
 

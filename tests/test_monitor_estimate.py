@@ -87,3 +87,14 @@ def test_edge_windows():
     assert list(estimate_binary(np.array([0.2, 0.8]), n_draws=10).as_columns()) == list(ESTIMATE_COLUMNS)
     same = [estimate_binary(np.linspace(0.05, 0.95, 50), seed=9).lower["roc_auc"] for _ in range(2)]
     assert same[0] == same[1]  # seeded: a window always gets the same band
+
+
+def test_the_band_does_not_depend_on_row_order():
+    """Spark hands a window's rows over in any order: the same rows give the same band."""
+    rng = np.random.default_rng(11)
+    p = np.round(rng.random(300), 2)  # ties, some with different served predictions
+    yhat = (p >= 0.5).astype(int)
+    yhat[p == 0.5] = rng.integers(0, 2, (p == 0.5).sum())
+    perm = rng.permutation(p.size)
+    a, b = estimate_binary(p, yhat, seed=5), estimate_binary(p[perm], yhat[perm], seed=5)
+    assert a.as_columns() == b.as_columns()

@@ -222,3 +222,54 @@ def test_cooldown_left_truth_table():
     assert cooldown_left(t, t + timedelta(days=1), timedelta(days=3)) == timedelta(days=2)
     assert cooldown_left(t, t + timedelta(days=3), timedelta(days=3)) is None  # ends exactly then
     assert cooldown_left(t.replace(tzinfo=None), t + timedelta(hours=1), timedelta(hours=2)) == timedelta(hours=1)
+
+
+def test_the_job_finishes_an_interrupted_promotion_before_the_gate_reads_the_champion(stages):
+    """A promotion of v2 whose process died after one alias move: the job's first task completes it
+    (the evaluate task, so the notebooks do it too) and the run starts from champion v2."""
+    import time
+
+    from driftgate.promotion.intent import APPLY, Move, open_intents, write_phase
+
+    ws, calls, state = stages
+    state["exceeded"] = False
+    name = ws.settings.project.model_name
+    ws.registry.register("runs:/r1/model", name)
+    ws.registry.set_alias(name, "challenger", "2")
+    move = Move(intent_id="dead1", op="promote", model=name, version="2", started_at=time.time(),
+                before={"champion": "1", "previous_champion": None, "challenger": "2"},
+                moves=(("previous_champion", "1"), ("champion", "2"), ("challenger", None)), tags=(),
+                event={"kind": "promotion", "status": "promoted", "subject": f"{name}@2", "details": {}},
+                notify_kind="promotion")
+    write_phase(ws, move, APPLY)
+    ws.registry.set_alias(name, "previous_champion", "1")  # the one move made before the crash
+    result = run_retraining_job(ws, trigger="manual", job_run_id="j1")
+    assert result.champion_before == "2" and open_intents(ws, name) == []
+    assert promotion.aliases(ws) == {"champion": "2", "previous_champion": "1", "challenger": None}
+
+
+def test_recovery_at_job_start_waits_out_a_grace_on_databricks_only(ws):
+    from driftgate.promotion import recovery_grace_seconds
+    from driftgate.promotion.recovery import DATABRICKS_GRACE_SECONDS
+
+    assert recovery_grace_seconds(ws) == 0.0  # locally the promotion lock tells a live promotion apart
+    assert recovery_grace_seconds(dataclasses.replace(ws, root=None)) == DATABRICKS_GRACE_SECONDS > 0
+
+
+def test_the_cooldown_is_the_evaluate_tasks_so_the_condition_task_reads_it(stages):
+    """Inside the cooldown the evaluate task publishes drift_exceeded false (what the Databricks
+    condition task compares) and says why; the decision keeps the gate's EXCEEDED."""
+    from datetime import datetime, timedelta, timezone
+
+    ws, calls, _ = stages
+    gate = ws.settings.gate.model_copy(update={"retrain_cooldown": timedelta(days=3)})
+    ws = dataclasses.replace(ws, settings=ws.settings.model_copy(update={"gate": gate}))
+    t0 = datetime(2026, 6, 10, tzinfo=timezone.utc)
+    run_retraining_job(ws, trigger="manual", now=t0, job_run_id="j1")
+    tasks.evaluate(ws, job=tasks.JobContext(job_run_id="j2"), now=t0 + timedelta(hours=12))
+    values = ws.task_values.for_task("evaluate_drift")
+    assert values.get("evaluate_drift", "drift_exceeded") is False and tasks.condition(ws) is False
+    assert values.get("evaluate_drift", "decision")["status"] == "EXCEEDED"
+    assert "60.0 h left" in values.get("evaluate_drift", "cooldown")["note"]
+    [run, _] = _job_runs(ws)  # the skipped run was recorded by the evaluate task, with the reason
+    assert run["details"]["branch"] == "skip" and "60.0 h left" in run["details"]["notes"][0]

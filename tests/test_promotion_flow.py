@@ -302,3 +302,40 @@ def test_the_shadow_window_skips_rows_the_challenger_was_fitted_on(world):
         ws.registry.client.delete_model_version_tag(name, world.v2, TRAINED_BEFORE_TAG)
     assert pd.Timestamp(clipped.window_start) == cut and clipped.window_end == whole.window_end
     assert clipped.n_rows == int((served["timestamp"] >= cut).sum()) < whole.n_rows
+
+
+def test_the_shadow_window_is_read_through_a_filtered_read_and_capped(world, caplog):
+    """Only the window reaches the driver: the newest time from the timestamp column alone, then a
+    read filtered to the window; promotion.shadow_max_rows keeps the newest rows of it."""
+    import dataclasses
+
+    ws = world.ws
+    table = ws.settings.project.inference_table
+    reads: list[tuple] = []
+
+    class Recording:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def read(self, name, columns=None, filters=None, version=None):
+            out = self.inner.read(name, columns=columns, filters=filters, version=version)
+            if name == table:
+                reads.append((columns, filters, out.num_rows, out.num_columns))
+            return out
+
+    reset_aliases(ws, champion=world.v1)
+    recording = dataclasses.replace(ws, tables=Recording(ws.tables))
+    whole = ws.tables.read(table)
+    three_days = promotion.shadow(with_settings(recording, promotion={"shadow_days": 3}), challenger_version=world.v2)
+    assert 2 * 150 < three_days.n_rows < 4 * 150
+    assert [r[0] for r in reads] == [["timestamp"], None]
+    assert reads[0][3] == 1 and reads[1][2] == three_days.n_rows < whole.num_rows  # never the whole table
+    reads.clear()
+    capped = promotion.shadow(with_settings(recording, promotion={"shadow_days": 3, "shadow_max_rows": 200}),
+                              challenger_version=world.v2)
+    assert capped.n_rows == 200 and capped.window_end == three_days.window_end
+    assert pd.Timestamp(capped.window_start) > pd.Timestamp(three_days.window_start)
+    assert any("promotion.shadow_max_rows" in r.getMessage() for r in caplog.records)

@@ -97,7 +97,9 @@ def test_every_store_is_a_table_store_and_the_interface_has_explicit_defaults():
     assert store.commit_metadata("c.s.t") == {} and store.transaction_version("c.s.t", "app") is None
     assert store.compact("c.s.t") is False and store.files("c.s.t") is None and store.location("c.s.t") is None
     assert store.table_id("c.s.t") is None and store.scratch_dir() is None and store.spark_session() is None
-    assert store.supports_transactions is False
+    assert store.supports_transactions is False and store.keeps_commit_metadata is False
+    with pytest.raises(TableError, match="c.s.t: this table store cannot MERGE"):
+        store.merge("c.s.t", pa.table({"a": [1]}), on="a", update=[])
     with pytest.raises(TableError, match="records no application transactions"):
         store.write("c.s.t", pa.table({"a": [1]}), txn=("app", 1))
     assert issubclass(DeltaTableStore, TableStore) and issubclass(SparkTableStore, TableStore)

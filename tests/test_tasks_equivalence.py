@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
@@ -25,13 +25,15 @@ from tests.test_end_to_end import SMALL
 
 pytestmark = pytest.mark.slow
 
-JOB_RUN_ID = "1001"
+JOB_RUN_ID, COOLED_RUN_ID = "1001", "1002"
+COOLDOWN = ("gate.retrain_cooldown=3 days",)
+"""The second job run, an hour after the first, inside this cooldown: its branch is skipped."""
 VOLATILE = {"decision_id", "run_id", "train.train_run_id", "train_run_id", "shadow_run_id", "shadow_id", "evaluated_at",
             "recorded_at", "mlflow_run_id", "event_id", "at"}
 
 
-def _workspace(root):
-    return open_workspace(load_settings(REPO / "conf", "demo", (*SMALL, f"workspace.root={root}")))
+def _workspace(root, *extra):
+    return open_workspace(load_settings(REPO / "conf", "demo", (*SMALL, f"workspace.root={root}", *extra)))
 
 
 def _stable(value):
@@ -53,12 +55,12 @@ def _condition(task: dict, values: dict) -> bool:
     return text == cond["right"]
 
 
-def _run_job_notebooks(root, as_of: datetime) -> dict:
+def _run_job_notebooks(root, as_of: datetime, job_run_id: str = JOB_RUN_ID, extra: tuple = ()) -> dict:
     """The bundle's tasks in order: notebooks with the stub, the condition task, outcome dependencies."""
     job = yaml.safe_load((REPO / "resources" / "retraining_job.yml").read_text())["resources"]["jobs"]["retraining_job"]
     params = {p["name"]: p["default"] for p in job["parameters"] if "${" not in str(p["default"])}
     widgets = {**params, "trigger": "table_update", "as_of": as_of.isoformat(), "conf_dir": str(REPO / "conf"),
-               "env": "demo", "job_run_id": JOB_RUN_ID, "overrides": "\n".join((*SMALL, f"workspace.root={root}"))}
+               "env": "demo", "job_run_id": job_run_id, "overrides": "\n".join((*SMALL, f"workspace.root={root}", *extra))}
     values: dict = {}
     outcomes: dict[str, bool] = {}
     for task in job["tasks"]:
@@ -76,10 +78,10 @@ def _run_job_notebooks(root, as_of: datetime) -> dict:
     return values
 
 
-def _local_values(root) -> dict:
+def _local_values(root, job_run_id: str = JOB_RUN_ID) -> dict:
     import json
 
-    folder = root / "task_values" / JOB_RUN_ID
+    folder = root / "task_values" / job_run_id
     return {(path.stem, key): value for path in sorted(folder.glob("*.json"))
             for key, value in json.loads(path.read_text()).items()}
 
@@ -102,6 +104,21 @@ def both(tmp_path_factory):
     result = run_retraining_job(local, trigger="table_update", now=start.as_of, job_run_id=JOB_RUN_ID)
     values = _run_job_notebooks(notebook_root, start.as_of)
     return result, (local, _local_values(local_root)), (_workspace(notebook_root), values), built
+
+
+@pytest.fixture(scope="module")
+def cooled(both):
+    """A second job run on both copies, inside gate.retrain_cooldown of the first one's retrain."""
+    _, (local, _), (notebook_ws, _), _ = both
+    later = datetime.fromisoformat(_job_run(local)["details"]["as_of"]) + timedelta(hours=1)
+    result = run_retraining_job(_workspace(local.root, *COOLDOWN), trigger="table_update", now=later,
+                                job_run_id=COOLED_RUN_ID)
+    values = _run_job_notebooks(notebook_ws.root, later, COOLED_RUN_ID, COOLDOWN)
+    return result, _local_values(local.root, COOLED_RUN_ID), values
+
+
+def _job_run(ws) -> dict:
+    return read_events(ws, ["job_run"], limit=1)[0]
 
 
 def test_the_job_ran_its_whole_branch(both):
@@ -134,3 +151,16 @@ def test_same_aliases(both):
 
     _, (local_ws, _), (notebook_ws, _), _ = both
     assert promotion.aliases(local_ws) == promotion.aliases(notebook_ws)
+
+
+def test_a_run_inside_the_cooldown_skips_the_branch_on_both(both, cooled):
+    """gate.retrain_cooldown is the evaluate task's: the notebooks' condition task skips the branch too."""
+    _, (local_ws, _), (notebook_ws, _), _ = both
+    result, local, notebooks = cooled
+    assert result.branch == "skip" and result.decision_status == "EXCEEDED" and "h left" in result.notes[0]
+    assert _stable({f"{t}.{k}": v for (t, k), v in local.items()}) == \
+        _stable({f"{t}.{k}": v for (t, k), v in notebooks.items()})
+    assert {t for t, _ in notebooks} == {"evaluate_drift"} and notebooks[("evaluate_drift", "drift_exceeded")] is False
+    for ws in (local_ws, notebook_ws):
+        assert _job_run(ws)["details"]["branch"] == "skip"
+        assert read_events(ws, ["job_cooldown"], limit=1)[0]["run_key"] == _job_run(ws)["run_key"]

@@ -132,7 +132,7 @@ def _mlflow_run(ws, entry: str, **params: str) -> None:
     for key in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", *_PROCESS_ENV):
         env.pop(key, None)
     ws.experiment_id()
-    args = [arg for k, v in {"overrides": f"workspace.root={ws.root}", **params}.items() for arg in ("-P", f"{k}={v}")]
+    args = [arg for k, v in {"env": ws.settings.env, "overrides": f"workspace.root={ws.root}", **params}.items() for arg in ("-P", f"{k}={v}")]
     out = subprocess.run([str(mlflow_bin), "run", str(REPO), "-e", entry, "--env-manager", "local",
                           "--experiment-name", ws.settings.project.experiment_name, *args],
                          env=env, capture_output=True, text=True, timeout=600)

@@ -160,3 +160,90 @@ def test_databricks_path_goes_through_feature_engineering(tws):
     assert logged["infer_input_example"] is True and "signature" not in logged and "input_example" not in logged
     assert result.registered and fake_ws.registry.calls[0] == ("register", tws.settings.project.model_name,
                                                                 "models:/m-fake")
+
+
+class PackagingFeatureEngineeringClient(FakeFeatureEngineeringClient):
+    """``fe.log_model`` as the installed databricks-feature-engineering 0.18 does it
+    (``_training_scoring_client.log_model``): the raw model is saved with
+    ``flavor.save_model(model, <data>/feature_store/raw_model, mlflow_model=..., **kwargs)`` and
+    packaged under a ``python_function``-only model whose loader loads that raw model as a pyfunc
+    and calls its ``predict`` (after the feature lookup, which this stand-in leaves out)."""
+
+    def log_model(self, *, model, artifact_path, flavor, training_set, infer_input_example=False, **kwargs):
+        import tempfile
+
+        import mlflow
+
+        self.calls.append(("log_model", {"flavor": flavor, **kwargs}))
+        raw = f"{tempfile.mkdtemp()}/raw_model"
+        flavor.save_model(model, raw, mlflow_model=mlflow.models.Model(), **kwargs)
+        return mlflow.pyfunc.log_model(name=artifact_path, python_model=_RawModelWrapper(),
+                                       artifacts={"raw_model": raw})
+
+
+class _RawModelWrapper:
+    """Defined lazily as a PythonModel subclass (mlflow imported inside)."""
+
+    def __new__(cls):
+        import mlflow
+
+        class Wrapper(mlflow.pyfunc.PythonModel):
+            def load_context(self, context):
+                self.raw = mlflow.pyfunc.load_model(context.artifacts["raw_model"])
+
+            def predict(self, context, model_input):
+                return self.raw.predict(model_input)
+
+        return Wrapper()
+
+
+def test_a_model_logged_through_feature_engineering_scores_probabilities_as_a_pyfunc(tws):
+    """The Databricks path: the registered model has only the pyfunc flavour (as fe.log_model
+    packages it), and the shadow scorer still gets P(class 1), the same as the sklearn model's."""
+    import mlflow
+    from sklearn.linear_model import LogisticRegression
+
+    from driftgate.promotion.replay import load_scorer
+    from driftgate.training.features import TrainingData
+
+    rng = np.random.default_rng(3)
+    x = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    model = LogisticRegression().fit(x, (x.a + rng.normal(scale=0.5, size=200) > 0).astype(int))
+    client = PackagingFeatureEngineeringClient(x)
+    source = DatabricksFeatureSource(client, FakeSpark(), tws.tables)
+    tws.activate_mlflow()
+    with mlflow.start_run():
+        uri = source.log_model(model, name="model", data=TrainingData(x, ["a", "b"], [], None, None, handle="ts"),
+                               signature=None, input_example=None)
+    assert client.calls[-1][1]["pyfunc_predict_fn"] == "predict_proba"
+    assert client.calls[-1][1]["metadata"] == {"classes": [0, 1]}
+    assert set(mlflow.models.get_model_info(uri).flavors) == {"python_function"}  # no sklearn to fall back on
+    proba = load_scorer(uri, ["a", "b"]).probability(x)
+    assert not np.isin(proba, (0.0, 1.0)).all()
+    np.testing.assert_allclose(proba, model.predict_proba(x)[:, 1])
+
+
+def test_sklearn_models_are_saved_as_this_mlflow_can(monkeypatch):
+    """skops with the model's own types where MLflow has it; cloudpickle on an MLflow without it
+    (MLflow 3.0.1, what Databricks Runtime 17.3 LTS ML ships)."""
+    import mlflow
+    from sklearn.linear_model import LogisticRegression
+
+    from driftgate.training.features import sklearn_serialization
+
+    model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    import inspect
+
+    current = sklearn_serialization(model)
+    has_skops = "skops_trusted_types" in inspect.signature(mlflow.sklearn.log_model).parameters
+    assert ("skops_trusted_types" in current) == has_skops
+    assert any(r.startswith("skops" if has_skops else "cloudpickle") for r in current["pip_requirements"])
+
+    def log_model(sk_model, artifact_path=None, serialization_format="cloudpickle", name=None, pip_requirements=None):
+        """MLflow 3.0.1's parameters (no skops)."""
+
+    monkeypatch.setattr(mlflow.sklearn, "log_model", log_model)
+    old = sklearn_serialization(model)
+    assert "skops_trusted_types" not in old
+    assert any(r.startswith("cloudpickle") for r in old["pip_requirements"])
+    assert f"mlflow=={mlflow.__version__}" in old["pip_requirements"]

@@ -12,13 +12,8 @@ import training_world as tw
 from driftgate.core.errors import ConfigError
 from driftgate.training.config import TrainingConfig
 from driftgate.training.model import time_folds, time_split
-from training_world import mlflow_template, tws  # noqa: F401  (fixtures)
+from training_world import mlflow_template, tws, with_training  # noqa: F401  (fixtures)
 from driftgate.workspace import FakeRegistry
-
-
-def with_training(ws, **update):
-    cfg = TrainingConfig.model_validate({**ws.settings.training.model_dump(), **update})
-    return dataclasses.replace(ws, settings=ws.settings.model_copy(update={"training": cfg}))
 
 
 def test_time_split_orders_train_before_validation_before_test():
@@ -97,7 +92,7 @@ def test_a_removed_default_floor_is_recorded_on_the_training_run(tws):
     from tests.conftest import REPO
 
     tw.world(tws, days=20, rows_per_day=30)
-    settings = load_settings(REPO / "conf", "local", (f"workspace.root={tws.root}",
+    settings = load_settings(REPO / "conf", "demo", (f"workspace.root={tws.root}",
                                                        "training.quality_floor.roc_auc=null",
                                                        "training.quality_floor.log_loss={threshold: 5}"))
     result = training.train(dataclasses.replace(tws, settings=settings, registry=FakeRegistry()))

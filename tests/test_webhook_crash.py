@@ -33,6 +33,11 @@ def test_a_local_launch_killed_mid_run_is_recorded_failed_after_restart(tmp_path
     from driftgate.workspace.audit import read_events
 
     root = tmp_path / ".driftgate"
+    # The job checks the inference-table contract before its gate: give it a served log to check.
+    from tests.monitor_data import inference_log
+
+    seed = open_workspace(webhook_settings(tmp_path))
+    seed.tables.write(seed.settings.project.inference_table, inference_log(1, rows_per_day=20), mode="overwrite")
     # The job's own gate is the only one (webhook.gate=job), so the kill lands inside the local launch,
     # after the gate's MLflow run was created and before it was ended.
     sets = ("--set", "webhook.gate=job", "--set", "webhook.poll_seconds=0.1")
@@ -40,7 +45,10 @@ def test_a_local_launch_killed_mid_run_is_recorded_failed_after_restart(tmp_path
     try:
         keys = []
         for alert in ("first", "second", "third"):
-            answer = httpx.post(base + ALERT_PATH, content=template_body(alert_id=alert), headers=JSON, timeout=10)
+            try:
+                answer = httpx.post(base + ALERT_PATH, content=template_body(alert_id=alert), headers=JSON, timeout=10)
+            except httpx.TransportError:
+                break  # killed while answering: this alert was never acknowledged
             if answer.status_code != 202:
                 break  # the process may already be dead: only acknowledged alerts count
             keys.append(answer.json()["run_key"])

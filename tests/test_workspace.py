@@ -1,6 +1,9 @@
 """The workspace adapters: Delta tables, task values, the registry contract, the audit trail."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pyarrow as pa
 import pytest
 
@@ -253,6 +256,33 @@ def test_registry_contract(registry_and_uri):
         registry.set_alias(name, "champion", "99")
 
 
+def test_registering_a_logged_model_keeps_its_run_and_model_id(ws):
+    """``models:/m-...`` (what MLflow 3's log_model returns) registers with run_id and model_id."""
+    import mlflow
+    from sklearn.dummy import DummyClassifier
+
+    from driftgate.workspace.registry import logged_model_id
+
+    ws.activate_mlflow()
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), name="model")
+    assert info.model_uri == f"models:/{info.model_id}"
+    name = "main.test_schema.lineage"
+    sent = []
+    create = ws.registry.client.create_model_version
+    ws.registry.client.create_model_version = lambda **kw: sent.append(kw) or create(**kw)
+    v1 = ws.registry.register(info.model_uri, name)  # run found from the logged model
+    v2 = ws.registry.register(info.model_uri, name, run_id=run.info.run_id)
+    for v in (v1, v2, ws.registry.get_version(name, "1")):
+        assert (v.run_id, v.model_id) == (run.info.run_id, info.model_id)
+    assert [(kw["run_id"], kw["model_id"]) for kw in sent] == [(run.info.run_id, info.model_id)] * 2
+    linked = mlflow.MlflowClient(ws.tracking_uri).get_logged_model(info.model_id).tags["mlflow.modelVersions"]
+    assert [(d["name"], d["version"]) for d in json.loads(linked)] == [(name, "1"), (name, "2")]
+    assert logged_model_id("models:/m-abc") == "m-abc"
+    assert logged_model_id("models:/main.s.m/3") is None and logged_model_id("models:/main.s.m@champion") is None
+    assert logged_model_id("runs:/r/model") is None
+
+
 def test_mlflow_registry_maps_mlflow_errors(ws):
     with pytest.raises(RegistryError) as err:
         ws.registry.get_version("main.test_schema.absent", "1")
@@ -344,3 +374,30 @@ def test_guarded_writes_land_once(tmp_path, monkeypatch):
     assert sorted(store.read(name).column("id").to_pylist()) == [0, 1, 2, 3, 200, 201, 202, 203]
     store.write(name, _timed_rows(3), txn=(app, 3))  # the next step is free
     assert store.transaction_version(name, app) == 3
+
+
+def test_a_databricks_experiment_gets_its_parent_folder_first(httpserver, tmp_path, monkeypatch):
+    """workspace/mkdirs (documented: POST /api/2.0/workspace/mkdirs {"path"}, 200 {}) runs before
+    create_experiment, so /Shared/driftgate/churn_model does not fail with RESOURCE_DOES_NOT_EXIST."""
+    import dataclasses
+
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.config import Config
+
+    from driftgate.core.settings import load_settings
+    from driftgate.workspace import open_workspace
+    from driftgate.workspace.context import ensure_parent_folder
+
+    httpserver.expect_request("/.well-known/databricks-config").respond_with_data("", status=404)
+    httpserver.expect_request("/api/2.0/workspace/mkdirs", method="POST",
+                              json={"path": "/Shared/driftgate"}).respond_with_json({})
+    client = WorkspaceClient(config=Config(host=httpserver.url_for("/").rstrip("/"), token="dapi-test"))
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root (./mlruns) stays in tmp
+    repo_conf = Path(__file__).resolve().parent.parent / "conf"
+    local = open_workspace(load_settings(repo_conf, "local", (f"workspace.root={tmp_path / 'dg'}",)))
+    ws = dataclasses.replace(local, root=None, workspace_client=client)  # Databricks: no local root
+    exp_id = ws.experiment_id("/Shared/driftgate/churn_model")
+    assert exp_id and ws.experiment_id("/Shared/driftgate/churn_model") == exp_id  # found: no second mkdirs
+    mkdirs = [r for r, _ in httpserver.log if r.path == "/api/2.0/workspace/mkdirs"]
+    assert len(mkdirs) == 1
+    assert ensure_parent_folder("churn_model", client) is None  # a bare name has no folder

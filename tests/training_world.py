@@ -5,6 +5,7 @@ they rely on and stay independent of the demo generator.
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from datetime import datetime, timedelta, timezone
 
@@ -51,6 +52,14 @@ def write(ws, frame: pd.DataFrame, *, mode: str = "overwrite") -> None:
     ws.tables.write(FEATURES, pa.Table.from_pandas(features, preserve_index=False), mode=mode)
     labels = frame[["customer_id", "timestamp", "label"]]
     ws.tables.write(TRAINING, pa.Table.from_pandas(labels, preserve_index=False), mode=mode)
+
+
+def with_training(ws, **update):
+    """A copy of ``ws`` whose ``training`` section has ``update`` applied (validated)."""
+    from driftgate.training.config import TrainingConfig
+
+    cfg = TrainingConfig.model_validate({**ws.settings.training.model_dump(), **update})
+    return dataclasses.replace(ws, settings=ws.settings.model_copy(update={"training": cfg}))
 
 
 def world(ws, **kwargs) -> pd.DataFrame:

@@ -121,7 +121,7 @@ def start_serve(root, *args: str, env_extra: dict[str, str] | None = None, wait:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTGATE_WEBHOOK_", "DRIFTGATE_FAULT"))}
     env.update({"MLFLOW_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "1", **(env_extra or {})})
-    cmd = [sys.executable, "-m", "driftgate.cli", "serve", "--set", f"workspace.root={root}", "--insecure",
+    cmd = [sys.executable, "-m", "driftgate.cli", "serve", "--env", "demo", "--set", f"workspace.root={root}", "--insecure",
            "--port", str(port), "--no-access-log", *args]
     def limit():
         import resource

@@ -21,7 +21,7 @@ from driftgate.core.errors import TrainingError
 from driftgate.training.config import FeatureLookupConfig, TrainingConfig
 
 __all__ = ["TableVersion", "table_version", "TrainingData", "FeatureSource", "LocalFeatureSource", "DatabricksFeatureSource",
-           "feature_source", "own_types", "load_training_data", "point_in_time_join"]
+           "feature_source", "own_types", "probability_pyfunc", "load_training_data", "point_in_time_join"]
 
 
 @dataclass(frozen=True)
@@ -166,11 +166,8 @@ class LocalFeatureSource:
     def log_model(self, model, *, name, data, signature, input_example):
         import mlflow
 
-        # Pinned requirements: inferring them runs the model in a subprocess (seconds, every run).
-        requirements = [*mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-                        f"mlflow=={mlflow.__version__}"]
         info = mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
-                                        skops_trusted_types=own_types(model), pip_requirements=requirements)
+                                        **sklearn_serialization(model), **probability_pyfunc(model))
         return info.model_uri
 
 
@@ -224,10 +221,47 @@ class DatabricksFeatureSource:
         # example must come from the training set (infer_input_example), never from ``x``; the
         # local ``signature``/``input_example`` are deliberately not passed. (Databricks runtimes
         # save scikit-learn models with cloudpickle, so no skops trust list here.)
+        # fe.log_model passes further keyword arguments to the flavour's save_model for the raw
+        # model its pyfunc wrapper loads: with pyfunc_predict_fn the wrapper (the only flavour the
+        # packaged model has, what fe.score_batch and serving call) returns probabilities.
         info = self.client.log_model(model=model, artifact_path=name, flavor=mlflow.sklearn,
-                                     training_set=data.handle, infer_input_example=True)
+                                     training_set=data.handle, infer_input_example=True,
+                                     **probability_pyfunc(model))
         uri = getattr(info, "model_uri", None)
         return uri or f"runs:/{mlflow.active_run().info.run_id}/{name}"
+
+
+def probability_pyfunc(model) -> dict[str, Any]:
+    """``mlflow.sklearn`` arguments that make the model's pyfunc ``predict`` return probabilities.
+
+    A classifier's pyfunc ``predict`` returns classes by default; a model that is loaded only as a
+    pyfunc (``fe.log_model`` packages just that flavour) would then be scored on 0/1, and ROC AUC
+    and thresholds would mean something else than locally. With ``pyfunc_predict_fn="predict_proba"``
+    it returns one column per class, named in order by the ``classes`` metadata. Regressors: ``{}``.
+    """
+    if not callable(getattr(model, "predict_proba", None)):
+        return {}
+    classes = getattr(model, "classes_", None)
+    meta = {"classes": [c.item() if hasattr(c, "item") else c for c in classes]} if classes is not None else {}
+    return {"pyfunc_predict_fn": "predict_proba", **({"metadata": meta} if meta else {})}
+
+
+def sklearn_serialization(model) -> dict:
+    """How ``mlflow.sklearn.log_model`` saves ``model``, by what this MLflow can do.
+
+    An MLflow that saves with skops gets the model's own types as trusted; an older one (MLflow
+    3.0.1 on Databricks Runtime 17.3 LTS ML has no skops support) keeps its default, cloudpickle.
+    Requirements are pinned either way: inferring them runs the model in a subprocess (seconds).
+    """
+    import inspect
+
+    import mlflow
+
+    pins = [f"mlflow=={mlflow.__version__}"]
+    if "skops_trusted_types" in inspect.signature(mlflow.sklearn.log_model).parameters:
+        return {"skops_trusted_types": own_types(model),
+                "pip_requirements": [*mlflow.sklearn.get_default_pip_requirements(include_skops=True), *pins]}
+    return {"pip_requirements": [*mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True), *pins]}
 
 
 def own_types(model) -> list[str]:
@@ -298,12 +332,23 @@ def load_training_data(ws, cfg: TrainingConfig, source: FeatureSource | None = N
         raise TrainingError(f"{cfg.table}@v{version}: the training window is empty (training.window_days)")
     base = base.sort_values([cfg.timestamp_col, *[k for lk in cfg.feature_lookups for k in lk.lookup_key]],
                             kind="mergesort").reset_index(drop=True)
-    base[cfg.label_col] = base[cfg.label_col].astype("int64")
+    problem_type = ws.settings.project.problem_type
+    if problem_type == "regression":
+        base[cfg.label_col] = base[cfg.label_col].astype("float64")
+    elif pd.api.types.is_numeric_dtype(base[cfg.label_col]):
+        base[cfg.label_col] = base[cfg.label_col].astype("int64")
     classes = sorted(base[cfg.label_col].unique().tolist())
     if len(classes) < 2:
+        one, what = (("one value", "a regressor needs variation") if problem_type == "regression"
+                     else ("one class", "a classifier needs two or more"))
         raise TrainingError(
-            f"{cfg.table}@v{version}: label {cfg.label_col!r} has one class ({classes[0]}) in the training window "
-            f"{start:%Y-%m-%d}..{end:%Y-%m-%d}; a classifier needs both (widen training.window_days or fix the labels)"
+            f"{cfg.table}@v{version}: label {cfg.label_col!r} has {one} ({classes[0]}) in the training window "
+            f"{start:%Y-%m-%d}..{end:%Y-%m-%d}; {what} (widen training.window_days or fix the labels)"
+        )
+    if problem_type == "binary" and len(classes) > 2:
+        raise TrainingError(
+            f"{cfg.table}@v{version}: label {cfg.label_col!r} has {len(classes)} classes {classes[:10]} but "
+            "project.problem_type is binary; set project.problem_type: multiclass"
         )
     frame, handle = source.join(base, cfg, feature_versions)
     missing = [f for f in cfg.features if f not in frame.columns]

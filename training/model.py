@@ -1,10 +1,11 @@
 """The model and its evaluation: pure functions of data and config (no MLflow, no tables).
 
 The pipeline is ``ColumnTransformer`` (numeric: median impute + scale; categorical:
-impute + one-hot, unknown categories ignored) followed by the configured estimator,
-wrapped in ``CalibratedClassifierCV`` so probabilities mean what they say even when
-classes were reweighted for imbalance. Splits are by time: every training row is
-older than every validation row, which is older than every test row.
+impute + one-hot, unknown categories ignored) followed by the configured estimator
+(a built-in or ``package.module:factory``, see :mod:`driftgate.training.estimators`);
+a classifier is wrapped in ``CalibratedClassifierCV`` so probabilities mean what they
+say even when classes were reweighted for imbalance. Splits are by time: every training
+row is older than every validation row, which is older than every test row.
 """
 from __future__ import annotations
 
@@ -18,21 +19,12 @@ import numpy as np
 if TYPE_CHECKING:  # pandas loads where frames are built, not with the settings
     import pandas as pd
 
-from driftgate.core.errors import ConfigError, TrainingError
+from driftgate.core.errors import TrainingError
 from driftgate.training.config import TrainingConfig
+from driftgate.training.estimators import check_params, estimator_params, is_classifier, new_estimator
 
 __all__ = ["Split", "time_split", "time_folds", "column_kinds", "estimator_params", "build_pipeline", "quiet_fit",
-           "score_metrics", "check_params"]
-
-# Why these differ from scikit-learn's defaults: HistGradientBoosting's early_stopping="auto"
-# switches itself on above 10,000 rows, so the same parameters would mean different models on
-# small and large folds (and max_iter, a tuned parameter, would stop mattering); lbfgs needs
-# more iterations on scaled one-hot data to converge; random forests use every core otherwise.
-_BASE_PARAMS: dict[str, dict[str, Any]] = {
-    "hist_gradient_boosting": {"early_stopping": False},
-    "logistic_regression": {"max_iter": 1000},
-    "random_forest": {"n_jobs": 1},
-}
+           "score_metrics", "check_params", "enough_labels"]
 
 
 @dataclass(frozen=True)
@@ -46,11 +38,18 @@ class Split:
     test_start: pd.Timestamp
 
 
-def time_split(frame: pd.DataFrame, cfg: TrainingConfig) -> Split:
+def enough_labels(y, problem_type: str) -> bool:
+    """At least two classes (classification) or two distinct values (regression): something to learn or score."""
+    import pandas as pd
+
+    return len(pd.unique(np.asarray(y))) >= 2
+
+
+def time_split(frame: pd.DataFrame, cfg: TrainingConfig, problem_type: str = "binary") -> Split:
     """Cut ``frame`` by time into train < validation < test.
 
     Raises:
-        TrainingError: a part is empty or holds one class only.
+        TrainingError: a part is empty or holds one class (one label value) only.
     """
     import pandas as pd
 
@@ -68,8 +67,9 @@ def time_split(frame: pd.DataFrame, cfg: TrainingConfig) -> Split:
     }
     for name, part in parts.items():
         labels = part[cfg.label_col].unique()
-        if len(part) == 0 or len(labels) < 2:
-            what = "no rows" if len(part) == 0 else f"one class only ({labels[0]})"
+        if len(part) == 0 or not enough_labels(labels, problem_type):
+            one = "one class only" if is_classifier(problem_type) else "one label value only"
+            what = "no rows" if len(part) == 0 else f"{one} ({labels[0]})"
             raise TrainingError(
                 f"{cfg.table}: the {name} split ({len(part)} rows from the time cut at "
                 f"{val_start:%Y-%m-%d %H:%M} / {test_start:%Y-%m-%d %H:%M}) has {what}; widen training.window_days "
@@ -116,44 +116,9 @@ def column_kinds(frame: pd.DataFrame, features: list[str]) -> tuple[list[str], l
     return numeric, categorical
 
 
-def _estimator_class(name: str):
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-
-    return {
-        "hist_gradient_boosting": HistGradientBoostingClassifier,
-        "logistic_regression": LogisticRegression,
-        "random_forest": RandomForestClassifier,
-    }[name]
-
-
-def check_params(estimator: str, params: dict[str, Any], where: str) -> None:
-    """Refuse parameter names the estimator does not have, before anything is fitted.
-
-    Raises:
-        ConfigError: ``<where>: unknown parameter ...`` listing the valid ones.
-    """
-    valid = set(_estimator_class(estimator)().get_params())
-    unknown = sorted(set(params) - valid)
-    if unknown:
-        raise ConfigError(
-            f"{where}: {', '.join(unknown)} is not a parameter of {estimator}; valid: {', '.join(sorted(valid))}",
-            key=where,
-        )
-
-
-def estimator_params(cfg: TrainingConfig, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The estimator's full parameters: base, conf ``training.params``, then ``params``, plus seed/weights."""
-    merged = {**_BASE_PARAMS[cfg.estimator], **cfg.params, **(params or {})}
-    merged["random_state"] = cfg.seed
-    if cfg.class_weight == "balanced":
-        merged["class_weight"] = "balanced"
-    return merged
-
-
-def build_pipeline(cfg: TrainingConfig, params: dict[str, Any], numeric: list[str], categorical: list[str], *,
-                   calibrate: bool = True):
-    """The scikit-learn ``Pipeline``: features → (calibrated) estimator."""
+def build_pipeline(cfg: TrainingConfig, problem_type: str, params: dict[str, Any], numeric: list[str],
+                   categorical: list[str], *, calibrate: bool = True):
+    """The scikit-learn ``Pipeline``: features (unless ``training.preprocessing: none``) → (calibrated) estimator."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -169,10 +134,12 @@ def build_pipeline(cfg: TrainingConfig, params: dict[str, Any], numeric: list[st
         [("numeric", numeric_steps, numeric), ("categorical", categorical_steps, categorical)],
         remainder="drop",
     )
-    estimator = _estimator_class(cfg.estimator)(**params)
-    if calibrate and cfg.calibration != "none":
+    estimator = new_estimator(cfg, problem_type, params)
+    if calibrate and is_classifier(problem_type) and cfg.calibration != "none":
         # Folds here stay inside the training window; validation and test are never seen.
         estimator = CalibratedClassifierCV(estimator, method=cfg.calibration, cv=cfg.calibration_folds)
+    if cfg.preprocessing == "none":
+        return Pipeline([("model", estimator)])
     return Pipeline([("features", features), ("model", estimator)])
 
 
@@ -223,11 +190,35 @@ def model_input(frame: pd.DataFrame, features: list[str], categorical: list[str]
     return out
 
 
-def score_metrics(y_true, proba) -> dict[str, float]:
-    """Classification metrics at threshold 0.5 on calibrated P(label=1)."""
-    from sklearn.metrics import (accuracy_score, average_precision_score, brier_score_loss, f1_score, log_loss,
-                                 precision_score, recall_score, roc_auc_score)
+def score_metrics(y_true, scored, problem_type: str = "binary") -> dict[str, float]:
+    """The metrics of ``training.config.TRAINING_METRICS[problem_type]`` for one split.
 
+    ``scored`` is a :class:`driftgate.promotion.scoring.Scored`, or for binary the calibrated P(label=1).
+    Binary: at threshold 0.5; multiclass: macro averages and log loss over the model's classes;
+    regression: errors of the predicted values.
+    """
+    from sklearn.metrics import (accuracy_score, average_precision_score, brier_score_loss, f1_score, log_loss,
+                                 mean_absolute_error, mean_squared_error, precision_score, r2_score, recall_score,
+                                 roc_auc_score)
+
+    if problem_type == "regression":
+        y = np.asarray(y_true, dtype=float)
+        mse = float(mean_squared_error(y, scored.prediction))
+        return {"root_mean_squared_error": float(np.sqrt(mse)), "mean_squared_error": mse,
+                "mean_absolute_error": float(mean_absolute_error(y, scored.prediction)),
+                "r2_score": float(r2_score(y, scored.prediction)), "label_mean": float(y.mean()),
+                "rows": float(len(y))}
+    if problem_type == "multiclass":
+        y, pred = np.asarray(y_true), scored.prediction
+        macro = {"average": "macro", "zero_division": 0}
+        return {
+            "accuracy": float(accuracy_score(y, pred)), "f1": float(f1_score(y, pred, **macro)),
+            "precision": float(precision_score(y, pred, **macro)), "recall": float(recall_score(y, pred, **macro)),
+            # the probability given to each row's true label (a class the model never saw gets ~0), as the shadow test
+            "log_loss": float(np.mean(-np.log(np.clip(scored.metric_inputs(y)[1], 1e-15, 1)))),
+            "rows": float(len(y)),
+        }
+    proba = getattr(scored, "probability", scored)
     y = np.asarray(y_true).astype(int)
     p = np.clip(np.asarray(proba, dtype=float), 1e-15, 1 - 1e-15)
     pred = (p >= 0.5).astype(int)

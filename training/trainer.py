@@ -16,6 +16,7 @@ from driftgate.workspace.audit import record_event
 from driftgate.core.errors import TrainingError
 from driftgate.core.layering import removed_defaults_tags
 from driftgate.training.features import TrainingData, feature_source, load_training_data
+from driftgate.training.estimators import check_estimator, fit_threads
 from driftgate.training.model import (build_pipeline, check_params, column_kinds, estimator_params, model_input, quiet_fit,
                             score_metrics, time_split)
 
@@ -112,6 +113,8 @@ def _lineage_tags(tv) -> dict[str, str]:
 
 
 def _resolve_params(ws, cfg, params: dict | None, use_best_params: bool) -> tuple[dict[str, Any], str | None]:
+    problem_type = ws.settings.project.problem_type
+    check_estimator(cfg, problem_type)
     extra: dict[str, Any] = {}
     source = None
     if use_best_params or cfg.use_best_params:
@@ -122,8 +125,8 @@ def _resolve_params(ws, cfg, params: dict | None, use_best_params: bool) -> tupl
             extra.update(best)
             source = "tuning"
     extra.update(params or {})
-    check_params(cfg.estimator, {**cfg.params, **extra}, "training.params")
-    return estimator_params(cfg, extra), source
+    check_params(cfg, problem_type, {**cfg.params, **extra}, "training.params")
+    return estimator_params(cfg, problem_type, extra), source
 
 
 def train(ws, *, reason: dict[str, str] | None = None, params: dict | None = None,
@@ -143,22 +146,25 @@ def train(ws, *, reason: dict[str, str] | None = None, params: dict | None = Non
 
     Raises:
         TrainingError: bad training data (missing columns, empty window, one class), before any run.
-        ConfigError: an estimator parameter that does not exist.
+        ConfigError: an estimator parameter that does not exist, or a ``training.estimator`` factory that
+            cannot be imported or returns no estimator (before any data is read).
         TableError: a table is missing.
     """
     import mlflow
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.models import infer_signature
 
+    from driftgate.promotion.scoring import predict
     from driftgate.workspace.context import stage_run_tags
 
     settings = ws.settings
     cfg = settings.training
+    problem_type = settings.project.problem_type
     reason = {k: str(v) for k, v in (reason or {}).items()}
     source = source or feature_source(ws)
     resolved, params_source = _resolve_params(ws, cfg, params, use_best_params)
     data: TrainingData = load_training_data(ws, cfg, source)
-    split = time_split(data.frame, cfg)
+    split = time_split(data.frame, cfg, problem_type)
     numeric, categorical = column_kinds(data.frame, data.features)
     x = {name: model_input(part, data.features, categorical)
          for name, part in (("train", split.train), ("validation", split.validation), ("test", split.test))}
@@ -181,7 +187,8 @@ def train(ws, *, reason: dict[str, str] | None = None, params: dict | None = Non
     with mlflow.start_run(run_name=f"train-{cfg.estimator}", tags=tags) as run:
         run_id = run.info.run_id
         mlflow.log_params({
-            "estimator": cfg.estimator, "class_weight": cfg.class_weight, "calibration": cfg.calibration,
+            "estimator": cfg.estimator, "problem_type": problem_type, "threads": cfg.threads,
+            "preprocessing": cfg.preprocessing, "class_weight": cfg.class_weight, "calibration": cfg.calibration,
             "window_days": cfg.window_days, "validation_fraction": cfg.validation_fraction,
             "test_fraction": cfg.test_fraction, "seed": cfg.seed, "params_source": params_source or "conf",
             "numeric_features": ",".join(numeric), "categorical_features": ",".join(categorical),
@@ -202,13 +209,13 @@ def train(ws, *, reason: dict[str, str] | None = None, params: dict | None = Non
             meta = MetaDataset(_delta_source(tv), name=f"{tv.name}@v{tv.version}")
             mlflow.log_input(meta, context="feature_lookup", tags=_lineage_tags(tv))
 
-        model = build_pipeline(cfg, resolved, numeric, categorical)
-        with quiet_fit():
+        model = build_pipeline(cfg, problem_type, resolved, numeric, categorical)
+        with quiet_fit(), fit_threads(cfg):
             model.fit(x["train"], y["train"])
         metrics: dict[str, float] = {}
         by_split: dict[str, dict[str, float]] = {}
         for name in ("train", "validation", "test"):
-            by_split[name] = score_metrics(y[name], model.predict_proba(x[name])[:, 1])
+            by_split[name] = score_metrics(y[name], predict(model, x[name], problem_type), problem_type)
             metrics.update({f"{name}_{k}": v for k, v in by_split[name].items()})
         mlflow.log_metrics(metrics)
 
@@ -227,7 +234,7 @@ def train(ws, *, reason: dict[str, str] | None = None, params: dict | None = Non
                 "driftgate.data_versions": ",".join(f"{t.name}@v{t.version}" for t in data.tables),
                 # every fitted row is older: the shadow test replays only rows from here on
                 TRAINED_BEFORE_TAG: split.validation_start.isoformat(),
-            })
+            }, run_id=run_id)
             version = info.version
             mlflow.set_tags({"driftgate.registered": "true", "driftgate.model_version": version})
         else:

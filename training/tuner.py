@@ -17,8 +17,10 @@ from typing import Any, Callable
 
 from driftgate.core.errors import ConfigError, TrainingError
 from driftgate.training.features import feature_source, load_training_data
-from driftgate.training.model import build_pipeline, check_params, column_kinds, estimator_params, model_input, quiet_fit, \
-    time_folds, time_split
+from driftgate.training.config import LOWER_IS_BETTER
+from driftgate.training.estimators import check_estimator, fit_threads
+from driftgate.training.model import build_pipeline, check_params, column_kinds, enough_labels, estimator_params, \
+    model_input, quiet_fit, score_metrics, time_folds, time_split
 
 __all__ = ["TuneResult", "TuneProgress", "tune", "best_params", "storage_url", "study_name"]
 
@@ -148,14 +150,11 @@ def _suggest(trial, space: dict) -> dict[str, Any]:
     return params
 
 
-def _score(metric: str, y, proba) -> float:
-    from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+def _score(metric: str, problem_type: str, y, model, x) -> float:
+    """One fold's score: the same metric definitions as training's (:func:`score_metrics`)."""
+    from driftgate.promotion.scoring import predict
 
-    if metric == "roc_auc":
-        return float(roc_auc_score(y, proba))
-    if metric == "average_precision":
-        return float(average_precision_score(y, proba))
-    return float(log_loss(y, proba, labels=[0, 1]))
+    return score_metrics(y, predict(model, x, problem_type), problem_type)[metric]
 
 
 def _open_study(ws, *, create: bool):
@@ -176,7 +175,7 @@ def _open_study(ws, *, create: bool):
         except KeyError:
             return None
     tcfg = ws.settings.tuning
-    direction = "minimize" if tcfg.metric == "log_loss" else "maximize"
+    direction = "minimize" if tcfg.metric in LOWER_IS_BETTER else "maximize"
     try:
         existing = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -230,15 +229,20 @@ def tune(ws, *, n_trials: int | None = None, timeout: float | None = None,
 
     settings = ws.settings
     cfg, tcfg = settings.training, settings.tuning
+    problem_type = settings.project.problem_type
     n_trials = n_trials if n_trials is not None else tcfg.n_trials
     timeout = timeout if timeout is not None else tcfg.timeout_seconds
     if n_trials < 1:
         raise ConfigError(f"tune: n_trials must be at least 1, got {n_trials}", key="n_trials")
-    space = tcfg.search_space[cfg.estimator]
-    check_params(cfg.estimator, dict(space), f"tuning.search_space.{cfg.estimator}")
+    check_estimator(cfg, problem_type)
+    space = tcfg.search_space.get(cfg.estimator)
+    if not space:
+        raise ConfigError(f"tuning.search_space.{cfg.estimator}: no search space for training.estimator "
+                          f"{cfg.estimator!r}; name its parameters and ranges there", key="tuning.search_space")
+    check_params(cfg, problem_type, dict(space), f"tuning.search_space.{cfg.estimator}")
 
     data = load_training_data(ws, cfg, feature_source(ws))
-    split = time_split(data.frame, cfg)
+    split = time_split(data.frame, cfg, problem_type)
     import pandas as pd
 
     window = pd.concat([split.train, split.validation])
@@ -246,9 +250,10 @@ def tune(ws, *, n_trials: int | None = None, timeout: float | None = None,
     x = model_input(window, data.features, categorical).reset_index(drop=True)
     y = window[cfg.label_col].to_numpy()
     folds = [(tr, te) for tr, te in time_folds(window[cfg.timestamp_col], tcfg.cv_folds)
-             if len(set(y[tr])) == 2 and len(set(y[te])) == 2]
+             if enough_labels(y[tr], problem_type) and enough_labels(y[te], problem_type)]
     if not folds:
-        raise TrainingError(f"{cfg.table}: no time fold holds both classes; lower tuning.cv_folds or widen the window")
+        raise TrainingError(f"{cfg.table}: no time fold holds two classes (label values); lower tuning.cv_folds or "
+                            "widen the window")
     calibrate = tcfg.metric == "log_loss"  # ranking metrics are unchanged by calibration; skip its cost
 
     study = _open_study(ws, create=True)
@@ -290,10 +295,11 @@ def tune(ws, *, n_trials: int | None = None, timeout: float | None = None,
             scores: list[float] = []
             value = math.nan
             for step, (tr, te) in enumerate(folds):
-                model = build_pipeline(cfg, estimator_params(cfg, params), numeric, categorical, calibrate=calibrate)
-                with quiet_fit():
+                model = build_pipeline(cfg, problem_type, estimator_params(cfg, problem_type, params), numeric,
+                                       categorical, calibrate=calibrate)
+                with quiet_fit(), fit_threads(cfg):
                     model.fit(x.iloc[tr], y[tr])
-                scores.append(_score(tcfg.metric, y[te], model.predict_proba(x.iloc[te])[:, 1]))
+                scores.append(_score(tcfg.metric, problem_type, y[te], model, x.iloc[te]))
                 value = float(sum(scores) / len(scores))
                 mlflow.log_metric(f"cv_{tcfg.metric}", value, step=step)
                 trial.report(value, step)

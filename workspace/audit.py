@@ -20,6 +20,7 @@ EVENT_KINDS = (
     "gate_decision", "trigger_fired", "trigger_skipped", "alert_received", "launch",
     "train", "shadow", "promotion", "refusal", "rollback", "job_run", "notification", "monitor_refresh",
     "init", "traffic_logged", "labels_logged", "baseline_refresh", "job_cooldown",
+    "feature_importance",
 )
 
 _SCHEMA = pa.schema([

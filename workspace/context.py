@@ -6,18 +6,18 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from driftgate.core.layering import removed_defaults_tags
 from driftgate.workspace.registry import MlflowRegistry, ModelRegistry
 from driftgate.workspace.spark_tables import SparkTableStore
 from driftgate.workspace.tables import DeltaTableStore, TableStore
-from driftgate.workspace.task_values import DbutilsTaskValues, LocalTaskValues, TaskValues
+from driftgate.workspace.task_values import DbutilsTaskValues, LocalTaskValues, NoTaskValues, TaskValues
 
 if TYPE_CHECKING:
     from driftgate.core.settings import Settings
 
-__all__ = ["Workspace", "open_workspace", "MLPROJECT_RUN_TAG", "EXPERIMENT_KIND_TAG", "EXPERIMENT_KIND",
+__all__ = ["Workspace", "open_workspace", "ensure_parent_folder", "MLPROJECT_RUN_TAG", "EXPERIMENT_KIND_TAG", "EXPERIMENT_KIND",
            "mlproject_run_id", "stage_run_tags", "nest_stage_runs", "open_stage_run", "reopen_run",
            "run_key_scope"]
 
@@ -125,6 +125,8 @@ class Workspace:
     registry_uri: str
     root: Path | None
     """Local state folder (``.driftgate``); None on Databricks."""
+    workspace_client: Any = None
+    """Databricks only: a ``databricks.sdk.WorkspaceClient`` (default: built from the environment when needed)."""
 
     def experiment_id(self, name: str | None = None) -> str:
         """Id of the MLflow experiment ``name`` (default: the project's), created if missing.
@@ -145,6 +147,8 @@ class Workspace:
         location = None
         if self.root is not None:
             location = (self.root / "mlartifacts").resolve().as_uri()
+        else:
+            ensure_parent_folder(name, self.workspace_client)
         return client.create_experiment(name, artifact_location=location,
                                         tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
 
@@ -160,6 +164,22 @@ class Workspace:
         exp_id = self.experiment_id(experiment)
         mlflow.set_experiment(experiment_id=exp_id)
         return exp_id
+
+
+def ensure_parent_folder(experiment_name: str, client=None) -> str | None:
+    """Create the workspace folder an experiment path lives in (``/Shared/driftgate`` for
+    ``/Shared/driftgate/churn_model``); MLflow's create_experiment does not, and answers
+    RESOURCE_DOES_NOT_EXIST. ``workspace/mkdirs`` succeeds when the folder exists. Returns the folder.
+    """
+    parent = experiment_name.rstrip("/").rpartition("/")[0]
+    if not experiment_name.startswith("/") or not parent:
+        return None
+    if client is None:
+        from databricks.sdk import WorkspaceClient
+
+        client = WorkspaceClient()
+    client.workspace.mkdirs(parent)
+    return parent
 
 
 def open_workspace(settings: "Settings", *, spark=None, dbutils=None, run_id: str | None = None,
@@ -192,9 +212,9 @@ def open_workspace(settings: "Settings", *, spark=None, dbutils=None, run_id: st
         spark = SparkSession.builder.getOrCreate()
     tracking = cfg.tracking_uri or "databricks"
     registry_uri = cfg.registry_uri or "databricks-uc"
-    values: TaskValues = DbutilsTaskValues(dbutils) if dbutils is not None else LocalTaskValues(
-        Path("/tmp/driftgate"), run_id or "adhoc", task_key
-    )
+    # Task values live in the job run (dbutils); a file under /tmp on one cluster is not what
+    # the next task or the condition task reads, so without dbutils every use is refused.
+    values: TaskValues = DbutilsTaskValues(dbutils) if dbutils is not None else NoTaskValues()
     return Workspace(
         settings=settings,
         tables=SparkTableStore(spark),

@@ -7,6 +7,7 @@ passes the same contract tests. ``MlflowException`` never leaks: it becomes
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -14,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from driftgate.core.errors import RegistryError
 
-__all__ = ["ModelRegistry", "ModelVersionInfo", "MlflowRegistry", "FakeRegistry"]
+__all__ = ["ModelRegistry", "ModelVersionInfo", "MlflowRegistry", "FakeRegistry", "logged_model_id"]
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,30 @@ class ModelVersionInfo:
     source: str | None
     aliases: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
+    model_id: str | None = None
+    """The MLflow 3 logged model this version was registered from, if any."""
+
+
+def logged_model_id(model_uri: str) -> str | None:
+    """``m-...`` from an MLflow 3 logged-model URI ``models:/m-...``; None for any other URI.
+
+    (``models:/<name>/<version>`` and ``models:/<name>@<alias>`` name registered models.)
+    """
+    if not model_uri.startswith("models:/"):
+        return None
+    rest = model_uri[len("models:/"):].strip("/")
+    return rest if rest.startswith("m-") and "/" not in rest and "@" not in rest else None
 
 
 @runtime_checkable
 class ModelRegistry(Protocol):
-    def register(self, model_uri: str, name: str, tags: dict[str, str] | None = None) -> ModelVersionInfo:
-        """Register ``model_uri`` as a new version; returns that version (never a 'latest' scan)."""
+    def register(self, model_uri: str, name: str, tags: dict[str, str] | None = None,
+                 run_id: str | None = None) -> ModelVersionInfo:
+        """Register ``model_uri`` as a new version; returns that version (never a 'latest' scan).
+
+        The version keeps its lineage: ``run_id`` (the training run) and, for an MLflow 3
+        logged model (``models:/m-...``), its ``model_id``.
+        """
         ...
 
     def get_version(self, name: str, version: str) -> ModelVersionInfo: ...
@@ -63,19 +82,37 @@ class MlflowRegistry:
         ver = f" version {version}" if version else ""
         return RegistryError(f"{name}{ver}: {what} failed: {exc}", model=name, version=version)
 
-    def register(self, model_uri, name, tags=None) -> ModelVersionInfo:
+    def register(self, model_uri, name, tags=None, run_id=None) -> ModelVersionInfo:
         from mlflow.exceptions import MlflowException
 
+        model_id = logged_model_id(model_uri)
         try:
             try:
                 self.client.get_registered_model(name)
             except MlflowException:
                 self.client.create_registered_model(name)
-            run_id = model_uri.split("/")[1] if model_uri.startswith("runs:/") else None
-            mv = self.client.create_model_version(name=name, source=model_uri, run_id=run_id, tags=tags or {})
+            if run_id is None and model_uri.startswith("runs:/"):
+                run_id = model_uri.split("/")[1]
+            if run_id is None and model_id is not None:
+                run_id = self.client.get_logged_model(model_id).source_run_id
+            mv = self.client.create_model_version(name=name, source=model_uri, run_id=run_id, tags=tags or {},
+                                                  model_id=model_id)
+            if model_id is not None:
+                self._link_logged_model(model_id, mv)
         except MlflowException as exc:
             raise self._wrap(exc, "register", name) from exc
         return self._info(mv)
+
+    def _link_logged_model(self, model_id: str, mv) -> None:
+        """Record the new version on the logged model, as ``mlflow.register_model`` does (UI link)."""
+        import json
+
+        from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+        model = self.client.get_logged_model(model_id)
+        linked = json.loads(model.tags.get(MLFLOW_MODEL_VERSIONS) or "[]")
+        linked.append({"name": mv.name, "version": str(mv.version)})
+        self.client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(linked)})
 
     def get_version(self, name, version) -> ModelVersionInfo:
         from mlflow.exceptions import MlflowException
@@ -129,6 +166,8 @@ class MlflowRegistry:
             source=mv.source,
             aliases=tuple(getattr(mv, "aliases", ()) or ()),
             tags=dict(mv.tags or {}),
+            # the SQLite store keeps no model_id column; its source is then the models:/m-... URI
+            model_id=getattr(mv, "model_id", None) or logged_model_id(mv.source or ""),
         )
 
 
@@ -141,12 +180,12 @@ class FakeRegistry:
         self.calls: list[tuple] = []
         self._lock = threading.Lock()
 
-    def register(self, model_uri, name, tags=None) -> ModelVersionInfo:
+    def register(self, model_uri, name, tags=None, run_id=None) -> ModelVersionInfo:
         with self._lock:
             self.calls.append(("register", name, model_uri))
             versions = self.versions.setdefault(name, {})
             version = str(len(versions) + 1)
-            info = ModelVersionInfo(name, version, None, model_uri, (), dict(tags or {}))
+            info = ModelVersionInfo(name, version, run_id, model_uri, (), dict(tags or {}), logged_model_id(model_uri))
             versions[version] = info
             return info
 
@@ -157,7 +196,7 @@ class FakeRegistry:
         except KeyError:
             raise RegistryError(f"{name} version {version}: does not exist", model=name, version=str(version)) from None
         aliases = tuple(a for a, v in self.aliases.get(name, {}).items() if v == info.version)
-        return ModelVersionInfo(info.name, info.version, info.run_id, info.source, aliases, dict(info.tags))
+        return dataclasses.replace(info, aliases=aliases, tags=dict(info.tags))
 
     def alias_version(self, name, alias) -> str | None:
         self.calls.append(("alias_version", name, alias))

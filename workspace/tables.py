@@ -70,10 +70,11 @@ class TableStore(ABC):
     def version(self, name: str) -> int:
         """Current version of ``name``; raises :class:`TableError` if missing."""
 
-    @abstractmethod
     def merge(self, name: str, source: pa.Table, *, on: str, update: list[str]) -> int:
         """Delta MERGE: rows of ``name`` whose ``on`` matches a ``source`` row get its ``update``
-        columns (late labels by request id); returns the target rows updated. One commit."""
+        columns (late labels by request id); returns the target rows updated. One commit.
+        Default: refused with a :class:`TableError` (a store without MERGE cannot take late labels)."""
+        raise TableError(f"{name}: this table store cannot MERGE (late labels need a Delta table)", table=name)
 
     @abstractmethod
     def last_modified(self, name: str) -> float:

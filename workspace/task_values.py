@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from driftgate.core.errors import DriftgateError
 
-__all__ = ["TaskValues", "LocalTaskValues", "DbutilsTaskValues", "MAX_TASK_VALUE_BYTES"]
+__all__ = ["TaskValues", "LocalTaskValues", "DbutilsTaskValues", "NoTaskValues", "MAX_TASK_VALUE_BYTES"]
 
 MAX_TASK_VALUE_BYTES = 48 * 1024
 
@@ -60,8 +60,17 @@ class LocalTaskValues:
         return json.loads(path.read_text()).get(key, default)
 
 
+_UNSET = "__driftgate_task_value_unset__"
+
+
 class DbutilsTaskValues:
-    """``dbutils.jobs.taskValues`` inside a Databricks notebook task."""
+    """``dbutils.jobs.taskValues`` inside a Databricks notebook task.
+
+    ``dbutils.jobs.taskValues.get`` refuses ``default=None`` and ``debugValue=None`` (the
+    Databricks task-values reference: "default cannot be None"), and raises when the key is
+    missing and no default is given; an upstream task that exited early never set its
+    values. So a ``None`` default travels as a sentinel string and comes back as ``None``.
+    """
 
     def __init__(self, dbutils):
         self.dbutils = dbutils
@@ -71,4 +80,16 @@ class DbutilsTaskValues:
         self.dbutils.jobs.taskValues.set(key=key, value=value)
 
     def get(self, task_key: str, key: str, default: Any = None) -> Any:
-        return self.dbutils.jobs.taskValues.get(taskKey=task_key, key=key, default=default, debugValue=default)
+        fallback = _UNSET if default is None else default
+        value = self.dbutils.jobs.taskValues.get(taskKey=task_key, key=key, default=fallback, debugValue=fallback)
+        return None if value == _UNSET else value
+
+
+class NoTaskValues:
+    """Databricks without ``dbutils`` (a laptop, the webhook service): task values are refused."""
+
+    def _refuse(self, *args, **kwargs):
+        raise DriftgateError("workspace.backend=databricks: task values need the notebook's dbutils "
+                             "(open_workspace(settings, spark=spark, dbutils=dbutils)); nothing is kept in /tmp")
+
+    set = get = _refuse

@@ -189,11 +189,11 @@ def collect_status(ws, *, limit: int = 5) -> dict[str, Any]:
     """
     from driftgate.workspace.audit import read_events
     from driftgate.core.errors import RegistryError
-    from driftgate.promotion import alias_invariant, recover
+    from driftgate.promotion import alias_invariant, recover, recovery_grace_seconds
     from driftgate.promotion.moves import aliases
 
     name = ws.settings.project.model_name
-    recovered = recover(ws, min_age_seconds=0.0 if ws.root is not None else 600.0)
+    recovered = recover(ws, min_age_seconds=recovery_grace_seconds(ws))
     rows = []
     for alias, version in aliases(ws).items():
         row: dict[str, Any] = {"alias": alias, "version": version}
@@ -220,10 +220,14 @@ def collect_status(ws, *, limit: int = 5) -> dict[str, Any]:
     }
 
 
+_KEY_METRICS = ("roc_auc", "accuracy", "f1", "root_mean_squared_error", "r2_score")
+"""What ``status`` shows of a version: classification and regression headline metrics."""
+
+
 def _key_metrics(ws, info) -> dict[str, str]:
     """The version's shadow figures if it was shadow-tested, else its training run's metrics."""
     shown = {k.removeprefix("driftgate_challenger_"): v for k, v in info.tags.items()
-             if k.startswith("driftgate_challenger_") and k.endswith(("roc_auc", "accuracy_score", "f1_score"))}
+             if k.startswith("driftgate_challenger_") and any(m in k for m in _KEY_METRICS)}
     if shown or not info.run_id:
         return shown
     try:
@@ -232,7 +236,7 @@ def _key_metrics(ws, info) -> dict[str, str]:
         metrics = MlflowClient(ws.tracking_uri, ws.registry_uri).get_run(info.run_id).data.metrics
     except Exception:  # noqa: BLE001 - status is best effort; the run may live elsewhere
         return {}
-    keys = [k for k in sorted(metrics) if any(m in k for m in ("roc_auc", "accuracy", "f1"))][:3]
+    keys = [k for k in sorted(metrics) if any(m in k for m in _KEY_METRICS)][:3]
     return {k: f"{metrics[k]:.4f}" for k in keys}
 
 

@@ -59,8 +59,8 @@ def train(
     if as_json:
         console.print_json(json.dumps(result.to_dict(), default=str))
         return
-    shown = {k: round(v, 4) for k, v in result.metrics.items()
-             if k.split("_", 1)[1] in ("roc_auc", "average_precision", "log_loss")}
+    wanted = {ws.settings.tuning.metric, *ws.settings.training.quality_floor, "roc_auc", "log_loss"}
+    shown = {k: round(v, 4) for k, v in result.metrics.items() if k.split("_", 1)[1] in wanted}
     console.print(f"run [bold]{result.run_id}[/]  {shown}", highlight=False)
     if result.registered:
         console.print(f"[green]registered[/] {ws.settings.project.model_name} version {result.version} "

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 __all__ = [
     "Role", "TIMESTAMP", "WINDOW", "STAT_TEST", "CLASS_METRIC", "FAIRNESS_COLUMNS", "MAP_COLUMNS",
-    "ROLES", "TABLE_COLUMN", "profile_schema", "drift_schema", "metric_columns", "column_kind",
+    "ROLES", "TABLE_COLUMN", "IMPORTANCE_COLUMN", "ESTIMATED_METRICS", "ESTIMATE_COLUMNS", "profile_schema", "drift_schema", "metric_columns", "column_kind",
 ]
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -27,6 +27,12 @@ CLASS_METRIC = pa.struct([("one_vs_all", pa.map_(pa.string(), pa.float64())), ("
 FAIRNESS_COLUMNS = ("predictive_parity", "predictive_equality", "equal_opportunity", "statistical_parity")
 TABLE_COLUMN = ":table"
 """``column_name`` of the table-level rows (row count, model quality, fairness)."""
+IMPORTANCE_COLUMN = ":importance_weighted"
+"""``column_name`` of the drift rows holding the champion-importance-weighted drift of the features."""
+ESTIMATED_METRICS = ("roc_auc", "accuracy", "f1")
+"""Metrics estimated from served probabilities before labels arrive (``monitoring/estimate.py``)."""
+ESTIMATE_COLUMNS = tuple(f"estimated_{m}{part}" for m in ESTIMATED_METRICS for part in ("", "_lower", "_upper"))
+"""Profile columns ``estimated_<metric>`` and its 95% band ``_lower`` / ``_upper`` (binary classification)."""
 
 ProblemType = Literal["classification", "regression"]
 TableKind = Literal["profile", "drift"]
@@ -69,7 +75,8 @@ _CLASSIFICATION = [
     ("confusion_matrix", pa.list_(pa.struct([("prediction", pa.string()), ("label", pa.string()),
                                              ("count", pa.int64())]))),
     ("roc_auc_score", pa.float64()), ("log_loss", pa.float64()),
-] + [(name, pa.map_(pa.string(), pa.float64())) for name in FAIRNESS_COLUMNS]
+] + [(name, pa.map_(pa.string(), pa.float64())) for name in FAIRNESS_COLUMNS] + [
+    (name, pa.float64()) for name in ESTIMATE_COLUMNS]
 _REGRESSION = [
     ("labeled_count", pa.int64()), ("mean_squared_error", pa.float64()), ("root_mean_squared_error", pa.float64()),
     ("mean_absolute_error", pa.float64()), ("mean_absolute_percentage_error", pa.float64()),
@@ -86,6 +93,7 @@ _DRIFT_BODY = [
     ("js_distance", pa.float64()), ("ks_test", STAT_TEST), ("wasserstein_distance", pa.float64()),
     ("population_stability_index", pa.float64()), ("chi_squared_test", STAT_TEST),
     ("tv_distance", pa.float64()), ("l_infinity_distance", pa.float64()),
+    ("feature_importance", pa.float64()), ("importance_weighted_drift", pa.float64()),
 ]
 MAP_COLUMNS = ("precision", "recall", "f1_score", *FAIRNESS_COLUMNS)
 """Columns whose values are maps (or hold one): rows give them as dicts."""

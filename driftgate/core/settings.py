@@ -21,20 +21,22 @@ environment at the point of use (:func:`secret`).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from pydantic import Field, PrivateAttr, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from driftgate.core.errors import ConfigError
 from driftgate.core.layering import (LayerMerge, Origin, leaf_paths, parse_value, read_layer_file,
                                      removed_defaults_tags)
 from driftgate.core.secrets import SECRET_ENV_HINTS, mask, secret, secret_problem  # noqa: F401  (secret re-exported)
-from driftgate.core.types import ModelName, SchemaName, StrictModel, TableName
+from driftgate.core.types import ModelName, ProblemType, SchemaName, StrictModel, TableName
 from driftgate.gating.config import GateConfig
 from driftgate.monitoring.config import MonitorConfig
-from driftgate.promotion.config import PromotionConfig
-from driftgate.training.config import TrainingConfig, TuningConfig
+from driftgate.promotion.config import PromotionConfig, problem_defaults
+from driftgate.training.config import TRAINING_METRICS, TUNING_METRICS, TrainingConfig, TuningConfig, default_floor, \
+    default_tuning_metric
 from driftgate.triggers.config import TriggersConfig
 from driftgate.triggers.webhook.config import WebhookConfig
 from driftgate.workspace.config import WorkspaceConfig
@@ -57,6 +59,12 @@ class ProjectConfig(StrictModel):
     """The table the champion's served requests, predictions and late labels land in."""
     audit_schema: SchemaName = "main.default"
     """Where the audit trail tables live (``<audit_schema>.driftgate_decisions`` ...)."""
+    problem_type: ProblemType = "binary"
+    """What the model predicts, the one source of truth for every stage: ``binary`` or ``multiclass``
+    classification, or ``regression``. It picks the estimator kind, the metrics computed in training, tuning and
+    the shadow test, and the defaults of training.quality_floor, tuning.metric and promotion.metrics /
+    primary_metric / criteria / fairness.metrics. ``monitor.inference_log.problem_type`` follows it
+    (classification or regression); setting that one to disagree is refused."""
 
 
 class DemoConfig(StrictModel):
@@ -92,6 +100,46 @@ class Settings(StrictModel):
     promotion: PromotionConfig = PromotionConfig()
     triggers: TriggersConfig = TriggersConfig()
     webhook: WebhookConfig = WebhookConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _problem_type_defaults(cls, data):
+        """Keys whose default depends on ``project.problem_type`` get that default unless conf sets them."""
+        if not isinstance(data, dict):
+            return data
+        problem = _problem_type_of(data)
+        if problem not in ("multiclass", "regression"):
+            return data  # binary: the models' own defaults; a bad value is refused by ProjectConfig
+        data = dict(data)
+        for path, value in problem_type_seed(problem):
+            _fill(data, path, value)
+        monitor = data.get("monitor")
+        if monitor is None or (isinstance(monitor, dict) and monitor.get("inference_log", {}) is not None
+                               and monitor.get("time_series") is None and monitor.get("snapshot") is None):
+            _fill(data, ("monitor", "inference_log", "problem_type"),
+                  "regression" if problem == "regression" else "classification")
+        return data
+
+    @model_validator(mode="after")
+    def _problem_type_consistent(self) -> "Settings":
+        problem = self.project.problem_type
+        log = self.monitor.inference_log
+        expected = "regression" if problem == "regression" else "classification"
+        if log is not None and log.problem_type != expected:
+            raise ValueError(f"monitor.inference_log.problem_type: project.problem_type is {problem}, so the monitor "
+                             f"must analyse {expected}, got {log.problem_type!r}")
+        wrong = [m for m in self.training.quality_floor if m not in TRAINING_METRICS[problem]]
+        if wrong:
+            raise ValueError(f"training.quality_floor: {wrong} are not {problem} metrics (project.problem_type); "
+                             f"expected some of {list(TRAINING_METRICS[problem])}")
+        if self.tuning.metric not in TUNING_METRICS[problem]:
+            raise ValueError(f"tuning.metric: {self.tuning.metric!r} is not a {problem} metric "
+                             f"(project.problem_type); expected one of {list(TUNING_METRICS[problem])}")
+        if problem == "regression" and self.training.estimator == "logistic_regression":
+            raise ValueError("training.estimator: logistic_regression classifies and project.problem_type is "
+                             "regression; use hist_gradient_boosting, random_forest or 'package.module:factory'")
+        self.promotion.check_problem_type(problem)
+        return self
 
     _origins: dict[tuple[str, ...], Origin] = PrivateAttr(default_factory=dict)
     _removed: tuple[tuple[tuple[str, ...], Origin], ...] = PrivateAttr(default=())
@@ -129,6 +177,43 @@ class Settings(StrictModel):
             if parts[:n] in removed:
                 return removed[parts[:n]]
         return Origin("default", "default")
+
+
+def _problem_type_of(data: dict) -> str | None:
+    project = data.get("project")
+    return project.get("problem_type") if isinstance(project, dict) else getattr(project, "problem_type", None)
+
+
+def problem_type_seed(problem: str) -> list[tuple[tuple[str, ...], Any]]:
+    """``(path, default)`` of every key whose default depends on ``project.problem_type``, as plain data.
+
+    The loader seeds the merge with them, so a layer that names one criterion or floor keeps the
+    *problem type's* other defaults (not the binary ones the models declare).
+    """
+    defaults = problem_defaults(problem)  # type: ignore[arg-type]
+    return [
+        (("promotion", "metrics"), defaults["metrics"]),
+        (("promotion", "primary_metric"), defaults["primary_metric"]),
+        (("promotion", "criteria"), {k: c.model_dump(exclude_none=True) for k, c in defaults["criteria"].items()}),
+        (("promotion", "fairness", "metrics"), defaults["fairness_metrics"]),
+        (("training", "quality_floor"), {k: f.model_dump(exclude_none=True)
+                                         for k, f in default_floor(problem).items()}),  # type: ignore[arg-type]
+        (("tuning", "metric"), default_tuning_metric(problem)),  # type: ignore[arg-type]
+    ]
+
+
+def _fill(data: dict, path: tuple[str, ...], value) -> None:
+    """Set ``data[path]`` to ``value`` unless a layer set it (copying the dicts on the way, never mutating input)."""
+    node = data
+    for key in path[:-1]:
+        child = node.get(key)
+        if child is None:
+            child = {}
+        elif not isinstance(child, dict):
+            return  # a section given as a model instance: its own values stand (and are checked after)
+        node[key] = child = dict(child)
+        node = child
+    node.setdefault(path[-1], value)
 
 
 def default_conf_dir() -> Path:
@@ -177,7 +262,7 @@ def load_settings(
     if not (conf / "base").is_dir():
         raise ConfigError(f"{conf}: <root>: expected a conf folder with a base/ layer, got none", source=str(conf))
 
-    merge = LayerMerge(Settings)
+    layers: list[tuple[dict[str, Any], str, str, dict | None]] = []
     for layer, label in (("base", "base"), (env, f"env:{env}"), ("user", "user")):
         claimed: dict[tuple[str, ...], str] = {}
         for path in sorted((conf / layer).glob("*.y*ml")):
@@ -185,7 +270,7 @@ def load_settings(
             if layer != "user":
                 _refuse_secrets(data, str(path), ())
             _claim(claimed, data, lines, str(path))
-            merge.apply(data, label, str(path), lines)
+            layers.append((data, label, str(path), lines))
     for item in overrides:
         key, sep, raw = item.partition("=")
         key = key.strip()
@@ -195,7 +280,8 @@ def load_settings(
         node: Any = parse_value(raw, source)
         for part in reversed(key.split(".")):
             node = {part: node}
-        merge.apply(node, "--set", source)
+        layers.append((node, "--set", source, None))
+    merge = _merged(layers)
     merge.tree["env"] = env
     merge.origins[("env",)] = env_origin
     try:
@@ -205,6 +291,21 @@ def load_settings(
     settings._origins = dict(merge.origins)
     settings._removed = tuple(merge.removals().items())
     return settings
+
+
+def _merged(layers: list[tuple[dict[str, Any], str, str, dict | None]]) -> LayerMerge:
+    """Merge the layers onto the defaults of the problem type they choose (``project.problem_type``)."""
+    problem = None
+    for data, *_ in layers:  # the last layer that names it wins, as in the merge
+        if isinstance(data.get("project"), dict) and "problem_type" in data["project"]:
+            problem = data["project"]["problem_type"]
+    merge = LayerMerge(Settings)
+    if problem in ("multiclass", "regression"):
+        for path, value in problem_type_seed(problem):
+            _fill(merge.tree, path, value)
+    for data, label, source, lines in layers:
+        merge.apply(data, label, source, lines)
+    return merge
 
 
 class EffectiveValue(NamedTuple):
@@ -283,6 +384,11 @@ def _as_config_error(exc: ValidationError, merge: LayerMerge) -> ConfigError:
     loc = tuple(str(p) for p in err["loc"])
     # Discriminated unions add the tag to the location; drop what isn't a key.
     keys = tuple(p for p in loc if not p.startswith("function-"))
+    msg = str(err.get("msg", "")).removeprefix("Value error, ")
+    if not keys and (named := re.match(r"^([A-Za-z_][\w.]*): (.*)$", msg)):
+        # a cross-section check (Settings validator) names its key at the start of the message
+        keys = tuple(named.group(1).split("."))
+        err = {**err, "msg": named.group(2), "input": None}
     canon = _canonical(keys, merge.tree)
     origin = next((merge.origins[canon[:n]] for n in range(len(canon), 0, -1) if canon[:n] in merge.origins), None)
     if origin is None:  # a section-level check: blame the last layer that set something in it
@@ -298,7 +404,7 @@ def _as_config_error(exc: ValidationError, merge: LayerMerge) -> ConfigError:
         what = "required key is missing"
     else:
         msg = err["msg"].removeprefix("Value error, ")
-        what = msg if "got " in msg else f"{msg}, got {err.get('input')!r}"
+        what = msg if "got " in msg or err.get("input") is None else f"{msg}, got {err.get('input')!r}"
     more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return ConfigError(f"{source}: {dotted}: {what}{more}", source=source, key=dotted)
 

@@ -6,15 +6,19 @@ module can use them without importing the whole settings tree.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-__all__ = ["StrictModel", "TableName", "ModelName", "SchemaName", "split_name"]
+__all__ = ["StrictModel", "TableName", "ModelName", "SchemaName", "split_name", "ProblemType", "PROBLEM_TYPES"]
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_\-]*"
 _THREE = re.compile(rf"^{_IDENT}\.{_IDENT}\.{_IDENT}$")
 _TWO = re.compile(rf"^{_IDENT}\.{_IDENT}$")
+
+ProblemType = Literal["binary", "multiclass", "regression"]
+"""What the model predicts: one of two classes, one of several, or a number (``project.problem_type``)."""
+PROBLEM_TYPES: tuple[str, ...] = ("binary", "multiclass", "regression")
 
 
 class StrictModel(BaseModel):
