@@ -11,13 +11,15 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator
+from typing import TYPE_CHECKING, Annotated, Iterator
 
 import typer
 from rich.console import Console
 
-from driftgate.core.settings import Settings, load_settings
 from driftgate.core.errors import DriftgateError
+
+if TYPE_CHECKING:  # settings load every stage's section model: only the commands that need them pay for it
+    from driftgate.core.settings import Settings
 
 __all__ = ["EXIT_ERROR", "EXIT_NOT_BUILT", "EXIT_REFUSED", "ConfOpt", "EnvOpt", "SetOpt", "AsOfOpt", "parse_as_of", "console", "err_console", "settings_from", "workspace_from",
            "cli_errors", "not_built", "progress_bar", "show_stage_warnings"]
@@ -48,6 +50,8 @@ def parse_as_of(text: str | None, option: str = "--as-of"):
 
 
 def settings_from(conf: Path | None, env: str | None, sets: list[str] | None) -> Settings:
+    from driftgate.core.settings import load_settings
+
     return load_settings(conf, env, tuple(sets or ()))
 
 

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy import stats as sps
-from scipy import special
 
 __all__ = [
     "QUANTILES", "EXACT_LIMIT", "GRID_BINS", "PSI_EPSILON", "FREQUENT_ITEMS",
@@ -284,6 +282,8 @@ def ks_pvalue(statistic: float, n: int, m: int) -> float:
                 return float(np.clip(prob, 0.0, 1.0))
         except ImportError:  # private helper moved: fall back to the asymptotic formula
             pass
+    from scipy import special, stats as sps  # scipy loads where drift is computed, not with the settings
+
     en = float(n) * float(m) / (n + m)
     if en > _KS_CLOSED_FORM_N:
         # scipy's finite-n distribution costs seconds per call here (1.7 s at n = 500,000);
@@ -423,11 +423,15 @@ def chi2_two_sample(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
         diff = expected - observed
         observed = observed + np.minimum(0.5, np.abs(diff)) * np.sign(diff)
     statistic = float(np.sum((observed - expected) ** 2 / expected))
+    from scipy import special
+
     return statistic, float(special.chdtrc(dof, statistic))
 
 
 def js_distance(p: np.ndarray, q: np.ndarray) -> float:
     """Jensen-Shannon distance with base-2 logarithms (in [0, 1]), as scipy's ``jensenshannon(base=2)``."""
+    from scipy import special
+
     mid = (p + q) / 2.0
     div = (special.rel_entr(p, mid).sum() + special.rel_entr(q, mid).sum()) / 2.0
     return float(np.sqrt(max(div, 0.0) / np.log(2.0)))
@@ -510,7 +514,9 @@ def mean_absolute_percentage_error(label: np.ndarray, prediction: np.ndarray) ->
 
 def _roc_auc(positive: np.ndarray, score: np.ndarray) -> float:
     """Area under the ROC curve as the Mann-Whitney U statistic (ties count one half)."""
-    ranks = sps.rankdata(score)
+    from scipy.stats import rankdata
+
+    ranks = rankdata(score)
     n_pos = float(positive.sum())
     n_neg = float(positive.size - n_pos)
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))

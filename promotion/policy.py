@@ -12,10 +12,12 @@ import logging
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas loads where frames are built, not with the settings
+    import pandas as pd
 
 from driftgate.core.records import ShadowStatus
 from driftgate.promotion.config import GREATER_IS_BETTER, PromotionConfig
@@ -135,6 +137,8 @@ def _precision_recall_f1(tp, fp, fn, names: Sequence[str]) -> dict[str, np.ndarr
 def _weighted_multiclass(y: np.ndarray, pred: np.ndarray, p_true: np.ndarray | None, w: np.ndarray,
                          names: Sequence[str]) -> dict[str, np.ndarray]:
     """Accuracy, macro precision / recall / F1 over the labels seen in ``y`` or ``pred``, log loss of P(true label)."""
+    import pandas as pd
+
     total = w.sum(axis=1)
     right = (y == pred).astype(float)
     out: dict[str, np.ndarray] = {}

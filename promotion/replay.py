@@ -9,11 +9,13 @@ import logging
 import math
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+
+if TYPE_CHECKING:  # pandas loads where frames are built, not with the settings
+    import pandas as pd
 
 from driftgate.workspace.audit import record_event
 from driftgate.core.errors import PromotionRefused, RegistryError, TableError
@@ -98,6 +100,7 @@ def _window(ws, champion: str | None, unseen_from: pd.Timestamp | None = None, a
     locally, a Spark filter on Databricks), and at most ``promotion.shadow_max_rows`` of them,
     the newest, are kept (the window's start then moves to the oldest row kept).
     """
+    import pandas as pd
     import pyarrow.compute as pc
 
     table = ws.settings.project.inference_table
@@ -138,6 +141,7 @@ def _window(ws, champion: str | None, unseen_from: pd.Timestamp | None = None, a
 
 
 def _trained_before(info) -> pd.Timestamp | None:
+    import pandas as pd
     from driftgate.training.trainer import TRAINED_BEFORE_TAG
 
     text = (info.tags or {}).get(TRAINED_BEFORE_TAG)
@@ -149,6 +153,8 @@ def _trained_before(info) -> pd.Timestamp | None:
 
 def _write_shadow_rows(ws, frame: pd.DataFrame, version: str, scored: Scored, schema: pa.Schema) -> None:
     """Replace this challenger's rows for these requests (by request id, else by time) in one Delta commit."""
+    import pandas as pd
+
     name = shadow_table_name(ws)
     cols = ws.settings.monitor.columns
     out = frame.copy()
@@ -325,6 +331,8 @@ def _score_both(ws, frame: pd.DataFrame, challenger: tuple[str, list[str]], cham
 
 
 def _labels(frame: pd.DataFrame, mask: np.ndarray, problem_type: str, label: str) -> np.ndarray:
+    import pandas as pd
+
     y = frame.loc[mask, label]
     if problem_type == "regression":
         return y.astype("float64").to_numpy()

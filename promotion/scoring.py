@@ -34,10 +34,12 @@ else pyfunc) and scores frames with :func:`predict`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas loads where frames are built, not with the settings
+    import pandas as pd
 
 __all__ = ["Scored", "predict", "Scorer", "load_scorer", "NEEDS_PROBABILITY"]
 
@@ -95,6 +97,8 @@ def _from_probability(proba: np.ndarray, classes: np.ndarray, problem_type: str,
 
 
 def _as_array(out: Any) -> np.ndarray:
+    import pandas as pd
+
     if isinstance(out, pd.DataFrame):
         return out.to_numpy()
     if isinstance(out, (pd.Series, list)):
@@ -116,6 +120,8 @@ def predict(model, frame: pd.DataFrame, problem_type: str, *, threshold: float =
     Raises:
         ValueError: the model's probability columns and classes disagree.
     """
+    import pandas as pd
+
     if problem_type == "regression":
         return Scored(np.asarray(_as_array(model.predict(frame)), dtype=float).reshape(-1), None)
     if hasattr(model, "predict_proba"):

@@ -25,7 +25,8 @@ def demo(request):
     cfg = settings.demo
     start = pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime()
     history = simulate_events(cfg, first_day=0, days=cfg.history_days, drift_onset=None, start=start)
-    model = build_pipeline(settings.training, estimator_params(settings.training), NUMERIC_FEATURES,
+    kind = settings.project.problem_type
+    model = build_pipeline(settings.training, kind, estimator_params(settings.training, kind), NUMERIC_FEATURES,
                            CATEGORICAL_FEATURES)
     model.fit(model_input(history, FEATURES, CATEGORICAL_FEATURES), history["label"])
     return cfg, start, model

@@ -55,7 +55,7 @@ def test_status_as_of_shows_the_gate_at_that_time_without_recording(ws):
     sets = ["--conf", str(REPO / "conf"), "--env", "demo", "--set", f"workspace.root={ws.root}"]
     out = CliRunner().invoke(app, ["status", *sets, "--json", "--as-of", (day(12) + timedelta(hours=2)).isoformat()])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output)["gate_as_of"]["status"] == "EXCEEDED"
+    assert json.loads(out.stdout)["gate_as_of"]["status"] == "EXCEEDED"
     assert not ws.tables.exists(decisions_table(ws))
 
 

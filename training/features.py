@@ -11,10 +11,11 @@ which also logs the model so that serving can look the features up itself.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta, datetime
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads where frames are built, not with the settings
+    import pandas as pd
 
 from driftgate.core.errors import TrainingError
 from driftgate.training.config import FeatureLookupConfig, TrainingConfig
@@ -104,6 +105,8 @@ def point_in_time_join(base: pd.DataFrame, features: pd.DataFrame, lookup: Featu
     Without a ``timestamp_lookup_key`` it is a plain left join on the key (latest row per key).
     Base row order is preserved.
     """
+    import pandas as pd
+
     keys = list(lookup.lookup_key)
     ts = lookup.timestamp_lookup_key
     time_col = lookup.feature_time_column
@@ -293,6 +296,8 @@ def load_training_data(ws, cfg: TrainingConfig, source: FeatureSource | None = N
         TableError: a table does not exist.
         TrainingError: one line naming the table, column or setting to fix.
     """
+    import pandas as pd
+
     source = source or feature_source(ws)
     tables = ws.tables
     pinned = table_version(tables, cfg.table, "training")

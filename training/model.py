@@ -12,10 +12,12 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas loads where frames are built, not with the settings
+    import pandas as pd
 
 from driftgate.core.errors import TrainingError
 from driftgate.training.config import TrainingConfig
@@ -38,6 +40,8 @@ class Split:
 
 def enough_labels(y, problem_type: str) -> bool:
     """At least two classes (classification) or two distinct values (regression): something to learn or score."""
+    import pandas as pd
+
     return len(pd.unique(np.asarray(y))) >= 2
 
 
@@ -47,6 +51,8 @@ def time_split(frame: pd.DataFrame, cfg: TrainingConfig, problem_type: str = "bi
     Raises:
         TrainingError: a part is empty or holds one class (one label value) only.
     """
+    import pandas as pd
+
     ts = pd.to_datetime(frame[cfg.timestamp_col], utc=True)
     ordered = np.sort(ts.to_numpy())
     n = len(ordered)
@@ -77,6 +83,8 @@ def time_folds(ts: pd.Series, n_folds: int) -> Iterator[tuple[np.ndarray, np.nda
 
     ``n_folds`` folds need ``n_folds + 1`` time blocks; the first block only ever trains.
     """
+    import pandas as pd
+
     values = pd.to_datetime(ts, utc=True).to_numpy()
     ordered = np.sort(values)
     n = len(ordered)
@@ -96,6 +104,8 @@ def time_folds(ts: pd.Series, n_folds: int) -> Iterator[tuple[np.ndarray, np.nda
 
 def column_kinds(frame: pd.DataFrame, features: list[str]) -> tuple[list[str], list[str]]:
     """Numeric and categorical features by dtype (booleans and strings are categorical)."""
+    import pandas as pd
+
     numeric, categorical = [], []
     for col in features:
         dtype = frame[col].dtype

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol, runtime_checkable
 
 from driftgate.core.errors import RegistryError
@@ -68,9 +69,14 @@ class MlflowRegistry:
     """MLflow's registry client (SQLite locally, ``databricks-uc`` on Databricks)."""
 
     def __init__(self, tracking_uri: str, registry_uri: str):
+        self.tracking_uri, self.registry_uri = tracking_uri, registry_uri
+
+    @cached_property
+    def client(self):
+        """MLflow's client, made on first use: opening a workspace imports no MLflow (~1 s)."""
         from mlflow import MlflowClient
 
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
 
     def _wrap(self, exc: Exception, what: str, name: str, version: str | None = None) -> RegistryError:
         ver = f" version {version}" if version else ""

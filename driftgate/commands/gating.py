@@ -1,13 +1,15 @@
 """Command-line entry points of the gating package (registered in driftgate/cli.py)."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from driftgate.runtime import AsOfOpt, ConfOpt, EnvOpt, SetOpt, cli_errors, console, parse_as_of, workspace_from
-from driftgate.gating.decision import Decision
+
+if TYPE_CHECKING:  # the gating package loads pyarrow and numpy: not for --help
+    from driftgate.gating.decision import Decision
 
 _COLOURS = {"EXCEEDED": "bold red", "OK": "bold green", "INSUFFICIENT_DATA": "bold yellow",
             "STALE": "bold yellow", "ERROR": "bold magenta"}
