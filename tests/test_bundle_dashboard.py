@@ -143,8 +143,11 @@ def test_the_drift_query_reads_every_metric_a_rule_may_name_and_the_estimates_ma
 def _with_every_estimate(profile: pa.Table) -> pa.Table:
     for _, estimated in QUALITY_METRICS["classification"]:
         for name in (estimated, *(estimated + s for s in ESTIMATED_SUFFIXES)):
-            if name not in profile.column_names:
-                profile = profile.append_column(name, profile.column(name.replace(estimated, "estimated_roc_auc")))
+            values = profile.column(name.replace(estimated, "estimated_roc_auc"))
+            if name in profile.column_names:
+                profile = profile.set_column(profile.column_names.index(name), name, values)
+            else:
+                profile = profile.append_column(name, values)
     return profile
 
 

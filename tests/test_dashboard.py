@@ -67,7 +67,11 @@ def _profile(estimates: bool) -> pa.Table:
         est = [0.88 - 0.005 * i for i in range(table.num_rows)]
         for name, shift in (("estimated_roc_auc", 0.0), ("estimated_roc_auc_lower", -0.03),
                             ("estimated_roc_auc_upper", 0.03)):
-            table = table.append_column(name, pa.array([v + shift for v in est], pa.float64()))
+            column = pa.array([v + shift for v in est], pa.float64())
+            if name in table.column_names:
+                table = table.set_column(table.column_names.index(name), name, column)
+            else:
+                table = table.append_column(name, column)
     return table
 
 

@@ -178,7 +178,8 @@ def _quality_charts(inputs: DashboardInputs, profile) -> tuple[Chart, ...]:
                                   granularity=inputs.granularity)
         lines = [Line("realised", tuple(series.get(":table", ())))]
         band: tuple = ()
-        if estimated and estimated in present:
+        # the columns are in every profile table now; a monitor that wrote no estimate leaves them null
+        if estimated and estimated in present and profile.column(estimated).null_count < profile.num_rows:
             est, _, _ = panel_data(_quality_panel(estimated), None, profile, inputs.monitor,
                                    granularity=inputs.granularity)
             lines.append(Line("estimated", tuple(est.get(":table", ()))))
