@@ -108,22 +108,7 @@ def drift_chart(drift: pa.Table, cfg: MonitorConfig, path: str | Path, *, drift_
         ax.grid(alpha=0.3)
     axes[0, 0].set_title(f"{cfg.table_name}: {drift_type.lower()} drift per window")
     fig.autofmt_xdate()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".html":
-        import base64
-        import io
-
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-        encoded = base64.b64encode(buf.getvalue()).decode()
-        path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>drift: {cfg.table_name}</title>"
-                        f"</head><body><h1>{cfg.table_name}</h1><img alt='drift over time' "
-                        f"src='data:image/png;base64,{encoded}'></body></html>")
-    else:
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, path, cfg)
 
 
 @dataclass(frozen=True)

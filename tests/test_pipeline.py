@@ -45,8 +45,9 @@ def stages(ws, monkeypatch):
         publish_decision(ws, decision)
         return decision
 
-    def train(ws, *, reason=None, params=None, use_best_params=False):
+    def train(ws, *, reason=None, params=None, use_best_params=False, as_of=None):
         calls.append(f"train:{reason['trigger']}:{reason.get('decision_id')}")
+        state["train_as_of"] = as_of  # the job's as-of time: a replay never trains on its future
         if not state["registered"]:
             return TrainResult("r1", "runs:/r1/model", {}, None, False, "below floor")
         version = ws.registry.register("runs:/r1/model", name).version
@@ -84,8 +85,12 @@ def _job_runs(ws):
 
 
 def test_exceeded_runs_the_whole_branch(stages):
-    ws, calls, _ = stages
-    result = run_retraining_job(ws, trigger="table_update", run_key="delta:a.b.c@v3", job_run_id="j1")
+    from datetime import datetime, timezone
+
+    ws, calls, state = stages
+    when = datetime(2026, 6, 20, tzinfo=timezone.utc)
+    result = run_retraining_job(ws, trigger="table_update", run_key="delta:a.b.c@v3", job_run_id="j1", now=when)
+    assert state["train_as_of"] == when  # a replayed job trains only on what it could have known
     assert calls == ["evaluate:table_update:delta:a.b.c@v3", "notify", "train:table_update:d-1", "shadow:2",
                      "promote:2:PASS"]
     assert result.branch == "retrain" and result.promoted and result.promotion_status == "promoted"
