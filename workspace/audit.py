@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["EVENT_KINDS", "events_table", "record_event", "record_events", "read_events", "has_event"]
+__all__ = ["EVENT_KINDS", "events_table", "record_event", "record_events", "read_events", "read_event_groups", "has_event"]
 
 EVENT_KINDS = (
     "gate_decision", "trigger_fired", "trigger_skipped", "alert_received", "launch",
@@ -95,15 +95,28 @@ def record_events(ws, events: list[dict[str, Any]]) -> list[str]:
 
 def read_events(ws, kinds: list[str] | tuple[str, ...] | None = None, limit: int = 20) -> list[dict[str, Any]]:
     """The most recent events first, optionally only of ``kinds``; details decoded."""
+    return read_event_groups(ws, {"": kinds}, limit)[""]
+
+
+def read_event_groups(ws, groups: dict[str, list[str] | tuple[str, ...] | None],
+                      limit: int = 20) -> dict[str, list[dict[str, Any]]]:
+    """:func:`read_events` for several groups of kinds with one read of the events table
+    (``status`` shows three groups). Each group: its most recent ``limit`` events, details decoded."""
     name = events_table(ws)
     if not ws.tables.exists(name):
-        return []
-    filters = [("kind", "in", list(kinds))] if kinds else None
+        return {group: [] for group in groups}
+    wanted = None if any(not kinds for kinds in groups.values()) else \
+        sorted({k for kinds in groups.values() for k in kinds})
+    filters = [("kind", "in", wanted)] if wanted else None
     rows = ws.tables.read(name, filters=filters).to_pylist()
     rows.sort(key=lambda r: r["at"], reverse=True)
-    for r in rows[:limit]:
-        r["details"] = json.loads(r["details"] or "{}")
-    return rows[:limit]
+    out = {}
+    for group, kinds in groups.items():
+        picked = [dict(r) for r in rows if not kinds or r["kind"] in kinds][:limit]
+        for r in picked:
+            r["details"] = json.loads(r["details"] or "{}")
+        out[group] = picked
+    return out
 
 
 def has_event(ws, event_id: str) -> bool:

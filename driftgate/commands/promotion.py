@@ -187,7 +187,7 @@ def collect_status(ws, *, limit: int = 5) -> dict[str, Any]:
     lock tells a dead promotion from a running one, only intents older than 10 minutes), and the
     aliases are checked against the alias invariant (``invariant``: the violations, if any).
     """
-    from driftgate.workspace.audit import read_events
+    from driftgate.workspace.audit import read_event_groups
     from driftgate.core.errors import RegistryError
     from driftgate.promotion import alias_invariant, recover, recovery_grace_seconds
     from driftgate.promotion.moves import aliases
@@ -214,9 +214,9 @@ def collect_status(ws, *, limit: int = 5) -> dict[str, Any]:
         "recovery": recovered.to_dict() if recovered else None,
         "invariant": alias_invariant(ws),
         "aliases": rows,
-        "gate": read_events(ws, ["gate_decision"], limit),
-        "runs": read_events(ws, ["trigger_fired", "trigger_skipped", "launch", "job_run"], limit),
-        "promotion": read_events(ws, ["shadow", "promotion", "refusal", "rollback"], limit),
+        **read_event_groups(ws, {"gate": ["gate_decision"],
+                                 "runs": ["trigger_fired", "trigger_skipped", "launch", "job_run"],
+                                 "promotion": ["shadow", "promotion", "refusal", "rollback"]}, limit),
     }
 
 
