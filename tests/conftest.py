@@ -29,7 +29,9 @@ def ws(settings):
 
 @pytest.fixture(scope="session")
 def spark():
-    """A real pyspark session, ``local[2]``, shared by the whole run."""
+    """A real pyspark session, ``local[2]``, shared by the whole run. With ``DRIFTGATE_TEST_SPARK=connect``
+    (what `make test-runtimes` sets for a serverless target) a Spark Connect client of a local server
+    instead: serverless compute offers only that API (no ``sparkContext``)."""
     pyspark = pytest.importorskip("pyspark")
     from pyspark.sql import SparkSession
 
@@ -37,6 +39,22 @@ def spark():
     # that is another interpreter, lacking pyarrow. Pin them to this one.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
+    mode = os.environ.get("DRIFTGATE_TEST_SPARK", "classic")
+    if mode not in ("classic", "connect"):
+        raise pytest.UsageError(f"DRIFTGATE_TEST_SPARK={mode!r}: expected classic or connect")
+    if mode == "connect":
+        pytest.importorskip("grpc", reason="Spark Connect needs pyspark[connect]")
+        from tests.spark_checks import connect_session
+
+        session = connect_session()
+        assert "connect" in type(session).__module__, type(session)
+        yield session
+        session.stop()
+        from pyspark import SparkContext
+
+        if SparkContext._active_spark_context is not None:  # the local server's own session
+            SparkContext._active_spark_context.stop()
+        return
     session = (
         SparkSession.builder.master("local[2]")
         .appName("driftgate-tests")
