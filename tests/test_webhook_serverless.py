@@ -116,3 +116,60 @@ def test_instance_is_built_from_the_environment(tmp_path, monkeypatch):
         assert serverless.webhook_from_env() is wh
     finally:
         serverless.reset()
+
+
+# ------------------------------------------------------------------ run keys in Unity Catalog
+
+from tests.warehouse_fake import WAREHOUSE_SETS, warehouse  # noqa: E402,F401  (fixture)
+
+
+def test_instances_share_run_keys_in_the_warehouse_and_launch_once(tmp_path, warehouse):
+    """Two function instances (each its own queue folder) get the same delivery: both acknowledge, the
+    run key is claimed and taken in the warehouse's table, and only one of them launches."""
+    from driftgate.triggers.warehouse_state import WarehouseStateStore
+
+    launcher = FakeJobLauncher()
+    settings = webhook_settings(tmp_path, "webhook.gate=job", *WAREHOUSE_SETS)
+    instances = [open_webhook(settings, credentials=Credentials(USER, PASSWORD), launcher=launcher,
+                              state_dir=tmp_path / f"instance{i}") for i in range(2)]
+    assert isinstance(instances[0].worker.store, WarehouseStateStore)
+    assert not (tmp_path / "instance0" / "state.db").exists()  # the queue stays local; run keys do not
+    answers = [serverless.handle_invocation(basic(), template_body(alert_id="uc"), webhook=wh) for wh in instances]
+    assert [status for status, _ in answers] == [202, 202]
+    assert answers[0][1]["worked"] == ["launched"] and answers[1][1]["worked"] == ["duplicate"]
+    assert launcher.launches == 1
+    (row,) = warehouse.rows("main.driftgate.driftgate_run_keys")
+    assert (row["run_key"], row["source"], row["status"], row["run_id"]) == \
+        ("alert:uc:20260801T090000Z", "webhook", "running", "fake-1")
+    assert row["take_id"] is not None
+
+
+def test_the_handlers_read_the_warehouse_backend_from_the_environment(tmp_path, monkeypatch, warehouse):
+    monkeypatch.setenv("DRIFTGATE_ENV", "local")
+    monkeypatch.delenv("DRIFTGATE_STATE_DIR", raising=False)
+    monkeypatch.setenv("DRIFTGATE_SET", ";".join([f"workspace.root={tmp_path}", "webhook.launch.mode=run_now",
+                                                  "webhook.launch.job_id=42", *WAREHOUSE_SETS]))
+    monkeypatch.setenv("DRIFTGATE_WEBHOOK_TOKEN", "t" * 16)
+    serverless.reset()
+    try:
+        wh = serverless.webhook_from_env()
+        assert wh.worker.store.run_keys_name == "main.driftgate.driftgate_run_keys"
+        assert "CREATE TABLE IF NOT EXISTS `main`.`driftgate`.`driftgate_run_keys`" in "\n".join(warehouse.statements())
+    finally:
+        serverless.reset()
+
+
+def test_sqlite_state_without_a_state_dir_is_refused_not_put_in_tmp(monkeypatch):
+    from driftgate.core.errors import ConfigError
+
+    monkeypatch.setenv("DRIFTGATE_ENV", "databricks")
+    monkeypatch.delenv("DRIFTGATE_STATE_DIR", raising=False)
+    monkeypatch.setenv("DRIFTGATE_SET", "webhook.launch.job_id=42")
+    monkeypatch.setenv("DRIFTGATE_WEBHOOK_TOKEN", "t" * 16)
+    serverless.reset()
+    try:
+        with pytest.raises(ConfigError, match=r"triggers.state.backend: 'sqlite' needs a local folder.*"
+                                              r"DRIFTGATE_STATE_DIR"):
+            serverless.webhook_from_env()
+    finally:
+        serverless.reset()
