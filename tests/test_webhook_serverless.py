@@ -173,3 +173,21 @@ def test_sqlite_state_without_a_state_dir_is_refused_not_put_in_tmp(monkeypatch)
             serverless.webhook_from_env()
     finally:
         serverless.reset()
+
+
+def test_the_readme_handler_paths_import():
+    """What the README tells each platform to load (handler string, ``from ... import ...``) exists."""
+    import importlib
+    import re
+
+    from tests.webhook_support import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Serverless handlers"):]
+    section = section[:section.index("\n### ", 5)]
+    targets = re.findall(r"--handler (\S+)", section) + re.findall(r"handler\s+`([\w.]+)`", section)
+    targets += [f"{m}.{n}" for m, n in re.findall(r"from ([\w.]+) import (\w+)", section)]
+    assert len(targets) == 4, targets
+    for target in targets:
+        module, _, name = target.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name)) or name == "app", target
