@@ -31,6 +31,10 @@ answered by re-running the same conditional statement (it may have lost to a cla
 key) until it commits, then by the read-back: exactly one ``claim_id`` is found, and only its
 claimant returns True. The read-back also settles statements whose outcome is unknown (a timeout
 after the warehouse took the statement): if that insert did commit, its ``claim_id`` is there.
+Row-level concurrency (tables with deletion vectors) may narrow conflicts to the rows a statement
+read; the argument needs no more, since the rows a claim's ``NOT EXISTS`` reads are its key's rows.
+The read-back picks the smallest ``claim_id`` should two rows of one key ever exist, so all readers
+agree on one owner even then.
 
 ``take`` is the same pattern: ``UPDATE ... SET status = 'running', take_id = :t WHERE run_key = :k AND
 status IN ('claimed', 'queued')``, re-run on a conflict, then read back ``take_id``. Other writes
