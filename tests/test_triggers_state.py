@@ -239,6 +239,30 @@ def test_conflicts_beyond_the_budget_are_a_trigger_error(warehouse):
         s.take("k")
 
 
+def test_unavailable_answers_are_retried_by_the_sdk_within_the_budget(warehouse):
+    import time
+
+    s = _warehouse_store(retry_timeout_seconds=2)
+    warehouse.unavailable = 1
+    assert s.claim("k", source="webhook", details={}) is True  # one 503, retried by the SDK
+    warehouse.unavailable = 10_000
+    started = time.monotonic()
+    with pytest.raises(TriggerError, match=r"did not answer within the budget of 2 s "
+                                           r"\(triggers.state.retry_timeout_seconds\): TEMPORARILY_UNAVAILABLE"):
+        s.get("k")
+    assert time.monotonic() - started < 2 + 3  # the budget, plus at most one backoff sleep of the SDK
+
+
+def test_write_conflicts_are_known_by_sqlstate_or_message():
+    from driftgate.triggers.warehouse_state import is_write_conflict
+
+    assert is_write_conflict("anything", "2D521")
+    assert is_write_conflict("[DELTA_CONCURRENT_DELETE_READ] Transaction conflict detected.", None)
+    assert is_write_conflict("io.delta.exceptions.ConcurrentAppendException: Files were added", None)
+    assert not is_write_conflict("[TABLE_OR_VIEW_NOT_FOUND] The table `a`.`b`.`c` cannot be found.", "42P01")
+    assert not is_write_conflict(None, None)
+
+
 def test_slow_statements_are_polled_and_results_read_in_chunks(warehouse):
     s = _warehouse_store()
     warehouse.pending_polls, warehouse.chunk_rows = 2, 2

@@ -30,7 +30,7 @@ widens the window between snapshot and commit so concurrent callers really colli
 does not say which ``status.error.error_code`` a conflict carries; ``ABORTED`` is used here and the store
 does not depend on it.
 
-Failure injection: :meth:`FakeWarehouse.fail_next`; slow statements: ``pending_polls`` (each statement
+Failure injection: :meth:`FakeWarehouse.fail_next` (a FAILED statement), ``unavailable`` (503 answers); slow statements: ``pending_polls`` (each statement
 answers ``RUNNING`` that many times before it runs); chunked results: ``chunk_rows``.
 """
 from __future__ import annotations
@@ -81,6 +81,8 @@ class FakeWarehouse:
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     conflicts: int = 0
     properties: dict[str, dict[str, str]] = field(default_factory=dict)
+    unavailable: int = 0
+    """Answer this many of the next requests ``503 TEMPORARILY_UNAVAILABLE`` (the SDK retries those)."""
 
     def __post_init__(self) -> None:
         self.db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
@@ -112,6 +114,10 @@ class FakeWarehouse:
         body = request.get_json(silent=True) if request.method == "POST" else None
         self.requests.append((request.method, request.path, body if body is not None else dict(request.args)))
         path = request.path
+        if self.unavailable > 0 and path.startswith(STATEMENTS):
+            self.unavailable -= 1
+            return _json({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "The service is temporarily "
+                          "unavailable. Please try again later."}, 503)
         if request.method == "POST" and path == STATEMENTS:
             return self.execute(body or {})
         match = re.fullmatch(rf"{STATEMENTS}/([^/]+)(/cancel|/result/chunks/(\d+))?", path)

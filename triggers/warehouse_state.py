@@ -198,6 +198,12 @@ class WarehouseStateStore(TriggerState):
         except DatabricksError as exc:
             raise TriggerError(f"{self.where}: the Statement Execution API refused a request: "
                                f"{exc.error_code or type(exc).__name__}: {exc}") from exc
+        except OSError as exc:  # the SDK's retries ran out (TimeoutError), or the host is unreachable
+            last = exc.__cause__
+            detail = f"{getattr(last, 'error_code', None) or type(last).__name__}: {last}" if last else str(exc)
+            raise TriggerError(f"{self.where}: the Statement Execution API did not answer within the budget of "
+                               f"{self.retry_timeout_seconds:g} s (triggers.state.retry_timeout_seconds): "
+                               f"{detail}") from exc
 
     def _deadline(self) -> float:
         return time.monotonic() + self.retry_timeout_seconds
