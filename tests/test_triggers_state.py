@@ -50,24 +50,30 @@ def test_claim_is_first_wins_and_records(store):
     assert store.get("nope") is None
 
 
+def _race(calls) -> list:
+    """Run the calls in threads released together by a barrier; their results, in finishing order."""
+    results: list = []
+    barrier = threading.Barrier(len(calls))
+
+    def run(call):
+        barrier.wait()
+        results.append(call())
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def test_claim_is_atomic_across_threads(open_store, request):
     open_store()
     fake = request.getfixturevalue("warehouse") if "warehouse" in request.fixturenames else None
     if fake is not None:
         fake.commit_delay = 0.15  # every claimant reads its snapshot before the first one commits
-    wins: list[bool] = []
-    barrier = threading.Barrier(8)
-
-    def worker():
-        s = open_store()  # separate instance, as separate processes would have
-        barrier.wait()
-        wins.append(s.claim("alert:1:2026", source="webhook", details={}))
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    stores = [open_store() for _ in range(8)]  # separate instances, as separate processes would have
+    wins = _race([lambda s=s: s.claim("alert:1:2026", source="webhook", details={}) for s in stores])
     assert sorted(wins) == [False] * 7 + [True]
     if fake is not None:
         assert fake.conflicts >= 1, "the claims did not overlap: the conflict path was not exercised"
@@ -79,18 +85,7 @@ def test_take_is_atomic_across_threads(open_store, request):
     if "warehouse" in request.fixturenames:
         request.getfixturevalue("warehouse").commit_delay = 0.15
     stores = [open_store() for _ in range(4)]
-    taken: list[bool] = []
-    barrier = threading.Barrier(4)
-
-    def worker(s):
-        barrier.wait()
-        taken.append(s.take("k", at=T0))
-
-    threads = [threading.Thread(target=worker, args=(s,)) for s in stores]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    taken = _race([lambda s=s: s.take("k", at=T0) for s in stores])
     assert sorted(taken) == [False] * 3 + [True]
     assert stores[0].get("k").status == "running"
 

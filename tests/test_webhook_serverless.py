@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+from contextlib import contextmanager
 
 import pytest
 
@@ -102,20 +103,30 @@ def test_google_cloud_function(launcher):
     assert launcher.launches == 1
 
 
-def test_instance_is_built_from_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv("DRIFTGATE_ENV", "local")
-    monkeypatch.setenv("DRIFTGATE_STATE_DIR", str(tmp_path / "fn"))
-    monkeypatch.setenv("DRIFTGATE_SET", f"workspace.root={tmp_path};webhook.launch.mode=run_now;"
-                                        "webhook.launch.job_id=42")
+@contextmanager
+def from_env(monkeypatch, env: str, sets: list[str], state_dir=None):
+    """The handlers' environment (and a fresh cached instance while it lasts)."""
+    monkeypatch.setenv("DRIFTGATE_ENV", env)
+    if state_dir is None:
+        monkeypatch.delenv("DRIFTGATE_STATE_DIR", raising=False)
+    else:
+        monkeypatch.setenv("DRIFTGATE_STATE_DIR", str(state_dir))
+    monkeypatch.setenv("DRIFTGATE_SET", ";".join(sets))
     monkeypatch.setenv("DRIFTGATE_WEBHOOK_TOKEN", "t" * 16)
     serverless.reset()
     try:
+        yield
+    finally:
+        serverless.reset()
+
+
+def test_instance_is_built_from_the_environment(tmp_path, monkeypatch):
+    with from_env(monkeypatch, "local", [f"workspace.root={tmp_path}", "webhook.launch.mode=run_now",
+                                         "webhook.launch.job_id=42"], state_dir=tmp_path / "fn"):
         wh = serverless.webhook_from_env()
         assert wh.worker.gate is None and wh.worker.launcher.job_id == 42
         assert wh.state_dir == tmp_path / "fn" and wh.receiver.credentials.methods == ("bearer",)
         assert serverless.webhook_from_env() is wh
-    finally:
-        serverless.reset()
 
 
 # ------------------------------------------------------------------ run keys in Unity Catalog
@@ -145,34 +156,20 @@ def test_instances_share_run_keys_in_the_warehouse_and_launch_once(tmp_path, war
 
 
 def test_the_handlers_read_the_warehouse_backend_from_the_environment(tmp_path, monkeypatch, warehouse):
-    monkeypatch.setenv("DRIFTGATE_ENV", "local")
-    monkeypatch.delenv("DRIFTGATE_STATE_DIR", raising=False)
-    monkeypatch.setenv("DRIFTGATE_SET", ";".join([f"workspace.root={tmp_path}", "webhook.launch.mode=run_now",
-                                                  "webhook.launch.job_id=42", *WAREHOUSE_SETS]))
-    monkeypatch.setenv("DRIFTGATE_WEBHOOK_TOKEN", "t" * 16)
-    serverless.reset()
-    try:
+    with from_env(monkeypatch, "local", [f"workspace.root={tmp_path}", "webhook.launch.mode=run_now",
+                                         "webhook.launch.job_id=42", *WAREHOUSE_SETS]):
         wh = serverless.webhook_from_env()
         assert wh.worker.store.run_keys_name == "main.driftgate.driftgate_run_keys"
         assert "CREATE TABLE IF NOT EXISTS `main`.`driftgate`.`driftgate_run_keys`" in "\n".join(warehouse.statements())
-    finally:
-        serverless.reset()
 
 
 def test_sqlite_state_without_a_state_dir_is_refused_not_put_in_tmp(monkeypatch):
     from driftgate.core.errors import ConfigError
 
-    monkeypatch.setenv("DRIFTGATE_ENV", "databricks")
-    monkeypatch.delenv("DRIFTGATE_STATE_DIR", raising=False)
-    monkeypatch.setenv("DRIFTGATE_SET", "webhook.launch.job_id=42")
-    monkeypatch.setenv("DRIFTGATE_WEBHOOK_TOKEN", "t" * 16)
-    serverless.reset()
-    try:
+    with from_env(monkeypatch, "databricks", ["webhook.launch.job_id=42"]):
         with pytest.raises(ConfigError, match=r"triggers.state.backend: 'sqlite' needs a local folder.*"
                                               r"DRIFTGATE_STATE_DIR"):
             serverless.webhook_from_env()
-    finally:
-        serverless.reset()
 
 
 def test_the_readme_handler_paths_import():
