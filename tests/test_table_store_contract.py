@@ -292,6 +292,43 @@ def test_restore_puts_a_table_back_or_drops_a_new_one(subject):
     assert _ids(store.read(name)) == [0, 1, 2] and store.version(name) == v + 2
 
 
+def test_merge_updates_matched_rows_only(subject):
+    store, name = subject.store, subject.name()
+    store.write(name, pa.table({"rid": ["a", "b", "c"], "label": pa.array([None, None, 1], pa.int64())}))
+    late = pa.table({"rid": ["b", "c", "zz"], "label": pa.array([1, None, 0], pa.int64())})
+    if not _needs_delta(subject, lambda: store.merge(name, late, on="rid", update=["label"])):
+        return
+    assert store.merge(name, late, on="rid", update=["label"]) == 2
+    rows = sorted(store.read(name).to_pylist(), key=lambda r: r["rid"])
+    assert rows == [{"rid": "a", "label": None}, {"rid": "b", "label": 1}, {"rid": "c", "label": None}]
+    assert store.schema(name).field("label").type == pa.int64()
+
+
+@pytest.mark.spark
+def test_spark_merge_source_keeps_its_arrow_types(spark):
+    """The MERGE source view has the Arrow schema (a nullable int label stays an integer, a map a
+    map), not what pandas would infer (double, and no type at all for a map). MERGE itself needs
+    Delta: the wrapper below answers it and records the view's schema, the view is real Spark."""
+    seen = {}
+
+    class DeltaSpark:  # the real session, but MERGE INTO is recorded instead of run
+        def __getattr__(self, attr):
+            return getattr(spark, attr)
+
+        def sql(self, text):
+            if text.startswith("MERGE INTO"):
+                view = text.split(" USING ")[1].split()[0]
+                seen["schema"] = spark.table(view).schema
+                return spark.createDataFrame([(1, 1)], "num_affected_rows long, num_updated_rows long")
+            return spark.sql(text)
+
+    source = pa.table({"rid": ["b", "c"], "label": pa.array([1, None], pa.int64()),
+                       "extra": pa.array([[("k", 1.0)], None], pa.map_(pa.string(), pa.float64()))})
+    assert SparkTableStore(DeltaSpark()).merge("main.s.t", source, on="rid", update=["label"]) == 1
+    fields = {f.name: f.dataType.simpleString() for f in seen["schema"].fields}
+    assert fields == {"rid": "string", "label": "bigint", "extra": "map<string,double>"}
+
+
 def test_guarded_writes_land_once_or_are_refused(subject):
     store, name = subject.store, subject.name()
     if not store.supports_transactions:
