@@ -188,3 +188,17 @@ def test_the_readme_handler_paths_import():
     for target in targets:
         module, _, name = target.rpartition(".")
         assert callable(getattr(importlib.import_module(module), name)) or name == "app", target
+
+
+def test_a_warehouse_failure_leaves_the_delivery_queued_until_its_lease_ends(tmp_path, warehouse):
+    from tests.webhook_support import Clock
+
+    launcher, clock = FakeJobLauncher(), Clock()
+    wh = open_webhook(webhook_settings(tmp_path, "webhook.gate=job", *WAREHOUSE_SETS),
+                      credentials=Credentials(USER, PASSWORD), launcher=launcher, state_dir=tmp_path / "fn",
+                      clock=clock)
+    warehouse.fail_next("TEMPORARILY_UNAVAILABLE", "The warehouse is stopping.", matching="^SELECT")
+    status, answer = serverless.handle_invocation(basic(), template_body(alert_id="hiccup"), webhook=wh)
+    assert status == 202 and "worked" not in answer and launcher.launches == 0  # acknowledged, not launched
+    clock.advance(wh.worker.config.lease_seconds + 1)
+    assert wh.worker.drain() == ["launched"] and launcher.launches == 1
