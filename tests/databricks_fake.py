@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -155,6 +156,7 @@ class FakeWorkspace:
             ("POST", "/api/2.0/mlflow/runs/log-inputs"): self.log_inputs,
             ("POST", "/api/2.0/mlflow/runs/outputs"): self.log_outputs,
             ("POST", LOGGED_MODELS): self.create_logged_model,
+            ("POST", f"{LOGGED_MODELS}/search"): self.search_logged_models,
             ("POST", f"{UC}/model-versions/create"): self.create_version,
             ("POST", f"{UC}/model-versions/generate-temporary-credentials"): self.temporary_credentials,
             ("POST", f"{UC}/model-versions/finalize"): self.finalize_version,
@@ -275,6 +277,21 @@ class FakeWorkspace:
                      "last_updated_timestamp_ms": now, "tags": list(a.get("tags") or [])},
             "data": {"params": list(a.get("params") or []), "metrics": []}}
         return _ok({"model": self.logged_models[model_id]})
+
+    def search_logged_models(self, a):
+        """``logged-models/search`` ``{experiment_ids, filter, max_results, order_by, page_token}`` →
+        ``{models, next_page_token}``. Filters of ``key = 'value'`` clauses joined by AND on the info's
+        string fields (what MLflow's runs:/ resolution sends: ``name = '<artifact path>'``); others are refused."""
+        clauses = [c.strip() for c in re.split(r"\s+AND\s+", a.get("filter") or "", flags=re.I) if c.strip()]
+        wanted = {}
+        for clause in clauses:
+            match = re.fullmatch(r"(\w+)\s*=\s*'([^']*)'", clause)
+            if match is None:
+                return _error(400, "INVALID_PARAMETER_VALUE", f"unsupported filter clause: {clause}")
+            wanted[match[1]] = match[2]
+        models = [m for m in self.logged_models.values() if m["info"]["experiment_id"] in a.get("experiment_ids", [])
+                  and all(m["info"].get(k) == v for k, v in wanted.items())]
+        return _ok({"models": models})
 
     def logged_model(self, method: str, rest: str, a) -> Response:
         """``GET|PATCH logged-models/{model_id}``, ``PATCH .../{model_id}/tags``, ``POST .../{model_id}/params``."""
@@ -520,6 +537,4 @@ def on_databricks(ws, *, model_name: str, experiment: str = "/Shared/driftgate/p
 
 def serve(httpserver, fake: FakeWorkspace) -> None:
     """Route every request of ``httpserver`` (pytest-httpserver) to ``fake``."""
-    import re
-
     httpserver.expect_request(re.compile(".*")).respond_with_handler(fake)

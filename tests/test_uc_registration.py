@@ -76,7 +76,7 @@ def test_the_train_task_registers_the_challenger_with_its_lineage_and_files(tws,
     assert result.model_uri == f"models:/{model_id}"
     [(_, _, created)] = [r for r in dbx.requests if r[1] == f"{UC}/model-versions/create"]
     assert (created["name"], created["source"]) == (MODEL, result.model_uri)
-    assert (created["run_id"], created["model_id"]) == (result.run_id, model_id)
+    assert (created.get("run_id"), created.get("model_id")) == (result.run_id, model_id)
     assert created["run_tracking_server_id"] == dbx.workspace_id
     tags = {t["key"]: t["value"] for t in created["tags"]}
     assert tags["driftgate.run_id"] == result.run_id and tags["driftgate.trained_before"]
@@ -98,6 +98,10 @@ def test_the_train_task_registers_the_challenger_with_its_lineage_and_files(tws,
     pickled = mlmodel["flavors"]["sklearn"]["pickled_model"]
     logged = f"/WorkspaceInternal/Mlflow/Artifacts/{created_experiment(dbx)}/LoggedModels/{model_id}/artifacts"
     assert files[pickled] == dbx.files[posixpath.join(logged, pickled)]  # the trained model's own bytes
+    # the storage the workspace named, and no other: presigned URLs, the Files API, or the S3 bucket
+    root = "/Models/main/driftgate/churn_model/1/"
+    puts = {p.split(root)[0] for m, p, _ in dbx.requests if m == "PUT" and root in p}
+    assert puts == {"default_storage": {"/presigned"}, "files_api": {"/api/2.0/fs/files"}, "s3": set()}[dbx.storage]
     writes = [c for c in dbx.credentials if c["operation"] == "MODEL_VERSION_OPERATION_READ_WRITE"]
     assert writes == ([] if dbx.storage == "files_api" else [{"name": MODEL, "version": "1",
                                                              "operation": "MODEL_VERSION_OPERATION_READ_WRITE"}])
@@ -108,8 +112,27 @@ def test_the_train_task_registers_the_challenger_with_its_lineage_and_files(tws,
                                       tw.CATEGORICAL))
     proba = np.asarray(proba)
     assert proba.shape == (10, 2) and ((proba > 0) & (proba < 1)).all()
+    if dbx.storage != "files_api":  # read with read-only credentials
+        assert dbx.credentials[-1]["operation"] == "MODEL_VERSION_OPERATION_READ"
 
 
 def created_experiment(fake) -> str:
     [exp] = fake.experiments.values()
     return exp["experiment_id"]
+
+
+
+def test_a_run_artifact_model_is_registered_with_its_run(tws, dbx):
+    """A ``runs:/<run>/model`` source (what the Feature Engineering source falls back to when
+    ``fe.log_model`` returns no URI) carries no logged-model id: the run is the only lineage, and
+    MLflow cannot infer it, so driftgate must pass it on."""
+    from driftgate import tasks
+
+    ws = on_databricks(tws, model_name=MODEL)
+    tw.world(ws, days=30, rows_per_day=40)
+    run_id = tasks.train(ws).run_id
+    info = ws.registry.register(f"runs:/{run_id}/model", MODEL, tags={"driftgate.run_id": run_id})
+    created = [a for _, p, a in dbx.requests if p == f"{UC}/model-versions/create"][-1]
+    assert (created["source"], created.get("run_id"), created.get("model_id")) == (f"runs:/{run_id}/model", run_id, None)
+    assert (info.version, info.run_id, info.model_id) == ("2", run_id, None)
+    assert yaml.safe_load(dbx.version_files(MODEL, "2")["MLmodel"])["run_id"] == run_id
