@@ -21,21 +21,65 @@ Shapes transcribed from the documentation, not from driftgate's adapters:
   https://docs.databricks.com/api/experiments/v1/create-experiment.md ,
   https://docs.databricks.com/api/experiments/v1/get-experiment-by-name.md ,
   https://mlflow.org/docs/latest/rest-api.html
+* MLflow 3 logged models (what ``mlflow.<flavor>.log_model`` makes on Databricks MLflow):
+  ``POST logged-models`` ``{experiment_id, name, source_run_id, params, tags}`` → ``{model: {info:
+  {model_id, experiment_id, name, artifact_uri, status: LOGGED_MODEL_PENDING, source_run_id, tags},
+  data}}``; ``GET|PATCH logged-models/{model_id}`` (PATCH ``{status: LOGGED_MODEL_READY}`` finalizes);
+  ``PATCH logged-models/{model_id}/tags``; ``POST logged-models/search`` (``key = 'value'`` filters);
+  ``runs/outputs`` ``{run_id, models: [{model_id, step}]}``; ``runs/log-inputs``; ``metrics/get-history``.
+  The artifacts go through the Files API under ``/WorkspaceInternal/Mlflow/Artifacts/<exp>/LoggedModels/<id>``
+  (MLflow's ``DatabricksLoggedModelArtifactRepository``).
+  https://docs.databricks.com/api/experiments/v1/logged-model.md ,
+  https://docs.databricks.com/api/experiments/v1/get-logged-model.md ,
+  https://docs.databricks.com/api/experiments/v1/log-outputs.md
 * Unity Catalog models through MLflow's ``databricks-uc`` store: the paths the installed MLflow
   calls (``mlflow.store._unity_catalog.registry.rest_store._METHOD_TO_INFO``, service
   ``UcModelRegistryService`` in ``mlflow/protos/databricks_uc_registry_service.proto``):
   ``/api/2.0/mlflow/unity-catalog/registered-models/{get,create}``,
   ``model-versions/{get,set-tag,search}``, ``registered-models/alias`` (GET/POST/DELETE).
   Request and response fields from ``databricks_uc_registry_messages.proto`` (``registered_model``,
-  ``model_version: {name, version, source, run_id, status, aliases: [{alias, version}], tags}``);
-  the public UC equivalent is documented at https://docs.databricks.com/api/workspace/registeredmodels/setalias
+  ``model_version: {name, version, source, run_id, model_id, run_tracking_server_id, status,
+  storage_location, aliases: [{alias, version}], tags}``); the public UC equivalent is documented at
+  https://docs.databricks.com/api/workspace/registeredmodels/setalias
   and https://docs.databricks.com/api/workspace/modelversions/getbyalias .
-  Creating a model version (``model-versions/create`` → ``generate-temporary-credentials`` → an
-  upload to cloud storage → ``finalize``) is **not** served: its upload goes to the cloud storage
-  the credentials name, which cannot be faked honestly here.
-* Files API (run artifacts, MLflow's ``DatabricksRunArtifactRepository`` through the SDK):
-  ``PUT /api/2.0/fs/files{path}?overwrite=true`` (body: the bytes) → 204, ``GET`` → the bytes.
-  https://docs.databricks.com/api/workspace/files/upload
+  Every response carries the ``x-databricks-org-id`` header (the workspace id), which the store reads
+  from ``runs/get`` as the version's ``run_tracking_server_id``.
+* Creating a UC model version, as ``RestStore._create_and_finalize_model_version`` and
+  ``_get_artifact_repo`` (MLflow 3.0.1 to 3.17) do it, with the proto messages
+  ``CreateModelVersionRequest`` (``{name, source, run_id, description, tags, run_tracking_server_id,
+  feature_deps, model_version_dependencies, model_id}`` → ``{model_version}``, status
+  ``PENDING_REGISTRATION``), ``IsDatabricksSdkModelsArtifactRepositoryEnabledRequest``
+  (``GET registered-models:is-databricks-sdk-models-artifact-repository-enabled`` →
+  ``{is_databricks_sdk_models_artifact_repository_enabled}``),
+  ``GenerateTemporaryModelVersionCredentialsRequest`` (``{name, version, operation:
+  MODEL_VERSION_OPERATION_READ_WRITE|READ}`` → ``{credentials: {storage_mode:
+  DEFAULT_STORAGE|CUSTOMER_HOSTED, expiration_time, aws_temp_credentials: {access_key_id,
+  secret_access_key, session_token}}}``), ``FinalizeModelVersionRequest`` (``{name, version}`` →
+  ``{model_version}``, ``READY``; a version not pending is refused), ``GetModelVersionDownloadUriRequest``
+  (``{artifact_uri}``) and ``EmitModelVersionLineageRequest``. (The public Unity Catalog API has the
+  same credential call as ``POST /api/2.1/unity-catalog/temporary-model-version-credentials``,
+  ``GenerateTemporaryModelVersionCredential`` in the unitycatalog project's API docs; the
+  ``/api/2.0/mlflow/unity-catalog`` paths MLflow uses are not in Databricks' public reference.)
+  The upload goes where the workspace's answers send MLflow; :attr:`FakeWorkspace.storage` picks one
+  of the three (:data:`STORAGE_MODES`):
+
+  - ``default_storage``: ``storage_mode: DEFAULT_STORAGE`` → ``PresignedUrlArtifactRepository``:
+    ``POST /api/2.0/fs/create-upload-url`` / ``create-download-url`` ``{path: /Models/<c>/<s>/<m>/<v>/<file>}``
+    → ``{url, headers: [{name, value}]}`` (``CreateUploadUrlRequest`` in MLflow's
+    ``databricks_filesystem_service.proto``; not in the public reference), then a plain ``PUT``/``GET``
+    of the bytes on that URL. The fake plays the storage behind the URL: it accepts a request only
+    with the URL's signature and the returned header, and refuses one carrying the workspace token.
+    Listing: ``GET /api/2.0/fs/directories{path}``.
+  - ``files_api``: the workspace enables the SDK repository (what egress-restricted workspaces do) →
+    ``DatabricksSDKModelsArtifactRepository``: ``PUT``/``GET /api/2.0/fs/files/Models/...`` and the
+    directories endpoints (https://docs.databricks.com/api/workspace/files/listdirectorycontents ,
+    .../getdirectorymetadata); the fake then vends no scoped credentials (403).
+  - ``s3``: ``CUSTOMER_HOSTED`` with ``aws_temp_credentials`` and ``storage_location``
+    ``s3://<bucket>/models/<uuid>/versions/<uuid>`` → ``OptimizedS3ArtifactRepository`` (boto3,
+    presigned S3 PUTs). The bucket is a real S3 implementation the test starts (moto's server, found
+    by ``MLFLOW_S3_ENDPOINT_URL``); moto does not check the vended credentials.
+
+  Not served: Azure (``azure_user_delegation_sas``), GCS (``gcp_oauth_token``) and R2 credentials.
 * Jobs 2.2: ``POST jobs/run-now`` ``{job_id, job_parameters, idempotency_token, queue}`` →
   ``{run_id, number_in_job}``; ``POST jobs/runs/submit`` → ``{run_id}``; ``GET jobs/runs/get`` →
   ``{run_id, state: {life_cycle_state, result_state}}``; the same idempotency token gives the same run.
