@@ -208,6 +208,8 @@ class FakeWorkspace:
             ("POST", f"{UC}/model-versions/emit-lineage"): self.emit_lineage,
             ("GET", f"{UC}/registered-models:is-databricks-sdk-models-artifact-repository-enabled"):
                 self.sdk_repository_enabled,
+            ("POST", "/api/2.0/mlflow/artifacts/credentials-for-write"): self.run_artifact_credentials,
+            ("POST", "/api/2.0/mlflow/artifacts/credentials-for-read"): self.run_artifact_credentials,
             ("POST", "/api/2.0/fs/create-upload-url"): self.create_upload_url,
             ("POST", "/api/2.0/fs/create-download-url"): self.create_download_url,
             ("GET", f"{UC}/registered-models/get"): self.get_model,
@@ -403,10 +405,31 @@ class FakeWorkspace:
         key = (".".join(parts[1:4]), parts[4]) if len(parts) > 5 and parts[0] == "Models" else None
         if key not in self.versions or self.versions[key].get("storage_mode") != "DEFAULT_STORAGE":
             return _error(403, "PERMISSION_DENIED", f"no presigned URL for {path}")
+        url, headers = self._sign(path)
+        return _ok({"url": url, "headers": headers})
+
+    def _sign(self, path: str) -> tuple[str, list[dict]]:
+        """A presigned URL on the fake's storage for ``path``, and the headers it is valid with."""
         token = uuid.uuid4().hex
         self._signatures[token] = path
-        return _ok({"url": f"{self._base}{PRESIGNED.strip('/')}{path}?sig={token}",
-                    "headers": [{"name": SIGNATURE_HEADER, "value": token}]})
+        return f"{self._base}{PRESIGNED.strip('/')}{path}?sig={token}", [{"name": SIGNATURE_HEADER, "value": token}]
+
+    def run_artifact_credentials(self, a):
+        """``artifacts/credentials-for-write`` / ``credentials-for-read`` ``{run_id, path: [...], page_token}``
+        → ``{credential_infos: [{run_id, path, signed_uri, headers, type: AWS_PRESIGNED_URL}]}``
+        (``GetCredentialsForWrite`` in MLflow's ``databricks_artifacts.proto``: the run-artifact path
+        of MLflow 3.0.1's ``DatabricksArtifactRepository``). The bytes land where the Files API path
+        of later MLflow versions puts them, ``/WorkspaceInternal/Mlflow/Artifacts/<exp>/Runs/<run>/artifacts``."""
+        run = self.runs.get(a["run_id"])
+        if run is None:
+            return _error(404, "RESOURCE_DOES_NOT_EXIST", f"Run '{a['run_id']}' not found.")
+        root = f"/WorkspaceInternal/Mlflow/Artifacts/{run['info']['experiment_id']}/Runs/{a['run_id']}/artifacts"
+        infos = []
+        for rel in a.get("path") or []:
+            url, headers = self._sign(posixpath.join(root, rel))
+            infos.append({"run_id": a["run_id"], "path": rel, "signed_uri": url, "headers": headers,
+                          "type": "AWS_PRESIGNED_URL"})
+        return _ok({"credential_infos": infos})
 
     create_upload_url = create_download_url = _presigned
 
