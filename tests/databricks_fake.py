@@ -80,6 +80,14 @@ Shapes transcribed from the documentation, not from driftgate's adapters:
     by ``MLFLOW_S3_ENDPOINT_URL``); moto does not check the vended credentials.
 
   Not served: Azure (``azure_user_delegation_sas``), GCS (``gcp_oauth_token``) and R2 credentials.
+* Files API (run and logged-model artifacts, MLflow's ``DatabricksRunArtifactRepository`` and
+  ``DatabricksLoggedModelArtifactRepository`` through the SDK): ``PUT /api/2.0/fs/files{path}?overwrite=true``
+  (body: the bytes) → 204, ``GET`` → the bytes, ``HEAD`` → metadata; ``GET|HEAD /api/2.0/fs/directories{path}``.
+  (The SDK first asks ``create-download-url`` for these paths; the fake refuses, 403, and the SDK
+  falls back to the direct download.) https://docs.databricks.com/api/workspace/files/upload
+  MLflow 3.0.1 logs run artifacts through ``POST /api/2.0/mlflow/artifacts/credentials-for-write``
+  (``GetCredentialsForWrite``, MLflow's ``databricks_artifacts.proto``) and a presigned ``PUT`` instead;
+  the fake signs those on its storage (as for default storage above) and keeps the bytes at the same paths.
 * Jobs 2.2: ``POST jobs/run-now`` ``{job_id, job_parameters, idempotency_token, queue}`` →
   ``{run_id, number_in_job}``; ``POST jobs/runs/submit`` → ``{run_id}``; ``GET jobs/runs/get`` →
   ``{run_id, state: {life_cycle_state, result_state}}``; the same idempotency token gives the same run.
