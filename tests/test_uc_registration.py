@@ -136,3 +136,24 @@ def test_a_run_artifact_model_is_registered_with_its_run(tws, dbx):
     assert (created["source"], created.get("run_id"), created.get("model_id")) == (f"runs:/{run_id}/model", run_id, None)
     assert (info.version, info.run_id, info.model_id) == ("2", run_id, None)
     assert yaml.safe_load(dbx.version_files(MODEL, "2")["MLmodel"])["run_id"] == run_id
+
+
+def test_a_failed_upload_leaves_no_challenger(tws, dbx, monkeypatch):
+    """Storage refusing the upload: the version is never finalized (it stays PENDING_REGISTRATION,
+    as UC keeps it), the registration fails with the model named, the training run ends FAILED and
+    no alias moves."""
+    from werkzeug import Response
+
+    from driftgate import tasks
+    from driftgate.core.errors import RegistryError
+
+    monkeypatch.setattr(dbx, "presigned", lambda request, path: Response("AccessDenied", 403))
+    ws = on_databricks(tws, model_name=MODEL)
+    tw.world(ws, days=30, rows_per_day=40)
+    with pytest.raises(RegistryError, match=MODEL):
+        tasks.train(ws)
+    assert dbx.versions[(MODEL, "1")]["status"] == "PENDING_REGISTRATION"
+    assert f"{UC}/model-versions/finalize" not in _paths(dbx)
+    assert dbx.aliases == {} and dbx.version_files(MODEL, "1") == {}
+    [run] = dbx.runs.values()
+    assert run["info"]["status"] == "FAILED"
