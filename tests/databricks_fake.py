@@ -172,7 +172,9 @@ class FakeWorkspace:
         response = self._dispatch(request)
         # Databricks answers every API call with the workspace id; MLflow's databricks-uc store reads it
         # from the runs/get response as the version's run_tracking_server_id (lineage/constants.py).
-        response.headers["x-databricks-org-id"] = self.workspace_id
+        # (Not the storage behind presigned URLs: that is another service.)
+        if not request.path.startswith(PRESIGNED):
+            response.headers["x-databricks-org-id"] = self.workspace_id
         return response
 
     def _dispatch(self, request: Request) -> Response:
