@@ -60,6 +60,11 @@ def _paths(fake):
     return [p for _, p, _ in fake.requests]
 
 
+def _experiment_id(fake) -> str:
+    [exp] = fake.experiments.values()
+    return exp["experiment_id"]
+
+
 def test_the_train_task_registers_the_challenger_with_its_lineage_and_files(tws, dbx, stored):
     import mlflow
 
@@ -96,7 +101,7 @@ def test_the_train_task_registers_the_challenger_with_its_lineage_and_files(tws,
     mlmodel = yaml.safe_load(files["MLmodel"])
     assert mlmodel["model_id"] == model_id and mlmodel["run_id"] == result.run_id
     pickled = mlmodel["flavors"]["sklearn"]["pickled_model"]
-    logged = f"/WorkspaceInternal/Mlflow/Artifacts/{created_experiment(dbx)}/LoggedModels/{model_id}/artifacts"
+    logged = f"/WorkspaceInternal/Mlflow/Artifacts/{_experiment_id(dbx)}/LoggedModels/{model_id}/artifacts"
     assert files[pickled] == dbx.files[posixpath.join(logged, pickled)]  # the trained model's own bytes
     # the storage the workspace named, and no other: presigned URLs, the Files API, or the S3 bucket
     root = "/Models/main/driftgate/churn_model/1/"
@@ -114,12 +119,6 @@ def test_the_train_task_registers_the_challenger_with_its_lineage_and_files(tws,
     assert proba.shape == (10, 2) and ((proba > 0) & (proba < 1)).all()
     if dbx.storage != "files_api":  # read with read-only credentials
         assert dbx.credentials[-1]["operation"] == "MODEL_VERSION_OPERATION_READ"
-
-
-def created_experiment(fake) -> str:
-    [exp] = fake.experiments.values()
-    return exp["experiment_id"]
-
 
 
 def test_a_run_artifact_model_is_registered_with_its_run(tws, dbx):
