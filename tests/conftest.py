@@ -78,6 +78,8 @@ RUNTIME_MODULES = frozenset({
     "test_training_features.py",  # feature sources and how the runtime's MLflow saves a model
     "test_promotion_flow.py",   # shadow test and promotion
     "test_tasks_equivalence.py",  # the job's notebooks end to end on the demo world
+    "test_uc_registration.py",  # the challenger registered on databricks-uc: create, upload, finalize
+    "test_databricks_fake.py",  # experiment folder, UC aliases, jobs, evaluate/promote tasks on the fake
 })
 
 

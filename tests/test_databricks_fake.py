@@ -3,38 +3,19 @@ local HTTP server, driven through the real databricks-sdk WorkspaceClient and ML
 ``databricks`` tracking and ``databricks-uc`` registry stores."""
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from driftgate.core.errors import RegistryError
 from driftgate.workspace.registry import MlflowRegistry
-from tests.databricks_fake import UC, FakeWorkspace, serve
+from tests.databricks_fake import UC, dbx, on_databricks  # noqa: F401  (fixture)
 
 MODEL = "main.driftgate.churn_model"
 
 
 @pytest.fixture
-def dbx(httpserver, monkeypatch):
-    fake = FakeWorkspace()
-    serve(httpserver, fake)
-    for var in ("DATABRICKS_CONFIG_PROFILE", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET",
-                "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("DATABRICKS_HOST", httpserver.url_for("/").rstrip("/"))
-    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-offline-test")
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", "/nonexistent/.databrickscfg")
-    return fake
-
-
-@pytest.fixture
 def dws(ws, dbx):
     """The test workspace with Databricks' MLflow: tracking ``databricks``, registry ``databricks-uc``."""
-    project = ws.settings.project.model_copy(update={"experiment_name": "/Shared/driftgate/prod/retraining",
-                                                     "model_name": MODEL})
-    settings = ws.settings.model_copy(update={"project": project})
-    return dataclasses.replace(ws, settings=settings, tracking_uri="databricks", registry_uri="databricks-uc",
-                               registry=MlflowRegistry("databricks", "databricks-uc"), root=None)
+    return on_databricks(ws, model_name=MODEL)
 
 
 def _paths(fake, method=None):

@@ -61,12 +61,18 @@ class Subject:
 def subject(request, tmp_path):
     if request.param == "delta":
         return Subject("delta", DeltaTableStore(tmp_path), "main.s")
+    return Subject("spark", SparkTableStore(request.getfixturevalue("spark"), table_format="parquet"),
+                   request.getfixturevalue("spark_schema"))
+
+
+@pytest.fixture
+def spark_schema(spark, tmp_path, request) -> str:
+    """A fresh schema of the local Spark session's catalog, dropped afterwards."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    spark = request.getfixturevalue("spark")
     schema = f"contract_{os.getpid()}_{next(_schemas)}"
     spark.sql(f"CREATE DATABASE {schema} LOCATION '{tmp_path / schema}'")
     request.addfinalizer(lambda: spark.sql(f"DROP DATABASE IF EXISTS {schema} CASCADE"))
-    return Subject("spark", SparkTableStore(spark, table_format="parquet"), f"spark_catalog.{schema}")
+    return f"spark_catalog.{schema}"
 
 
 def _ids(table: pa.Table) -> list[int]:
@@ -290,6 +296,125 @@ def test_restore_puts_a_table_back_or_drops_a_new_one(subject):
     store.write(name, _rows(3, 3))
     store.restore(name, v)
     assert _ids(store.read(name)) == [0, 1, 2] and store.version(name) == v + 2
+
+
+def test_merge_updates_matched_rows_only(subject):
+    store, name = subject.store, subject.name()
+    store.write(name, pa.table({"rid": ["a", "b", "c"], "label": pa.array([None, None, 1], pa.int64())}))
+    late = pa.table({"rid": ["b", "c", "zz"], "label": pa.array([1, None, 0], pa.int64())})
+    if not _needs_delta(subject, lambda: store.merge(name, late, on="rid", update=["label"])):
+        return
+    assert store.merge(name, late, on="rid", update=["label"]) == 2
+    rows = sorted(store.read(name).to_pylist(), key=lambda r: r["rid"])
+    assert rows == [{"rid": "a", "label": None}, {"rid": "b", "label": 1}, {"rid": "c", "label": None}]
+    assert store.schema(name).field("label").type == pa.int64()
+
+
+@pytest.mark.spark
+def test_spark_merge_source_keeps_its_arrow_types(spark):
+    """The MERGE source view has the Arrow schema (a nullable int label stays an integer, a map a
+    map), not what pandas would infer (double, and no type at all for a map). MERGE itself needs
+    Delta: the wrapper below answers it and records the view's schema, the view is real Spark."""
+    seen = {}
+
+    class DeltaSpark:  # the real session, but MERGE INTO is recorded instead of run
+        def __getattr__(self, attr):
+            return getattr(spark, attr)
+
+        def sql(self, text):
+            if text.startswith("MERGE INTO"):
+                view = text.split(" USING ")[1].split()[0]
+                seen["schema"] = spark.table(view).schema
+                return spark.createDataFrame([(1, 1)], "num_affected_rows long, num_updated_rows long")
+            return spark.sql(text)
+
+    source = pa.table({"rid": ["b", "c"], "label": pa.array([1, None], pa.int64()),
+                       "extra": pa.array([[("k", 1.0)], None], pa.map_(pa.string(), pa.float64()))})
+    assert SparkTableStore(DeltaSpark()).merge("main.s.t", source, on="rid", update=["label"]) == 1
+    fields = {f.name: f.dataType.simpleString() for f in seen["schema"].fields}
+    assert fields == {"rid": "string", "label": "bigint", "extra": "map<string,double>"}
+
+
+class _VersionedSpark:
+    """A real Spark session that answers Delta's version reads from saved snapshot tables.
+
+    ``spark.read.option("versionAsOf", v).table(name)`` reads ``snapshots[v]``; ``SHOW
+    TBLPROPERTIES`` says whether the change data feed is on; ``readChangeFeed`` returns ``feed``
+    (rows with Delta's documented ``_change_type``/``_commit_version``/``_commit_timestamp``).
+    Everything else, and every DataFrame operation, is the real session's."""
+
+    def __init__(self, spark, snapshots, cdf=False, feed=None):
+        self.spark, self.snapshots, self.cdf, self.feed, self.asked = spark, snapshots, cdf, feed, []
+
+    def __getattr__(self, attr):
+        return getattr(self.spark, attr)
+
+    def sql(self, text):
+        if text.startswith("SHOW TBLPROPERTIES"):
+            return self.spark.createDataFrame([("delta.enableChangeDataFeed", str(self.cdf).lower())],
+                                              "key string, value string")
+        return self.spark.sql(text)
+
+    @property
+    def read(self):
+        outer, options = self, {}
+
+        class Reader:
+            def option(self, key, value):
+                options[key] = value
+                return self
+
+            def table(self, name):
+                outer.asked.append(dict(options))
+                if "versionAsOf" in options:
+                    return outer.spark.read.table(outer.snapshots[int(options["versionAsOf"])])
+                if options.get("readChangeFeed") == "true":
+                    return outer.feed
+                return outer.spark.read.table(name)
+
+        return Reader()
+
+
+def _spark_table(spark, prefix, name, table: pa.Table) -> str:
+    from driftgate.workspace.spark_arrow import to_spark_frame
+
+    full = f"{prefix}.{name}"
+    to_spark_frame(spark, table).write.format("parquet").mode("overwrite").saveAsTable(full)
+    return full
+
+
+@pytest.mark.spark
+def test_spark_rows_since_a_version_without_a_change_feed_are_the_snapshot_difference(spark, spark_schema):
+    """Without a change data feed, ``read_since`` diffs the two versions: new rows and late-label
+    updates (an UPDATE's new image) come back, unchanged rows do not, and a column added since
+    the old version is NULL there (not a failed diff)."""
+    label = pa.int64()
+    old = pa.table({"rid": ["a", "b"], "label": pa.array([None, None], label)})
+    now = pa.table({"rid": ["a", "b", "c"], "label": pa.array([None, 1, 0], label),
+                    "extra": pa.array([None, None, 2.5], pa.float64())})
+    v3 = _spark_table(spark, spark_schema, "v3", old)
+    current = _spark_table(spark, spark_schema, "t", now)
+    versioned = _VersionedSpark(spark, {3: v3})
+    got = SparkTableStore(versioned).read_since(current, 3)
+    assert sorted(got.to_pylist(), key=lambda r: r["rid"]) == [{"rid": "b", "label": 1, "extra": None},
+                                                                 {"rid": "c", "label": 0, "extra": 2.5}]
+    assert got.schema.field("label").type == label
+    assert {"versionAsOf": 3} in versioned.asked
+
+
+@pytest.mark.spark
+def test_spark_rows_since_a_version_from_the_change_feed(spark):
+    """With the feed on: from the next version, inserts and update post-images only, without
+    Delta's change columns."""
+    feed = spark.createDataFrame(
+        [("a", None, "update_preimage", 4), ("a", 1, "update_postimage", 4), ("d", 0, "insert", 5),
+         ("b", None, "delete", 5)],
+        "rid string, label bigint, _change_type string, _commit_version long").selectExpr(
+        "*", "current_timestamp() AS _commit_timestamp")
+    versioned = _VersionedSpark(spark, {}, cdf=True, feed=feed)
+    got = SparkTableStore(versioned).read_since("main.s.t", 3)
+    assert sorted(got.to_pylist(), key=lambda r: r["rid"]) == [{"rid": "a", "label": 1}, {"rid": "d", "label": 0}]
+    assert versioned.asked[-1] == {"readChangeFeed": "true", "startingVersion": 4}
 
 
 def test_guarded_writes_land_once_or_are_refused(subject):

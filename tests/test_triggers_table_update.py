@@ -11,6 +11,7 @@ from driftgate.core.errors import TableError
 from driftgate.triggers import StateStore, TableUpdateTrigger, TriggerRunner
 from driftgate.triggers.queued import ManualTrigger, request_run
 from driftgate.triggers.schedule import ScheduleTrigger
+from tests.warehouse_fake import warehouse  # noqa: F401  (fixture)
 
 T0 = datetime(2026, 7, 1, 12, 0, tzinfo=timezone.utc)
 A, B = "main.s.a_drift_metrics", "main.s.b_profile_metrics"
@@ -59,16 +60,27 @@ class Launcher:
 
 
 def make(tmp_path, versions, clock, launcher, *, tables=(A,), condition="ANY_UPDATED", wait=60, cooldown=300,
-         **runner_kw):
+         state=None, **runner_kw):
     trig = TableUpdateTrigger(list(tables), condition=condition, wait_after_last_change_seconds=wait,
                               min_time_between_triggers_seconds=cooldown, versions=versions)
-    state = StateStore(tmp_path / "state.db")
+    state = state if state is not None else StateStore(tmp_path / "state.db")
     return TriggerRunner([trig], state, launcher, clock=clock, background=False, **runner_kw), state
 
 
-def test_burst_fires_once_after_the_wait_and_again_after_cooldown(tmp_path):
+@pytest.fixture(params=["sqlite", "warehouse"])
+def backend(request, tmp_path):
+    """The runner's state store: SQLite, or Unity Catalog tables through the offline SQL warehouse."""
+    if request.param == "sqlite":
+        return StateStore(tmp_path / "state.db")
+    request.getfixturevalue("warehouse")
+    from driftgate.triggers.warehouse_state import WarehouseStateStore
+
+    return WarehouseStateStore(warehouse_id="abcdef0123456789", catalog_name="main", schema_name="driftgate")
+
+
+def test_burst_fires_once_after_the_wait_and_again_after_cooldown(tmp_path, backend):
     v, clock, launch = Versions(A), Clock(), Launcher()
-    runner, state = make(tmp_path, v, clock, launch)
+    runner, state = make(tmp_path, v, clock, launch, state=backend)
     first = runner.tick()[0]
     assert "first tick: baseline" in first.skip and not launch.calls
     for t in (10, 20, 30):  # a burst of three commits
@@ -92,6 +104,7 @@ def test_burst_fires_once_after_the_wait_and_again_after_cooldown(tmp_path):
     assert launch.calls == [f"delta:{A}@v3", f"delta:{A}@v4"]
     assert state.get(f"delta:{A}@v3").status == "succeeded"
     assert state.last_fired("table_update") == T0 + timedelta(seconds=395)
+    assert state.get_cursor("table_update") is not None  # kept where the run keys are
 
 
 def test_all_updated_waits_for_every_table(tmp_path):

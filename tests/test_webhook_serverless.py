@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+from contextlib import contextmanager
 
 import pytest
 
@@ -102,17 +103,102 @@ def test_google_cloud_function(launcher):
     assert launcher.launches == 1
 
 
-def test_instance_is_built_from_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv("DRIFTGATE_ENV", "local")
-    monkeypatch.setenv("DRIFTGATE_STATE_DIR", str(tmp_path / "fn"))
-    monkeypatch.setenv("DRIFTGATE_SET", f"workspace.root={tmp_path};webhook.launch.mode=run_now;"
-                                        "webhook.launch.job_id=42")
+@contextmanager
+def from_env(monkeypatch, env: str, sets: list[str], state_dir=None):
+    """The handlers' environment (and a fresh cached instance while it lasts)."""
+    monkeypatch.setenv("DRIFTGATE_ENV", env)
+    if state_dir is None:
+        monkeypatch.delenv("DRIFTGATE_STATE_DIR", raising=False)
+    else:
+        monkeypatch.setenv("DRIFTGATE_STATE_DIR", str(state_dir))
+    monkeypatch.setenv("DRIFTGATE_SET", ";".join(sets))
     monkeypatch.setenv("DRIFTGATE_WEBHOOK_TOKEN", "t" * 16)
     serverless.reset()
     try:
+        yield
+    finally:
+        serverless.reset()
+
+
+def test_instance_is_built_from_the_environment(tmp_path, monkeypatch):
+    with from_env(monkeypatch, "local", [f"workspace.root={tmp_path}", "webhook.launch.mode=run_now",
+                                         "webhook.launch.job_id=42"], state_dir=tmp_path / "fn"):
         wh = serverless.webhook_from_env()
         assert wh.worker.gate is None and wh.worker.launcher.job_id == 42
         assert wh.state_dir == tmp_path / "fn" and wh.receiver.credentials.methods == ("bearer",)
         assert serverless.webhook_from_env() is wh
-    finally:
-        serverless.reset()
+
+
+# ------------------------------------------------------------------ run keys in Unity Catalog
+
+from tests.warehouse_fake import WAREHOUSE_SETS, warehouse  # noqa: E402,F401  (fixture)
+
+
+def test_instances_share_run_keys_in_the_warehouse_and_launch_once(tmp_path, warehouse):
+    """Two function instances (each its own queue folder) get the same delivery: both acknowledge, the
+    run key is claimed and taken in the warehouse's table, and only one of them launches."""
+    from driftgate.triggers.warehouse_state import WarehouseStateStore
+
+    launcher = FakeJobLauncher()
+    settings = webhook_settings(tmp_path, "webhook.gate=job", *WAREHOUSE_SETS)
+    instances = [open_webhook(settings, credentials=Credentials(USER, PASSWORD), launcher=launcher,
+                              state_dir=tmp_path / f"instance{i}") for i in range(2)]
+    assert isinstance(instances[0].worker.store, WarehouseStateStore)
+    assert not (tmp_path / "instance0" / "state.db").exists()  # the queue stays local; run keys do not
+    answers = [serverless.handle_invocation(basic(), template_body(alert_id="uc"), webhook=wh) for wh in instances]
+    assert [status for status, _ in answers] == [202, 202]
+    assert answers[0][1]["worked"] == ["launched"] and answers[1][1]["worked"] == ["duplicate"]
+    assert launcher.launches == 1
+    (row,) = warehouse.rows("main.driftgate.driftgate_run_keys")
+    assert (row["run_key"], row["source"], row["status"], row["run_id"]) == \
+        ("alert:uc:20260801T090000Z", "webhook", "running", "fake-1")
+    assert row["take_id"] is not None
+
+
+def test_the_handlers_read_the_warehouse_backend_from_the_environment(tmp_path, monkeypatch, warehouse):
+    with from_env(monkeypatch, "local", [f"workspace.root={tmp_path}", "webhook.launch.mode=run_now",
+                                         "webhook.launch.job_id=42", *WAREHOUSE_SETS]):
+        wh = serverless.webhook_from_env()
+        assert wh.worker.store.run_keys_name == "main.driftgate.driftgate_run_keys"
+        assert "CREATE TABLE IF NOT EXISTS `main`.`driftgate`.`driftgate_run_keys`" in "\n".join(warehouse.statements())
+
+
+def test_sqlite_state_without_a_state_dir_is_refused_not_put_in_tmp(monkeypatch):
+    from driftgate.core.errors import ConfigError
+
+    with from_env(monkeypatch, "databricks", ["webhook.launch.job_id=42"]):
+        with pytest.raises(ConfigError, match=r"triggers.state.backend: 'sqlite' needs a local folder.*"
+                                              r"DRIFTGATE_STATE_DIR"):
+            serverless.webhook_from_env()
+
+
+def test_the_readme_handler_paths_import():
+    """What the README tells each platform to load (handler string, ``from ... import ...``) exists."""
+    import importlib
+    import re
+
+    from tests.webhook_support import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Serverless handlers"):]
+    section = section[:section.index("\n### ", 5)]
+    targets = re.findall(r"--handler (\S+)", section) + re.findall(r"handler\s+`([\w.]+)`", section)
+    targets += [f"{m}.{n}" for m, n in re.findall(r"from ([\w.]+) import (\w+)", section)]
+    assert len(targets) == 4, targets
+    for target in targets:
+        module, _, name = target.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name)) or name == "app", target
+
+
+def test_a_warehouse_failure_leaves_the_delivery_queued_until_its_lease_ends(tmp_path, warehouse):
+    from tests.webhook_support import Clock
+
+    launcher, clock = FakeJobLauncher(), Clock()
+    wh = open_webhook(webhook_settings(tmp_path, "webhook.gate=job", *WAREHOUSE_SETS),
+                      credentials=Credentials(USER, PASSWORD), launcher=launcher, state_dir=tmp_path / "fn",
+                      clock=clock)
+    warehouse.fail_next("TEMPORARILY_UNAVAILABLE", "The warehouse is stopping.", matching="^SELECT")
+    status, answer = serverless.handle_invocation(basic(), template_body(alert_id="hiccup"), webhook=wh)
+    assert status == 202 and "worked" not in answer and launcher.launches == 0  # acknowledged, not launched
+    clock.advance(wh.worker.config.lease_seconds + 1)
+    assert wh.worker.drain() == ["launched"] and launcher.launches == 1

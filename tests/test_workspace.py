@@ -345,6 +345,8 @@ def test_spark_store_keeps_commit_metadata_in_delta_user_metadata():
     assert store.write("main.s.t", pa.table({"a": [1]}), metadata={"source_version": "4"}) == 7
     assert json.loads(spark.options["userMetadata"]) == {"driftgate.source_version": "4"}
     assert spark.saved == ["main.s.t"]
+    # a table driftgate creates carries a change data feed (incremental refresh reads it)
+    assert spark.options["delta.enableChangeDataFeed"] == "true" and spark.options["mergeSchema"] == "true"
     assert SparkTableStore(_RecordingSpark('{"driftgate.source_version": "4", "other": 1}')).commit_metadata(
         "main.s.t") == {"driftgate.source_version": "4"}
     assert SparkTableStore(_RecordingSpark("not json")).commit_metadata("main.s.t") == {}

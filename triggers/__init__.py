@@ -2,7 +2,7 @@
 
 A trigger ticks (``Trigger.tick(context) -> TickResult``: run requests with run keys, or
 a skip reason, plus the next cursor); :class:`TriggerRunner` claims run keys in the
-durable :class:`StateStore` and launches at most one run at a time. Built in:
+durable state store (:class:`TriggerState`: SQLite or Unity Catalog tables) and launches at most one run at a time. Built in:
 ``table_update``, ``schedule``, ``manual``, ``webhook``; more come from packages that
 register under the entry-point group ``driftgate.triggers`` (see docs/triggers.md).
 """
@@ -13,12 +13,12 @@ from driftgate.triggers.queued import ManualTrigger, QueuedTrigger, WebhookTrigg
 from driftgate.triggers.registry import GROUP, available, build_triggers, create, load
 from driftgate.triggers.runner import TickOutcome, TriggerRunner
 from driftgate.triggers.schedule import ScheduleTrigger
-from driftgate.triggers.state import RunKeyRecord, StateStore, state_store_for
+from driftgate.triggers.state import RunKeyRecord, StateStore, TriggerState, open_state_store, state_store_for
 from driftgate.triggers.table_update import TableUpdateTrigger, run_key_for
 
 __all__ = [
     "Trigger", "RunRequest", "SkipReason", "TickResult", "TickContext",
     "TableUpdateTrigger", "ScheduleTrigger", "ManualTrigger", "WebhookTrigger", "QueuedTrigger",
-    "TriggerRunner", "TickOutcome", "StateStore", "RunKeyRecord", "state_store_for",
+    "TriggerRunner", "TickOutcome", "TriggerState", "StateStore", "RunKeyRecord", "state_store_for", "open_state_store",
     "GROUP", "available", "load", "create", "build_triggers", "request_run", "run_key_for",
 ]

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable
 
 from driftgate.core.errors import DriftgateError
 from driftgate.triggers.base import Clock, RunRequest, TickContext, TickResult, Trigger
-from driftgate.triggers.state import StateStore
+from driftgate.triggers.state import TriggerState
 
 __all__ = ["TriggerRunner", "TickOutcome", "Launcher", "utc_now"]
 
@@ -89,7 +89,7 @@ class TriggerRunner:
     def __init__(
         self,
         triggers: Iterable[Trigger],
-        state: StateStore,
+        state: TriggerState,
         launcher: Launcher,
         *,
         ws: Any = None,

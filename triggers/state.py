@@ -1,31 +1,40 @@
-"""Durable trigger state: cursors and run keys in one SQLite file (``<root>/state.db``).
+"""Durable trigger state: cursors and run keys, behind one interface (:class:`TriggerState`).
 
 Every trigger path (the table-update watcher, the schedule, the webhook receiver)
 shares this store so that a replay, a retry or a restart cannot launch twice:
 
-* a **run key** is claimed with one ``INSERT`` before anything is launched; SQLite's
-  primary key makes the claim atomic across threads and processes, so exactly one
-  caller gets ``True`` for a key;
+* a **run key** is claimed before anything is launched; the claim is atomic across
+  threads and processes, so exactly one caller gets ``True`` for a key;
 * a **cursor** is an opaque string per trigger, saved by the runner after a tick;
 * ``last_fired(source)`` answers cooldown questions (``min_time_between_triggers_seconds``).
 
-Each method opens its own short connection, so one :class:`StateStore` may be shared
-by threads (the webhook's workers) and by processes (watcher and receiver side by side).
+Two implementations (``triggers.state.backend``):
+
+* ``sqlite`` (:class:`StateStore`, the default): one SQLite file, ``<root>/state.db``; its
+  primary key makes a claim atomic. Each method opens its own short connection, so one store
+  may be shared by threads (the webhook's workers) and by processes on one machine.
+* ``warehouse`` (:class:`driftgate.triggers.warehouse_state.WarehouseStateStore`): two Delta
+  tables in Unity Catalog written through a SQL warehouse (Statement Execution API), for
+  callers without Spark or a shared disk: the webhook service and the serverless handlers.
+
+:func:`open_state_store` picks one from the configuration; no backend falls back to ``/tmp``.
 """
 from __future__ import annotations
 
 import json
 import sqlite3
+from abc import ABC, abstractmethod
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from driftgate.core.errors import TriggerError
+from driftgate.core.errors import ConfigError, TriggerError
 from driftgate.core.records import RunKeyStatus
 
-__all__ = ["StateStore", "RunKeyRecord", "RUN_STATUSES", "state_store_for", "reseed_from_events"]
+__all__ = ["TriggerState", "StateStore", "RunKeyRecord", "RUN_STATUSES", "state_store_for", "open_state_store",
+           "reseed_from_events"]
 
 RUN_STATUSES = tuple(RunKeyStatus)
 """``claimed`` is the status a key gets from :meth:`StateStore.claim`; the others come from ``finish``."""
@@ -88,8 +97,116 @@ def _parse(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-class StateStore:
-    """Cursors and run keys of every trigger, in one SQLite file.
+def _check_status(status: str) -> None:
+    if status not in RUN_STATUSES:
+        raise ValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
+
+
+def _check_claim(run_key: str, status: str) -> None:
+    if not run_key:
+        raise ValueError("run_key must be a non-empty string")
+    _check_status(status)
+
+
+def _check_cursor(trigger_name: str, cursor: Any) -> None:
+    if not isinstance(cursor, str):
+        raise TypeError(f"cursor for {trigger_name!r} must be a string, got {type(cursor).__name__}")
+
+
+def _details_text(details: dict[str, Any] | None) -> str:
+    return json.dumps(details or {}, default=str, sort_keys=True)
+
+
+class TriggerState(ABC):
+    """What the trigger runner, the queued triggers, the webhook worker and :func:`reseed_from_events`
+    need from a state store. Every implementation passes ``tests/test_triggers_state.py``.
+
+    Timestamps (``at``) must be timezone-aware; the default is now (UTC). Statuses are
+    :data:`RUN_STATUSES`. Failures of the storage itself raise :class:`TriggerError`.
+    """
+
+    where: str
+    """Where the state lives, for messages (a file path, or the run-key table and its warehouse)."""
+
+    # -- cursors
+    @abstractmethod
+    def get_cursor(self, trigger_name: str) -> str | None:
+        """The cursor saved for ``trigger_name``, or None if it never ticked."""
+
+    @abstractmethod
+    def set_cursor(self, trigger_name: str, cursor: str, *, at: datetime | None = None) -> None:
+        """Save ``cursor`` for ``trigger_name`` (replacing the previous one)."""
+
+    @abstractmethod
+    def delete_cursor(self, trigger_name: str) -> None:
+        """Forget the cursor of ``trigger_name``."""
+
+    # -- run keys
+    @abstractmethod
+    def claim(self, run_key: str, *, source: str, details: dict[str, Any] | None = None, status: str = "claimed",
+              at: datetime | None = None) -> bool:
+        """Claim ``run_key`` for ``source``; True only for the first claimant, across threads and processes.
+
+        Args:
+            run_key: deterministic key of the fact that triggered (``delta:{table}@v{version}``).
+            source: the trigger that claims it (``table_update``, ``webhook``, ``schedule``...).
+            details: JSON-serialisable context kept with the key.
+            status: initial status (``claimed``; ``queued`` for work a worker picks up later).
+            at: claim time (default now, UTC); tests pass a controlled clock.
+        """
+
+    @abstractmethod
+    def finish(self, run_key: str, status: str, run_id: str | None = None, reason: str | None = None, *,
+               at: datetime | None = None) -> None:
+        """Record what became of a claimed key (``succeeded``, ``failed``, ``skipped``, ``running``...).
+
+        Raises:
+            KeyError: ``run_key`` was never claimed.
+        """
+
+    @abstractmethod
+    def take(self, run_key: str, *, at: datetime | None = None) -> bool:
+        """Atomically move a ``claimed`` or ``queued`` key to ``running``; True for exactly one caller.
+
+        The launch guard: whoever claimed a key, only the caller that takes it launches.
+        """
+
+    @abstractmethod
+    def set_status(self, run_key: str, status: str, *, reason: str | None = None) -> None:
+        """Change a key's status without finishing it (e.g. ``queued`` behind a running job).
+
+        Raises:
+            KeyError: ``run_key`` was never claimed.
+        """
+
+    @abstractmethod
+    def release(self, run_key: str) -> None:
+        """Forget a claim whose launch never started, so a retry may claim it again."""
+
+    @abstractmethod
+    def get(self, run_key: str) -> RunKeyRecord | None:
+        """The record of ``run_key``, or None if it was never claimed."""
+
+    @abstractmethod
+    def pending(self, source: str, statuses: tuple[str, ...] = ("claimed", "queued")) -> list[RunKeyRecord]:
+        """Keys of ``source`` claimed or queued but not yet started or finished, oldest first."""
+
+    @abstractmethod
+    def history(self, source: str | None = None, limit: int = 50) -> list[RunKeyRecord]:
+        """Most recent claims first, optionally of one ``source``."""
+
+    @abstractmethod
+    def last_fired(self, source: str) -> datetime | None:
+        """When ``source`` last claimed a key that was not skipped (for cooldowns), or None."""
+
+    def keep_open(self) -> Any:
+        """A handle a long-lived caller holds to make its many short calls cheaper (SQLite: a connection
+        that keeps the WAL from being checkpointed and deleted on every call); None where there is none."""
+        return None
+
+
+class StateStore(TriggerState):
+    """Cursors and run keys of every trigger, in one SQLite file (``triggers.state.backend: sqlite``).
 
     Args:
         path: the database file (``<root>/state.db``); a directory means ``<dir>/state.db``.
@@ -104,6 +221,7 @@ class StateStore:
         if path.is_dir():
             path = path / "state.db"
         self.path = path
+        self.where = str(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with self._connect() as conn:
@@ -146,8 +264,12 @@ class StateStore:
 
     # -- cursors ---------------------------------------------------------------------------
 
+    def keep_open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False)
+        conn.execute("SELECT 1 FROM run_keys LIMIT 1").fetchall()
+        return conn
+
     def get_cursor(self, trigger_name: str) -> str | None:
-        """The cursor saved for ``trigger_name``, or None if it never ticked."""
         with self._connect() as conn, closing(conn.execute(
             "SELECT cursor FROM cursors WHERE name = ?", (trigger_name,)
         )) as cur:
@@ -155,9 +277,7 @@ class StateStore:
         return row[0] if row else None
 
     def set_cursor(self, trigger_name: str, cursor: str, *, at: datetime | None = None) -> None:
-        """Save ``cursor`` for ``trigger_name`` (replacing the previous one)."""
-        if not isinstance(cursor, str):
-            raise TypeError(f"cursor for {trigger_name!r} must be a string, got {type(cursor).__name__}")
+        _check_cursor(trigger_name, cursor)
         with self._connect() as conn:
             conn.execute(
                 "INSERT INTO cursors (name, cursor, updated_at) VALUES (?, ?, ?) "
@@ -180,26 +300,12 @@ class StateStore:
         status: str = "claimed",
         at: datetime | None = None,
     ) -> bool:
-        """Claim ``run_key`` for ``source``; True only for the first claimant.
-
-        Args:
-            run_key: deterministic key of the fact that triggered (``delta:{table}@v{version}``).
-            source: the trigger that claims it (``table_update``, ``webhook``, ``schedule``...).
-            details: JSON-serialisable context kept with the key.
-            status: initial status (``claimed``; ``queued`` for work a worker picks up later).
-            at: claim time (default now, UTC); tests pass a controlled clock.
-
-        Returns:
-            True if this call inserted the key, False if it was already claimed.
-        """
-        if not run_key:
-            raise ValueError("run_key must be a non-empty string")
-        if status not in RUN_STATUSES:
-            raise ValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
+        """SQLite's primary key makes the one ``INSERT OR IGNORE`` atomic: True if this call inserted the key."""
+        _check_claim(run_key, status)
         with self._connect() as conn:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO run_keys (run_key, source, details, status, claimed_at) VALUES (?, ?, ?, ?, ?)",
-                (run_key, source, json.dumps(details or {}, default=str, sort_keys=True), status, _iso(at)),
+                (run_key, source, _details_text(details), status, _iso(at)),
             )
             return cur.rowcount == 1
 
@@ -212,13 +318,7 @@ class StateStore:
         *,
         at: datetime | None = None,
     ) -> None:
-        """Record what became of a claimed key (``succeeded``, ``failed``, ``skipped``, ``running``...).
-
-        Raises:
-            KeyError: ``run_key`` was never claimed.
-        """
-        if status not in RUN_STATUSES:
-            raise ValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
+        _check_status(status)
         with self._connect() as conn:
             cur = conn.execute(
                 "UPDATE run_keys SET status = ?, run_id = COALESCE(?, run_id), reason = COALESCE(?, reason), "
@@ -229,10 +329,6 @@ class StateStore:
                 raise KeyError(f"run key {run_key!r} was never claimed")
 
     def take(self, run_key: str, *, at: datetime | None = None) -> bool:
-        """Atomically move a ``claimed`` or ``queued`` key to ``running``; True for exactly one caller.
-
-        The launch guard: whoever claimed a key, only the caller that takes it launches.
-        """
         with self._connect() as conn:
             cur = conn.execute(
                 "UPDATE run_keys SET status = 'running', finished_at = NULL, claimed_at = claimed_at "
@@ -242,9 +338,7 @@ class StateStore:
             return cur.rowcount == 1
 
     def set_status(self, run_key: str, status: str, *, reason: str | None = None) -> None:
-        """Change a key's status without finishing it (e.g. ``queued`` behind a running job)."""
-        if status not in RUN_STATUSES:
-            raise ValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
+        _check_status(status)
         with self._connect() as conn:
             cur = conn.execute("UPDATE run_keys SET status = ?, reason = COALESCE(?, reason) WHERE run_key = ?",
                                (status, reason, run_key))
@@ -252,12 +346,10 @@ class StateStore:
                 raise KeyError(f"run key {run_key!r} was never claimed")
 
     def release(self, run_key: str) -> None:
-        """Forget a claim whose launch never started, so a retry may claim it again."""
         with self._connect() as conn:
             conn.execute("DELETE FROM run_keys WHERE run_key = ?", (run_key,))
 
     def get(self, run_key: str) -> RunKeyRecord | None:
-        """The record of ``run_key``, or None if it was never claimed."""
         with self._connect() as conn, closing(conn.execute(
             "SELECT run_key, source, details, status, run_id, reason, claimed_at, finished_at "
             "FROM run_keys WHERE run_key = ?",
@@ -267,7 +359,6 @@ class StateStore:
         return _record(row) if row else None
 
     def pending(self, source: str, statuses: tuple[str, ...] = ("claimed", "queued")) -> list[RunKeyRecord]:
-        """Keys of ``source`` claimed or queued but not yet started or finished, oldest first."""
         marks = ",".join("?" for _ in statuses)
         with self._connect() as conn, closing(conn.execute(
             "SELECT run_key, source, details, status, run_id, reason, claimed_at, finished_at FROM run_keys "
@@ -278,7 +369,6 @@ class StateStore:
         return [_record(r) for r in rows]
 
     def history(self, source: str | None = None, limit: int = 50) -> list[RunKeyRecord]:
-        """Most recent claims first, optionally of one ``source``."""
         sql = "SELECT run_key, source, details, status, run_id, reason, claimed_at, finished_at FROM run_keys"
         args: tuple = ()
         if source is not None:
@@ -290,7 +380,6 @@ class StateStore:
         return [_record(r) for r in rows]
 
     def last_fired(self, source: str) -> datetime | None:
-        """When ``source`` last claimed a key that was not skipped (for cooldowns), or None."""
         marks = ",".join("?" for _ in _NOT_FIRED)
         with self._connect() as conn, closing(conn.execute(
             f"SELECT MAX(claimed_at) FROM run_keys WHERE source = ? AND status NOT IN ({marks})",
@@ -314,13 +403,48 @@ def _record(row) -> RunKeyRecord:
     )
 
 
-def state_store_for(ws) -> StateStore:
-    """The workspace's state store: ``<root>/state.db`` locally, a temp folder on Databricks."""
-    root = ws.root if ws.root is not None else Path("/tmp/driftgate")
-    return StateStore(Path(root) / "state.db")
+def open_state_store(config, *, folder: str | Path | None, quarantine: bool = False,
+                     client=None) -> tuple[TriggerState, Path | None]:
+    """The store ``triggers.state`` (``config``, a :class:`~driftgate.triggers.config.StateConfig`) selects.
+
+    Args:
+        config: ``settings.triggers.state``.
+        folder: the local folder of ``state.db`` for the ``sqlite`` backend (the workspace root, or the
+            webhook's state folder); None where there is no local folder (a Databricks workspace).
+        quarantine: ``sqlite`` only: move a corrupt file aside and start afresh (see
+            :meth:`StateStore.open_or_quarantine`) instead of raising.
+        client: ``warehouse`` only: a ``WorkspaceClient`` (default: from the environment).
+
+    Returns:
+        ``(store, moved_to)``; ``moved_to`` is where a corrupt SQLite file went, else None.
+
+    Raises:
+        ConfigError: ``sqlite`` without a local folder: no silent fallback to ``/tmp``.
+        TriggerError: the store cannot be opened (corrupt file, unreachable warehouse, missing schema).
+    """
+    if config.backend == "warehouse":
+        from driftgate.triggers.warehouse_state import WarehouseStateStore
+
+        return WarehouseStateStore.from_config(config, client=client), None
+    if folder is None:
+        raise ConfigError(
+            "triggers.state.backend: 'sqlite' needs a local folder and this workspace has none (Databricks); "
+            "expected 'warehouse' with warehouse_id, catalog_name and schema_name, or $DRIFTGATE_STATE_DIR for the "
+            "webhook, got 'sqlite'", key="triggers.state.backend")
+    path = Path(folder) / "state.db"
+    if quarantine:
+        return StateStore.open_or_quarantine(path)
+    return StateStore(path), None
 
 
-def reseed_from_events(state: StateStore, events: list[dict[str, Any]]) -> int:
+def state_store_for(ws, *, quarantine: bool = False) -> TriggerState:
+    """The workspace's state store: ``<root>/state.db`` locally, or the Unity Catalog tables of
+    ``triggers.state`` (``backend: warehouse``); a Databricks workspace with ``sqlite`` is refused
+    (:class:`ConfigError`), since it has no local folder to keep state in."""
+    return open_state_store(ws.settings.triggers.state, folder=ws.root, quarantine=quarantine)[0]
+
+
+def reseed_from_events(state: TriggerState, events: list[dict[str, Any]]) -> int:
     """Re-claim, as ``succeeded``, the run keys of ``trigger_fired`` audit events.
 
     After a corrupt state file was moved aside, this keeps every key that was already fired

@@ -64,6 +64,10 @@ class ModelRegistry(Protocol):
 
     def set_tag(self, name: str, version: str, key: str, value: str) -> None: ...
 
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        """The training run's metrics (latest value of each); {} when the run cannot be read."""
+        ...
+
 
 class MlflowRegistry:
     """MLflow's registry client (SQLite locally, ``databricks-uc`` on Databricks)."""
@@ -77,6 +81,13 @@ class MlflowRegistry:
         from mlflow import MlflowClient
 
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+
+    @cached_property
+    def _reader(self):
+        """Reads without MLflow on a verified local SQLite store (``workspace/mlflow_sqlite.py``), else None."""
+        from driftgate.workspace.mlflow_sqlite import reader_for
+
+        return reader_for(self.tracking_uri, self.registry_uri)
 
     def _wrap(self, exc: Exception, what: str, name: str, version: str | None = None) -> RegistryError:
         ver = f" version {version}" if version else ""
@@ -115,6 +126,16 @@ class MlflowRegistry:
         self.client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(linked)})
 
     def get_version(self, name, version) -> ModelVersionInfo:
+        if self._reader is not None:
+            from driftgate.workspace.mlflow_sqlite import NotFound
+
+            try:
+                found = self._reader.get_version(name, str(version))
+            except NotFound as exc:
+                raise RegistryError(f"{name} version {version}: get model version failed: {exc}", model=name,
+                                    version=str(version)) from exc
+            return ModelVersionInfo(**{**found, "run_id": found["run_id"] or None,
+                                       "model_id": logged_model_id(found["source"] or "")})
         from mlflow.exceptions import MlflowException
 
         try:
@@ -123,6 +144,13 @@ class MlflowRegistry:
             raise self._wrap(exc, "get model version", name, str(version)) from exc
 
     def alias_version(self, name, alias) -> str | None:
+        if self._reader is not None:
+            from driftgate.workspace.mlflow_sqlite import NotFound
+
+            try:
+                return self._reader.alias_version(name, alias)
+            except NotFound:
+                return None  # as below: the model or the aliased version does not exist
         from mlflow.exceptions import MlflowException
 
         try:
@@ -157,6 +185,19 @@ class MlflowRegistry:
         except MlflowException as exc:
             raise self._wrap(exc, f"tag {key!r}", name, str(version)) from exc
 
+    def run_metrics(self, run_id) -> dict[str, float]:
+        if self._reader is not None:
+            from driftgate.workspace.mlflow_sqlite import NotFound
+
+            try:
+                return self._reader.run_metrics(run_id)
+            except NotFound:
+                return {}
+        try:
+            return dict(self.client.get_run(run_id).data.metrics)
+        except Exception:  # noqa: BLE001 - the run may live in another tracking server
+            return {}
+
     @staticmethod
     def _info(mv) -> ModelVersionInfo:
         return ModelVersionInfo(
@@ -178,6 +219,8 @@ class FakeRegistry:
         self.versions: dict[str, dict[str, ModelVersionInfo]] = {}
         self.aliases: dict[str, dict[str, str]] = {}
         self.calls: list[tuple] = []
+        self.metrics: dict[str, dict[str, float]] = {}
+        """Run id → metrics, for :meth:`run_metrics`."""
         self._lock = threading.Lock()
 
     def register(self, model_uri, name, tags=None, run_id=None) -> ModelVersionInfo:
@@ -215,3 +258,7 @@ class FakeRegistry:
     def set_tag(self, name, version, key, value) -> None:
         self.calls.append(("set_tag", name, str(version), key))
         self.versions[name][str(version)].tags[key] = str(value)
+
+    def run_metrics(self, run_id) -> dict[str, float]:
+        self.calls.append(("run_metrics", run_id))
+        return dict(self.metrics.get(run_id, {}))

@@ -179,10 +179,12 @@ class SparkTableStore(TableStore):
         """``MERGE INTO name USING source ON on WHEN MATCHED THEN UPDATE SET update`` (one Delta commit)."""
         import uuid
 
+        self._need_delta(name, "MERGE")
         view = f"driftgate_merge_{uuid.uuid4().hex[:12]}"
         sets = ", ".join(f"t.`{c}` = s.`{c}`" for c in update)
         try:
-            self.spark.createDataFrame(source.to_pandas()).createOrReplaceTempView(view)
+            # the source keeps its Arrow types: a label column with nulls stays a nullable integer
+            to_spark_frame(self.spark, source, table=name).createOrReplaceTempView(view)
             out = self.spark.sql(f"MERGE INTO {name} t USING {view} s ON t.`{on}` = s.`{on}` "
                                  f"WHEN MATCHED THEN UPDATE SET {sets}").collect()
         except Exception as exc:

@@ -230,12 +230,7 @@ def _key_metrics(ws, info) -> dict[str, str]:
              if k.startswith("driftgate_challenger_") and any(m in k for m in _KEY_METRICS)}
     if shown or not info.run_id:
         return shown
-    try:
-        from mlflow import MlflowClient
-
-        metrics = MlflowClient(ws.tracking_uri, ws.registry_uri).get_run(info.run_id).data.metrics
-    except Exception:  # noqa: BLE001 - status is best effort; the run may live elsewhere
-        return {}
+    metrics = ws.registry.run_metrics(info.run_id)
     keys = [k for k in sorted(metrics) if any(m in k for m in _KEY_METRICS)][:3]
     return {k: f"{metrics[k]:.4f}" for k in keys}
 

@@ -41,7 +41,7 @@ def watch(
         runner = TriggerRunner(build_triggers(ws.settings), state, pipeline_launcher(ws), ws=ws,
                                queue=ws.settings.triggers.queue, on_event=audit_sink(ws))
         names = ", ".join(t.describe() for t in runner.triggers) or "none"
-        console.print(f"watching with {names}; state in {state.path}")
+        console.print(f"watching with {names}; state in {state.where}")
         if once:
             runner.recover()
             for outcome in runner.tick():
@@ -88,17 +88,15 @@ def audit_sink(ws):
 
 
 def _open_state(ws):
-    """The state store; a corrupt file is moved aside and the fired keys restored from the audit trail."""
-    from pathlib import Path
-
+    """The state store (``triggers.state``); a corrupt SQLite file is moved aside and the fired keys restored
+    from the audit trail."""
     from driftgate.workspace import audit
-    from driftgate.triggers.state import StateStore, reseed_from_events
+    from driftgate.triggers.state import open_state_store, reseed_from_events
 
-    root = ws.root if ws.root is not None else Path("/tmp/driftgate")
-    state, moved = StateStore.open_or_quarantine(Path(root) / "state.db")
+    state, moved = open_state_store(ws.settings.triggers.state, folder=ws.root, quarantine=True)
     if moved is not None:
         events = audit.read_events(ws, ["trigger_fired"], limit=100_000)
         restored = reseed_from_events(state, events)
-        console.print(f"[yellow]warning:[/] {state.path} was not a readable state database; moved it to {moved} "
+        console.print(f"[yellow]warning:[/] {state.where} was not a readable state database; moved it to {moved} "
                       f"and restored {restored} fired run key(s) from the audit trail")
     return state

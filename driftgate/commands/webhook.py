@@ -50,7 +50,7 @@ def serve(
                                run_job=run_retraining_job)
         auth = ", ".join(credentials.methods) or "NONE (insecure, loopback only)"
         console.print(f"driftgate serve: http://{host}:{port}/v1/alerts/databricks-sql  auth: {auth}  "
-                      f"state: {webhook.state_dir}", highlight=False)
+                      f"run keys: {webhook.worker.store.where}  queue: {webhook.state_dir}", highlight=False)
     # uvicorn configures only its own loggers; show the receiver's and the worker's too.
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

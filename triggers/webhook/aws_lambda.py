@@ -1,7 +1,7 @@
 """AWS Lambda handler (API Gateway HTTP API / REST API proxy, or a function URL).
 
 Deploy: package driftgate with its ``conf/`` folder, set the handler to
-``triggers.webhook.aws_lambda.handler`` and the environment described in
+``driftgate.triggers.webhook.aws_lambda.handler`` and the environment described in
 :mod:`driftgate.triggers.webhook.serverless`.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Azure Functions handler (Python v2 programming model, HTTP trigger).
 
 Deploy: in the function app's ``function_app.py`` write
-``from triggers.webhook.azure_function import app`` and publish with
+``from driftgate.triggers.webhook.azure_function import app`` and publish with
 ``func azure functionapp publish <app>``; set the environment described in
 :mod:`driftgate.triggers.webhook.serverless` as application settings.
 """

@@ -1,6 +1,6 @@
 """Google Cloud Functions handler (functions-framework, HTTP).
 
-Deploy: in ``main.py`` write ``from triggers.webhook.gcp_function import databricks_sql_alert``
+Deploy: in ``main.py`` write ``from driftgate.triggers.webhook.gcp_function import databricks_sql_alert``
 and run ``gcloud functions deploy driftgate-alerts --gen2 --runtime python311 --trigger-http
 --allow-unauthenticated --entry-point databricks_sql_alert``; the receiver authenticates.
 """

@@ -9,9 +9,15 @@ deliveries to different instances to one run.
 
 Configuration comes from the environment: ``DRIFTGATE_ENV`` (default ``databricks``),
 ``DRIFTGATE_CONF_DIR``, ``DRIFTGATE_SET`` (``;``-separated ``key=value`` overrides,
-e.g. ``webhook.launch.job_id=123``), ``DRIFTGATE_STATE_DIR`` (default ``/tmp/driftgate``;
-point it at a mounted file share to keep the queue across instances), the webhook
-credentials, and ``DATABRICKS_HOST`` / ``DATABRICKS_TOKEN`` (or another SDK auth) for the Jobs API.
+e.g. ``webhook.launch.job_id=123``), the webhook credentials, and ``DATABRICKS_HOST`` /
+``DATABRICKS_TOKEN`` (or another SDK auth) for the Jobs API and the SQL warehouse.
+
+Run keys: set ``triggers.state.backend=warehouse`` with ``warehouse_id``, ``catalog_name`` and
+``schema_name`` (through ``DRIFTGATE_SET`` or a conf layer) so every instance claims and takes
+keys in the same Unity Catalog tables; the queue then stays in this instance's
+``DRIFTGATE_STATE_DIR`` (default ``/tmp/driftgate``), a buffer between acknowledging a delivery and
+launching it within the same invocation. With the ``sqlite`` backend, ``DRIFTGATE_STATE_DIR`` is
+required (a mounted file share, so instances share ``state.db``); there is no ``/tmp`` default.
 """
 from __future__ import annotations
 
@@ -39,8 +45,7 @@ def webhook_from_env(**overrides: Any) -> Webhook:
             sets = ["webhook.gate=job"]
             sets += [s.strip() for s in os.environ.get("DRIFTGATE_SET", "").split(";") if s.strip()]
             settings = load_settings(env=os.environ.get("DRIFTGATE_ENV", "databricks"), overrides=sets)
-            _instance = open_webhook(settings, state_dir=os.environ.get("DRIFTGATE_STATE_DIR", "/tmp/driftgate"),
-                                     **overrides)
+            _instance = open_webhook(settings, state_dir=os.environ.get("DRIFTGATE_STATE_DIR"), **overrides)
         return _instance
 
 

@@ -15,6 +15,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import tempfile
 import time
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from driftgate.core.errors import ConfigError
-from driftgate.triggers.state import StateStore
+from driftgate.triggers.state import open_state_store
 from driftgate.triggers.webhook.auth import Credentials
 from driftgate.triggers.webhook.payload import STATES
 from driftgate.triggers.webhook.queue import AlertQueue
@@ -45,21 +46,27 @@ log = logging.getLogger("driftgate.webhook")
 
 @dataclass
 class Webhook:
-    """A receiver and the worker that consumes what it queues, sharing one state folder."""
+    """A receiver and the worker that consumes what it queues; ``state_dir`` holds the queue (and ``state.db``
+    with the ``sqlite`` state backend)."""
 
     receiver: Receiver
     worker: Worker
     state_dir: Path
 
 
-def _state_dir(settings, ws) -> Path:
+def _state_dir(settings, ws) -> Path | None:
     if ws is not None and ws.root is not None:
         return Path(ws.root)
     if env := os.environ.get("DRIFTGATE_STATE_DIR"):
         return Path(env)
     if settings.workspace.backend == "local":
         return Path(settings.workspace.root)
-    return Path("/tmp/driftgate")
+    return None
+
+
+INSTANCE_QUEUE_DIR = Path(tempfile.gettempdir()) / "driftgate"
+"""Where the queue goes when no folder is given and the run keys live in Unity Catalog
+(``triggers.state.backend: warehouse``): a buffer of this instance between acknowledging and launching."""
 
 
 def open_webhook(settings, *, ws=None, insecure: bool = False, credentials: Credentials | None = None,
@@ -77,8 +84,10 @@ def open_webhook(settings, *, ws=None, insecure: bool = False, credentials: Cred
         gate: default with ``webhook.gate: worker``:
             ``gating.evaluate(ws, ws.settings.gate, trigger="webhook", run_key=<the alert's run key>)``.
         audit: default: the workspace's audit table, or log lines without a workspace.
-        state_dir: where ``state.db`` and ``webhook_queue.db`` live (default: the workspace root,
-            ``$DRIFTGATE_STATE_DIR``, or ``/tmp/driftgate``).
+        state_dir: where ``webhook_queue.db`` (and, with ``triggers.state.backend: sqlite``, ``state.db``)
+            live; default: the workspace root, ``$DRIFTGATE_STATE_DIR``, the local backend's root. Without one,
+            the ``sqlite`` backend is refused (:class:`ConfigError`); the ``warehouse`` backend keeps its run keys
+            in Unity Catalog and the queue in :data:`INSTANCE_QUEUE_DIR`.
         clock: unix-seconds clock for both (tests).
         run_job: the task graph a local launch runs (the application passes
             :func:`driftgate.pipeline.run_retraining_job`).
@@ -87,7 +96,8 @@ def open_webhook(settings, *, ws=None, insecure: bool = False, credentials: Cred
 
     cfg = settings.webhook
     folder = Path(state_dir) if state_dir is not None else _state_dir(settings, ws)
-    store = StateStore(folder / "state.db")
+    store, _ = open_state_store(settings.triggers.state, folder=folder)
+    folder = folder if folder is not None else INSTANCE_QUEUE_DIR
     queue = AlertQueue(folder / "webhook_queue.db", synchronous="FULL" if cfg.fsync_acks else "NORMAL",
                        checkpoints=False)
     clock = clock or time.time

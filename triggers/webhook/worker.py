@@ -27,7 +27,6 @@ Every step appends to the audit trail (``alert_received``, ``trigger_fired`` /
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from contextlib import contextmanager
@@ -35,7 +34,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from driftgate.core.errors import DriftgateError, LaunchError
-from driftgate.triggers.state import StateStore
+from driftgate.triggers.state import TriggerState
 from driftgate.triggers.webhook.config import WebhookConfig
 from driftgate.triggers.webhook.queue import AlertQueue, QueueItem
 from driftgate.triggers.webhook.receiver import SOURCE
@@ -113,7 +112,7 @@ class Worker:
         clock: unix-seconds clock.
     """
 
-    def __init__(self, config: WebhookConfig, *, queue: AlertQueue, store: StateStore, launcher: JobLauncher,
+    def __init__(self, config: WebhookConfig, *, queue: AlertQueue, store: TriggerState, launcher: JobLauncher,
                  gate: GateFn | None, audit: AuditFn = audit_to_log, clock: Callable[[], float] = time.time):
         self.config = config
         self.queue = queue
@@ -125,10 +124,9 @@ class Worker:
         self.owner = process_owner()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # The state store opens a connection per call; while this one stays open, closing
+        # The SQLite store opens a connection per call; while this one stays open, closing
         # those does not checkpoint and delete the WAL each time (fewer fsyncs, ~6x faster).
-        self._keep_open = sqlite3.connect(store.path, check_same_thread=False)
-        self._keep_open.execute("SELECT 1 FROM run_keys LIMIT 1").fetchall()
+        self._keep_open = store.keep_open()
 
     # -- running ---------------------------------------------------------------------------
 
