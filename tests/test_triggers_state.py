@@ -249,7 +249,7 @@ def test_unavailable_answers_are_retried_by_the_sdk_within_the_budget(warehouse)
 
 
 def test_write_conflicts_are_known_by_sqlstate_or_message():
-    from driftgate.triggers.warehouse_state import is_write_conflict
+    from driftgate.workspace.warehouse import is_write_conflict
 
     assert is_write_conflict("anything", "2D521")
     assert is_write_conflict("[DELTA_CONCURRENT_DELETE_READ] Transaction conflict detected.", None)
@@ -271,7 +271,7 @@ def test_slow_statements_are_polled_and_results_read_in_chunks(warehouse):
 
 def test_a_statement_outliving_the_budget_is_cancelled(warehouse):
     s = _warehouse_store(retry_timeout_seconds=1)
-    s.poll_seconds = 0.3
+    s.sql.poll_seconds = 0.3
     warehouse.pending_polls = 1000
     with pytest.raises(TriggerError, match=r"still RUNNING when the budget of 1 s ran out.*cancelled it"):
         s.get_cursor("watch")
