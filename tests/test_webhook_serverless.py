@@ -216,6 +216,13 @@ def _warehouse_webhook(tmp_path, launcher, **kw):
                         credentials=Credentials(USER, PASSWORD), launcher=launcher, state_dir=tmp_path / "fn", **kw)
 
 
+def _with_events_table(warehouse) -> None:
+    """The events table exists already (a job wrote to it), so the statements counted are the inserts alone."""
+    from driftgate.workspace.warehouse_audit import WarehouseAudit, events_ddl
+
+    WarehouseAudit(warehouse_id=warehouse.warehouse_id, audit_schema="main.driftgate").sql.write(events_ddl(EVENTS), {})
+
+
 def _event_inserts(warehouse) -> list[dict]:
     return [b for m, p, b in warehouse.requests
             if m == "POST" and b and b["statement"].startswith("INSERT INTO `main`.`driftgate`.`driftgate_events`")]
@@ -253,6 +260,7 @@ def test_a_serverless_delivery_appends_its_audit_events_to_the_uc_events_table(t
 
 
 def test_a_batch_of_recorded_alerts_is_one_statement(tmp_path, warehouse):
+    _with_events_table(warehouse)
     launcher = FakeJobLauncher()
     wh = _warehouse_webhook(tmp_path, launcher)
     for i in range(5):
@@ -260,6 +268,8 @@ def test_a_batch_of_recorded_alerts_is_one_statement(tmp_path, warehouse):
     assert wh.worker.drain() == ["recorded"]
     (insert,) = _event_inserts(warehouse)
     assert insert["statement"].count("), (") == 4  # one VALUES row per event
+    assert [st.startswith("CREATE TABLE IF NOT EXISTS `main`.`driftgate`.`driftgate_events`")
+            for st in warehouse.statements()].count(True) == 1  # ours: the table existed, nothing created it again
     rows = warehouse.rows(EVENTS)
     assert sorted(r["subject"] for r in rows) == [f"ok{i}" for i in range(5)]
     assert {(r["kind"], r["status"]) for r in rows} == {("alert_received", "OK")}
@@ -275,7 +285,9 @@ def test_a_batch_sent_twice_adds_no_rows(warehouse):
     sink("init", subject="first")
     warehouse.lost_answers = 1
     sink.many([{"kind": "alert_received", "run_key": f"k{i}", "status": "OK"} for i in range(3)])
-    assert len(_event_inserts(warehouse)) == 3  # the first event, then the batch twice
+    assert len(_event_inserts(warehouse)) == 4  # the first event (before and after creating the table), the batch twice
+    assert sum(st.startswith("CREATE TABLE IF NOT EXISTS `main`.`driftgate`.`driftgate_events`")
+               for st in warehouse.statements()) == 1  # only when an insert found no table
     assert sorted(r["run_key"] or "" for r in warehouse.rows(EVENTS)) == ["", "k0", "k1", "k2"]
     assert sink.pending == 0
 
@@ -293,8 +305,9 @@ def test_a_failed_audit_write_is_logged_and_sent_with_the_next_invocation(tmp_pa
     assert wh.worker.store.get("alert:denied:20260801T090000Z").status == "running"
     logged = [r for r in caplog.records if r.name == "driftgate.webhook" and r.levelname == "ERROR"]
     assert len(logged) == 3 and "INSUFFICIENT_PERMISSIONS" in logged[0].exc_text
-    assert "kept to send again with the next write" in logged[0].exc_text
-    assert warehouse.rows(EVENTS) == [] and wh.worker.audit.pending == 3
+    assert "could not append 1 audit event(s), kept to send again with the next write: the SQL warehouse failed" \
+        in logged[0].exc_text
+    assert "CREATE" not in "".join(warehouse.statements()[-3:]) and wh.worker.audit.pending == 3
     status, answer = serverless.handle_invocation(basic(), template_body(alert_id="denied"), webhook=wh)
     assert answer["status"] == "duplicate" and launcher.launches == 1
     assert sorted(r["kind"] for r in warehouse.rows(EVENTS)) == ["alert_received", "launch", "trigger_fired"]
@@ -309,7 +322,7 @@ def test_failed_writes_keep_at_most_max_pending_events_and_log_the_rest(warehous
     warehouse.fail_next("BAD_REQUEST", "[TABLE_OR_VIEW_NOT_FOUND] gone", matching="^CREATE", times=3)
     for subject in ("a", "b", "c"):
         with pytest.raises(TableError, match=r"main.driftgate.driftgate_events \(SQL warehouse abcdef0123456789\): "
-                                             r"could not append \d audit event\(s\)"):
+                                             r"could not append \d audit event\(s\), kept"):
             sink("init", subject=subject)
     assert sink.pending == 2
     assert any("dropped" in r.getMessage() and "'subject': 'a'" in r.getMessage() for r in caplog.records)
@@ -322,6 +335,7 @@ def test_events_beyond_one_statement_go_in_several(warehouse):
     from driftgate.workspace.warehouse_audit import ROWS_PER_STATEMENT, WarehouseAudit
 
     assert RECORD_BATCH <= ROWS_PER_STATEMENT  # a worker batch is always one statement
+    _with_events_table(warehouse)
     sink = WarehouseAudit(warehouse_id=warehouse.warehouse_id, audit_schema="main.driftgate")
     sink.many([{"kind": "alert_received", "run_key": f"k{i}"} for i in range(ROWS_PER_STATEMENT + 3)])
     assert len(_event_inserts(warehouse)) == 2 and len(warehouse.rows(EVENTS)) == ROWS_PER_STATEMENT + 3

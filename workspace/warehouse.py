@@ -28,6 +28,8 @@ __all__ = ["SqlWarehouse", "SqlValue", "WriteConflict", "CONFLICT_SQLSTATE", "is
 
 CONFLICT_SQLSTATE = "2D521"
 """SQLSTATE of Delta's concurrent-modification errors (``DELTA_CONCURRENT_APPEND`` and its siblings)."""
+MISSING_TABLE_SQLSTATE = "42P01"
+"""SQLSTATE of ``TABLE_OR_VIEW_NOT_FOUND``."""
 _CONFLICT = re.compile(r"\b(DELTA_CONCURRENT_[A-Z_]+|DELTA_METADATA_CHANGED|DELTA_PROTOCOL_CHANGED|"
                        r"Concurrent(Append|DeleteRead|DeleteDelete|Transaction|Write)Exception|"
                        r"MetadataChangedException|ProtocolChangedException)\b")
@@ -60,6 +62,10 @@ def sql_type(type_: pa.DataType) -> str:
 def is_write_conflict(message: str | None, sql_state: str | None) -> bool:
     """True for a Delta optimistic-concurrency conflict: the statement did not commit and may be run again."""
     return sql_state == CONFLICT_SQLSTATE or bool(_CONFLICT.search(message or ""))
+
+
+class _MissingTable(Exception):
+    """A statement failed because a table it names does not exist."""
 
 
 class WriteConflict(Exception):
@@ -137,6 +143,13 @@ class SqlWarehouse:
             WriteConflict: it lost a Delta write conflict.
             DriftgateError: (``error``) it failed, was refused, or outlived the budget.
         """
+        try:
+            return self._run(sql, params, deadline)
+        except _MissingTable as exc:
+            raise self.error(str(exc)) from None
+
+    def _run(self, sql: str, params: dict[str, Any], deadline: float | None) -> Rows:
+        """:meth:`execute`, with a statement that failed for want of its table raised as :class:`_MissingTable`."""
         from databricks.sdk.errors import DatabricksError
         from databricks.sdk.service.sql import (Disposition, ExecuteStatementRequestOnWaitTimeout, Format,
                                                 StatementState)
@@ -164,9 +177,11 @@ class SqlWarehouse:
                 message = (error.message if error is not None else None) or "no message"
                 if is_write_conflict(message, resp.status.sql_state):
                     raise WriteConflict(message)
-                raise self.error(f"{self.where}: the SQL warehouse failed a statement: {code}"
-                                 f"{f' (SQLSTATE {resp.status.sql_state})' if resp.status.sql_state else ''}: "
-                                 f"{message}")
+                text = (f"{self.where}: the SQL warehouse failed a statement: {code}"
+                        f"{f' (SQLSTATE {resp.status.sql_state})' if resp.status.sql_state else ''}: {message}")
+                if resp.status.sql_state == MISSING_TABLE_SQLSTATE or "[TABLE_OR_VIEW_NOT_FOUND]" in message:
+                    raise _MissingTable(text)
+                raise self.error(text)
             if state != StatementState.SUCCEEDED:
                 raise self.error(f"{self.where}: statement {resp.statement_id} ended "
                                  f"{state.value if state else 'without a state'}, expected SUCCEEDED")
@@ -187,17 +202,28 @@ class SqlWarehouse:
             raise self.error(f"{self.where}: the Statement Execution API did not answer within the budget of "
                              f"{self.retry_timeout_seconds:g} s ({self.budget_key}): {detail}") from exc
 
-    def write(self, sql: str, params: dict[str, Any], deadline: float | None = None) -> None:
+    def write(self, sql: str, params: dict[str, Any], deadline: float | None = None, *,
+              create: str | None = None) -> None:
         """Run a write, again after each lost write conflict, until it commits or the budget is spent.
 
         Only for writes that may be run twice (conditional inserts, updates to a value, deletes).
+
+        Args:
+            create: a ``CREATE TABLE IF NOT EXISTS`` to run, then the write again, if the write fails for want
+                of its table (``TABLE_OR_VIEW_NOT_FOUND``): the privilege to create it is needed only then.
         """
         deadline = deadline if deadline is not None else self.deadline()
         pause = self.poll_seconds / 5
         while True:
             try:
-                self.execute(sql, params, deadline)
+                self._run(sql, params, deadline)
                 return
+            except _MissingTable as exc:
+                if create is None:
+                    raise self.error(str(exc)) from None
+                self.write(create, {}, deadline)
+                create = None
+                continue
             except WriteConflict as exc:
                 if time.monotonic() + pause > deadline:
                     raise self.error(f"{self.where}: still losing Delta write conflicts "

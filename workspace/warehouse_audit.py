@@ -9,7 +9,8 @@ and reseeding read. :class:`WarehouseAudit` appends them there through the SQL w
 * **Same table, same rows.** Columns and types come from :mod:`driftgate.workspace.audit`'s schema
   (Arrow types mapped as Spark maps them: ``at`` is a ``TIMESTAMP``); rows are built by
   :func:`~driftgate.workspace.audit.events_arrow`, as :func:`~driftgate.workspace.audit.record_events`
-  builds them. The table is created ``IF NOT EXISTS`` (Delta defaults) on the first write.
+  builds them. Where a write finds no table, it is created (``CREATE TABLE IF NOT EXISTS``, Delta
+  defaults) and the write runs again, so creating it is the only step that needs ``CREATE TABLE``.
 * **Batched.** A batch of events is one ``INSERT ... SELECT ... FROM VALUES (...), (...)`` with named,
   typed parameters (up to :data:`ROWS_PER_STATEMENT` rows, and :data:`CHARS_PER_STATEMENT` characters of
   values, per statement).
@@ -84,7 +85,6 @@ class WarehouseAudit:
                                 client=client, poll_seconds=poll_seconds)
         self.max_pending = max_pending
         self._pending: list[dict[str, Any]] = []
-        self._created = False
         self._lock = threading.Lock()
 
     @classmethod
@@ -129,17 +129,15 @@ class WarehouseAudit:
 
     def _send(self) -> None:
         try:
-            if not self._created:
-                self.sql.write(events_ddl(self.table), {})
-                self._created = True
             while self._pending:
                 batch = _batch(self._pending)
-                self.sql.write(*self._insert(batch))
+                self.sql.write(*self._insert(batch), create=events_ddl(self.table))
                 del self._pending[:len(batch)]
         except DriftgateError as exc:
             self._trim()
-            raise TableError(f"{self.where}: could not append {len(self._pending)} audit event(s); kept to send "
-                             f"again with the next write: {exc}", table=self.table) from exc
+            raise TableError(f"{self.where}: could not append {len(self._pending)} audit event(s), kept to send "
+                             f"again with the next write: {str(exc).removeprefix(self.where + ': ')}",
+                             table=self.table) from exc
 
     def _trim(self) -> None:
         extra = len(self._pending) - self.max_pending
