@@ -22,7 +22,8 @@ An alert is a hint; the gate decides. For each request taken from the queue:
    ``FAILED``; a Jobs API launch is retried instead (the idempotency token makes it the same run).
 
 Every step appends to the audit trail (``alert_received``, ``trigger_fired`` /
-``trigger_skipped``, ``launch``) and the run key's record in the state store.
+``trigger_skipped``, ``launch``) and the run key's record in the state store. An audit write that
+fails is logged and never stops or repeats a step.
 """
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ class audit_to_workspace:  # noqa: N801 - used like the function it replaced
 
 
 def audit_to_log(kind: str, **kwargs: Any) -> None:
-    """Audit as log lines, where no table is reachable (serverless handlers)."""
+    """Audit as log lines, where no table is reachable (no workspace and no ``warehouse`` state backend)."""
     log.info("audit %s %s", kind, {k: v for k, v in kwargs.items() if v is not None})
 
 
