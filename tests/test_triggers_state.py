@@ -209,6 +209,19 @@ def test_a_failed_statement_is_a_trigger_error_with_its_code(warehouse):
     assert s.get("k") is None
 
 
+def test_a_table_dropped_under_the_store_is_a_trigger_error(warehouse):
+    """Only a write given a ``create`` statement recreates a missing table (the audit); the store's are not."""
+    s = _warehouse_store()
+    warehouse.db.execute(f'DROP TABLE "{KEYS}"')
+    for call in (lambda: s.claim("k", source="webhook"), lambda: s.get("k")):
+        with pytest.raises(TriggerError, match=r"driftgate_run_keys \(SQL warehouse abcdef0123456789\): the SQL "
+                                               r"warehouse failed a statement: BAD_REQUEST \(SQLSTATE 42P01\): "
+                                               r"\[TABLE_OR_VIEW_NOT_FOUND\]"):
+            call()
+    assert not any(st.startswith("CREATE TABLE IF NOT EXISTS `main`.`driftgate`.`driftgate_run_keys`")
+                   for st in warehouse.statements()[2:])
+
+
 def test_a_missing_schema_fails_when_the_store_opens(warehouse):
     with pytest.raises(TriggerError, match=r"SCHEMA_NOT_FOUND.*`main`.`nowhere`"):
         WarehouseStateStore(warehouse_id=FakeWarehouse.warehouse_id, catalog_name="main", schema_name="nowhere")
