@@ -160,6 +160,7 @@ def test_the_handlers_read_the_warehouse_backend_from_the_environment(tmp_path, 
                                          "webhook.launch.job_id=42", *WAREHOUSE_SETS]):
         wh = serverless.webhook_from_env()
         assert wh.worker.store.run_keys_name == "main.driftgate.driftgate_run_keys"
+        assert wh.worker.audit.table == "main.default.driftgate_events"
         assert "CREATE TABLE IF NOT EXISTS `main`.`driftgate`.`driftgate_run_keys`" in "\n".join(warehouse.statements())
 
 
@@ -202,3 +203,153 @@ def test_a_warehouse_failure_leaves_the_delivery_queued_until_its_lease_ends(tmp
     assert status == 202 and "worked" not in answer and launcher.launches == 0  # acknowledged, not launched
     clock.advance(wh.worker.config.lease_seconds + 1)
     assert wh.worker.drain() == ["launched"] and launcher.launches == 1
+
+
+# ------------------------------------------------------------------ audit events in Unity Catalog
+
+EVENTS = "main.driftgate.driftgate_events"
+AUDIT_SETS = (*WAREHOUSE_SETS, "project.audit_schema=main.driftgate")
+
+
+def _warehouse_webhook(tmp_path, launcher, **kw):
+    return open_webhook(webhook_settings(tmp_path, "webhook.gate=job", *AUDIT_SETS),
+                        credentials=Credentials(USER, PASSWORD), launcher=launcher, state_dir=tmp_path / "fn", **kw)
+
+
+def _with_events_table(warehouse) -> None:
+    """The events table exists already (a job wrote to it), so the statements counted are the inserts alone."""
+    from driftgate.workspace.warehouse_audit import WarehouseAudit, events_ddl
+
+    WarehouseAudit(warehouse_id=warehouse.warehouse_id, audit_schema="main.driftgate").sql.write(events_ddl(EVENTS), {})
+
+
+def _event_inserts(warehouse) -> list[dict]:
+    return [b for m, p, b in warehouse.requests
+            if m == "POST" and b and b["statement"].startswith("INSERT INTO `main`.`driftgate`.`driftgate_events`")]
+
+
+def test_a_serverless_delivery_appends_its_audit_events_to_the_uc_events_table(tmp_path, warehouse):
+    """With the warehouse backend and no workspace, the events land in ``<audit_schema>.driftgate_events``
+    with the audit schema's columns and types, readable as ``read_events`` reads them."""
+    from datetime import datetime, timedelta, timezone
+
+    from driftgate.workspace.audit import _SCHEMA
+    from driftgate.workspace.warehouse_audit import WarehouseAudit
+
+    launcher = FakeJobLauncher()
+    wh = _warehouse_webhook(tmp_path, launcher)
+    assert isinstance(wh.worker.audit, WarehouseAudit)
+    status, answer = serverless.handle_invocation(basic(), template_body(alert_id="ev"), webhook=wh)
+    assert status == 202 and answer["worked"] == ["launched"] and launcher.launches == 1
+    assert ("CREATE TABLE IF NOT EXISTS `main`.`driftgate`.`driftgate_events` (`event_id` STRING, `at` TIMESTAMP, "
+            "`kind` STRING, `run_key` STRING, `subject` STRING, `status` STRING, `details` STRING) USING DELTA"
+            ) in warehouse.statements()
+    rows = sorted(warehouse.rows(EVENTS), key=lambda r: r["at"])
+    assert [list(r) for r in rows] == [_SCHEMA.names] * 3
+    assert [(r["kind"], r["status"]) for r in rows] == \
+        [("alert_received", "TRIGGERED"), ("trigger_fired", "DEFERRED_TO_JOB"), ("launch", "launched")]
+    assert {r["run_key"] for r in rows} == {"alert:ev:20260801T090000Z"} and {r["subject"] for r in rows} == {"ev"}
+    assert len({r["event_id"] for r in rows}) == 3
+    now = datetime.now(timezone.utc)
+    for r in rows:
+        assert now - timedelta(minutes=1) < datetime.fromisoformat(r["at"]) <= now
+    details = [json.loads(r["details"]) for r in rows]
+    assert details[0]["alert_id"] == "ev" and details[2]["run_id"] == "fake-1"
+    sent = _event_inserts(warehouse)[0]["parameters"]
+    assert {p["name"]: p["type"] for p in sent}["at_0"] == "TIMESTAMP"
+
+
+def test_a_batch_of_recorded_alerts_is_one_statement(tmp_path, warehouse):
+    _with_events_table(warehouse)
+    launcher = FakeJobLauncher()
+    wh = _warehouse_webhook(tmp_path, launcher)
+    for i in range(5):
+        assert wh.receiver.handle(basic(), template_body(state="OK", alert_id=f"ok{i}"))[0] == 200
+    assert wh.worker.drain() == ["recorded"]
+    (insert,) = _event_inserts(warehouse)
+    assert insert["statement"].count("), (") == 4  # one VALUES row per event
+    assert [st.startswith("CREATE TABLE IF NOT EXISTS `main`.`driftgate`.`driftgate_events`")
+            for st in warehouse.statements()].count(True) == 1  # ours: the table existed, nothing created it again
+    rows = warehouse.rows(EVENTS)
+    assert sorted(r["subject"] for r in rows) == [f"ok{i}" for i in range(5)]
+    assert {(r["kind"], r["status"]) for r in rows} == {("alert_received", "OK")}
+    assert all(json.loads(r["details"])["launched"] is False for r in rows)
+
+
+def test_a_batch_sent_twice_adds_no_rows(warehouse):
+    """The warehouse ran the insert but its answer was lost (a 503): the SDK sends the same statement again,
+    and the event ids already in the table are skipped."""
+    from driftgate.workspace.warehouse_audit import WarehouseAudit
+
+    sink = WarehouseAudit(warehouse_id=warehouse.warehouse_id, audit_schema="main.driftgate")
+    sink("init", subject="first")
+    warehouse.lost_answers = 1
+    sink.many([{"kind": "alert_received", "run_key": f"k{i}", "status": "OK"} for i in range(3)])
+    assert len(_event_inserts(warehouse)) == 4  # the first event (before and after creating the table), the batch twice
+    assert sum(st.startswith("CREATE TABLE IF NOT EXISTS `main`.`driftgate`.`driftgate_events`")
+               for st in warehouse.statements()) == 1  # only when an insert found no table
+    assert sorted(r["run_key"] or "" for r in warehouse.rows(EVENTS)) == ["", "k0", "k1", "k2"]
+    assert sink.pending == 0
+
+
+def test_a_failed_audit_write_is_logged_and_sent_with_the_next_invocation(tmp_path, warehouse, caplog):
+    """The delivery launches although its audit writes fail; the events are kept and the next invocation
+    (a duplicate delivery that audits nothing itself) sends them, once."""
+    launcher = FakeJobLauncher()
+    wh = _warehouse_webhook(tmp_path, launcher)
+    warehouse.fail_next("BAD_REQUEST", "[INSUFFICIENT_PERMISSIONS] User does not have MODIFY on Table "
+                        "'main.driftgate.driftgate_events'.", sql_state="42501",
+                        matching="^INSERT INTO `main`.`driftgate`.`driftgate_events`", times=3)
+    status, answer = serverless.handle_invocation(basic(), template_body(alert_id="denied"), webhook=wh)
+    assert status == 202 and answer["worked"] == ["launched"] and launcher.launches == 1
+    assert wh.worker.store.get("alert:denied:20260801T090000Z").status == "running"
+    logged = [r for r in caplog.records if r.name == "driftgate.webhook" and r.levelname == "ERROR"]
+    assert len(logged) == 3 and "INSUFFICIENT_PERMISSIONS" in logged[0].exc_text
+    assert "could not append 1 audit event(s), kept to send again with the next write: the SQL warehouse failed" \
+        in logged[0].exc_text
+    assert "CREATE" not in "".join(warehouse.statements()[-3:]) and wh.worker.audit.pending == 3
+    status, answer = serverless.handle_invocation(basic(), template_body(alert_id="denied"), webhook=wh)
+    assert answer["status"] == "duplicate" and launcher.launches == 1
+    assert sorted(r["kind"] for r in warehouse.rows(EVENTS)) == ["alert_received", "launch", "trigger_fired"]
+    assert wh.worker.audit.pending == 0
+
+
+def test_failed_writes_keep_at_most_max_pending_events_and_log_the_rest(warehouse, caplog):
+    from driftgate.core.errors import TableError
+    from driftgate.workspace.warehouse_audit import WarehouseAudit
+
+    sink = WarehouseAudit(warehouse_id=warehouse.warehouse_id, audit_schema="main.driftgate", max_pending=2)
+    warehouse.fail_next("BAD_REQUEST", "[TABLE_OR_VIEW_NOT_FOUND] gone", matching="^CREATE", times=3)
+    for subject in ("a", "b", "c"):
+        with pytest.raises(TableError, match=r"main.driftgate.driftgate_events \(SQL warehouse abcdef0123456789\): "
+                                             r"could not append \d audit event\(s\), kept"):
+            sink("init", subject=subject)
+    assert sink.pending == 2
+    assert any("dropped" in r.getMessage() and "'subject': 'a'" in r.getMessage() for r in caplog.records)
+    sink.flush()
+    assert sorted(r["subject"] for r in warehouse.rows(EVENTS)) == ["b", "c"]
+
+
+def test_events_beyond_one_statement_go_in_several(warehouse):
+    from driftgate.triggers.webhook.worker import RECORD_BATCH
+    from driftgate.workspace.warehouse_audit import ROWS_PER_STATEMENT, WarehouseAudit
+
+    assert RECORD_BATCH <= ROWS_PER_STATEMENT  # a worker batch is always one statement
+    _with_events_table(warehouse)
+    sink = WarehouseAudit(warehouse_id=warehouse.warehouse_id, audit_schema="main.driftgate")
+    sink.many([{"kind": "alert_received", "run_key": f"k{i}"} for i in range(ROWS_PER_STATEMENT + 3)])
+    assert len(_event_inserts(warehouse)) == 2 and len(warehouse.rows(EVENTS)) == ROWS_PER_STATEMENT + 3
+
+
+def test_the_warehouse_types_are_those_spark_gives_the_arrow_schema():
+    """The table the warehouse creates has the columns Spark would create from the audit schema."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from driftgate.workspace.audit import _SCHEMA
+    from driftgate.workspace.warehouse import sql_type
+
+    schema = pa.schema([*_SCHEMA, ("n", pa.int64()), ("i", pa.int32()), ("x", pa.float64()), ("f", pa.float32()),
+                        ("b", pa.bool_()), ("d", pa.date32()), ("ntz", pa.timestamp("us"))])
+    spark = from_arrow_schema(schema)
+    assert [sql_type(f.type) for f in schema] == [f.dataType.simpleString().upper() for f in spark.fields]

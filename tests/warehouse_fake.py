@@ -30,8 +30,16 @@ widens the window between snapshot and commit so concurrent callers really colli
 does not say which ``status.error.error_code`` a conflict carries; ``ABORTED`` is used here and the store
 does not depend on it.
 
-Failure injection: :meth:`FakeWarehouse.fail_next` (a FAILED statement), ``unavailable`` (503 answers); slow statements: ``pending_polls`` (each statement
-answers ``RUNNING`` that many times before it runs); chunked results: ``chunk_rows``.
+Failure injection: :meth:`FakeWarehouse.fail_next` (a FAILED statement), ``unavailable`` (503 answers),
+``lost_answers`` (the statement runs, then the answer is lost: a 503, which the SDK retries by sending it
+again); slow statements: ``pending_polls`` (each statement answers ``RUNNING`` that many times before it
+runs); chunked results: ``chunk_rows``.
+
+Typed parameters are checked as documented ("a value is correct if the provided string can be converted
+to the requested type using the ``cast`` function"): a ``TIMESTAMP`` value must be an ISO-8601 instant
+and is stored as UTC ISO text; a value that does not cast fails the statement. SQLite cannot name the
+columns of an inline table (``VALUES (...) AS t(a, b)``); such a table is run as
+``(SELECT column1 AS a, column2 AS b FROM (VALUES ...)) AS t``, which means the same.
 """
 from __future__ import annotations
 
@@ -43,6 +51,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import pytest
@@ -59,6 +68,29 @@ ERROR_CODES = ("UNKNOWN", "INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "IO_ERROR
                "SERVICE_UNDER_MAINTENANCE", "WORKSPACE_TEMPORARILY_UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED",
                "RESOURCE_EXHAUSTED", "ABORTED", "NOT_FOUND", "ALREADY_EXISTS", "UNAUTHENTICATED")
 """The documented values of ``status.error.error_code`` (the StatementResponse object)."""
+
+
+def _timestamp(name: str, value: str) -> str:
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:  # a zoneless text would be read in the session time zone: refuse it here
+        raise _Failed("BAD_REQUEST", f"[INVALID_PARAMETER_VALUE] parameter {name}: cannot cast '{value}' to "
+                      "TIMESTAMP (this fake takes ISO-8601 instants with an offset)", "22018")
+    return at.astimezone(timezone.utc).isoformat()
+
+
+def _name_inline_columns(tree: exp.Expression) -> None:
+    """``VALUES (...) AS t(a, b)`` → ``(SELECT column1 AS a, column2 AS b FROM (VALUES (...))) AS t``."""
+    for values in list(tree.find_all(exp.Values)):
+        alias = values.args.get("alias")
+        if alias is None or not alias.columns:
+            continue
+        select = exp.select(*[exp.alias_(exp.column(f"column{i + 1}"), col.copy())
+                              for i, col in enumerate(alias.columns)])
+        select = select.from_(exp.Subquery(this=exp.Values(expressions=values.expressions)))
+        values.replace(exp.Subquery(this=select, alias=exp.TableAlias(this=alias.this.copy())))
 
 
 def _json(body: dict, status: int = 200) -> Response:
@@ -83,6 +115,8 @@ class FakeWarehouse:
     properties: dict[str, dict[str, str]] = field(default_factory=dict)
     unavailable: int = 0
     """Answer this many of the next requests ``503 TEMPORARILY_UNAVAILABLE`` (the SDK retries those)."""
+    lost_answers: int = 0
+    """Run this many of the next statements, then answer ``503`` as if the answer was lost on its way back."""
 
     def __post_init__(self) -> None:
         self.db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
@@ -119,7 +153,11 @@ class FakeWarehouse:
             return _json({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "The service is temporarily "
                           "unavailable. Please try again later."}, 503)
         if request.method == "POST" and path == STATEMENTS:
-            return self.execute(body or {})
+            answer = self.execute(body or {})
+            if self.lost_answers > 0:
+                self.lost_answers -= 1
+                return _json({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "upstream request timeout"}, 503)
+            return answer
         match = re.fullmatch(rf"{STATEMENTS}/([^/]+)(/cancel|/result/chunks/(\d+))?", path)
         if match is None or match.group(1) not in self._statements:
             return _json({"error_code": "NOT_FOUND", "message": f"no statement at {path}"}, 404)
@@ -182,6 +220,7 @@ class FakeWarehouse:
         except sqlglot.errors.ParseError as exc:
             raise _Failed("BAD_REQUEST", f"[PARSE_SYNTAX_ERROR] Syntax error: {exc}", "42601") from None
         values = self._bind(tree, parameters)
+        _name_inline_columns(tree)
         tables = self._rename_tables(tree)
         written = self._target(tree)
         if isinstance(tree, exp.Create):
@@ -226,6 +265,8 @@ class FakeWarehouse:
                 value = int(value)
             elif value is not None and kind in _FLOATS:
                 value = float(value)
+            elif value is not None and kind == "TIMESTAMP":
+                value = _timestamp(p["name"], value)
             given[p["name"]] = value
         for marker in tree.find_all(exp.Placeholder):
             if marker.name and marker.name not in given:

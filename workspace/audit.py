@@ -4,6 +4,10 @@ Monitor refreshes that wrote rows, gate decisions, trigger firings and skips, re
 shadow results, promotions, refusals and rollbacks each append one row to
 ``<project.audit_schema>.driftgate_events``. ``driftgate status`` reads it back.
 Rows are small; ``details`` holds the record as JSON.
+
+Where no workspace is open (the serverless handlers, ``driftgate serve`` beside a Databricks workspace),
+:class:`driftgate.workspace.warehouse_audit.WarehouseAudit` appends the same rows to the same table
+through a SQL warehouse.
 """
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["EVENT_KINDS", "events_table", "record_event", "record_events", "read_events", "read_event_groups", "has_event"]
+__all__ = ["EVENT_KINDS", "events_table", "record_event", "record_events", "events_arrow", "read_events",
+           "read_event_groups", "has_event"]
 
 EVENT_KINDS = (
     "gate_decision", "trigger_fired", "trigger_skipped", "alert_received", "launch",
@@ -73,15 +78,25 @@ def record_events(ws, events: list[dict[str, Any]]) -> list[str]:
         events: dicts with ``kind`` and optionally ``run_key``, ``subject``, ``status``, ``details``, ``at``
             (as :func:`record_event` takes them), and ``event_id`` (default: a fresh UUID).
     """
+    data = events_arrow(events)
+    if data.num_rows:
+        ws.tables.write(events_table(ws), data, mode="append")
+    return data.column("event_id").to_pylist()
+
+
+def events_arrow(events: list[dict[str, Any]]) -> pa.Table:
+    """The rows of ``events`` (as :func:`record_events` takes them) with the events table's schema: a fresh
+    ``event_id`` where none is given, ``at`` now where none is given, ``details`` as sorted JSON.
+
+    Raises:
+        ValueError: a kind not in :data:`EVENT_KINDS`.
+    """
     for ev in events:
         if ev["kind"] not in EVENT_KINDS:
             raise ValueError(f"audit kind must be one of {EVENT_KINDS}, got {ev['kind']!r}")
-    if not events:
-        return []
-    ids = [ev.get("event_id") or uuid.uuid4().hex for ev in events]
     now = datetime.now(timezone.utc)
     rows = {
-        "event_id": ids,
+        "event_id": [ev.get("event_id") or uuid.uuid4().hex for ev in events],
         "at": [ev.get("at") or now for ev in events],
         "kind": [ev["kind"] for ev in events],
         "run_key": [ev.get("run_key") for ev in events],
@@ -89,8 +104,7 @@ def record_events(ws, events: list[dict[str, Any]]) -> list[str]:
         "status": [ev.get("status") for ev in events],
         "details": [json.dumps(ev.get("details") or {}, default=str, sort_keys=True) for ev in events],
     }
-    ws.tables.write(events_table(ws), pa.table(rows, schema=_SCHEMA), mode="append")
-    return ids
+    return pa.table(rows, schema=_SCHEMA)
 
 
 def read_events(ws, kinds: list[str] | tuple[str, ...] | None = None, limit: int = 20) -> list[dict[str, Any]]:

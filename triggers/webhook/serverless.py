@@ -18,6 +18,11 @@ keys in the same Unity Catalog tables; the queue then stays in this instance's
 ``DRIFTGATE_STATE_DIR`` (default ``/tmp/driftgate``), a buffer between acknowledging a delivery and
 launching it within the same invocation. With the ``sqlite`` backend, ``DRIFTGATE_STATE_DIR`` is
 required (a mounted file share, so instances share ``state.db``); there is no ``/tmp`` default.
+
+Audit events: with the ``warehouse`` backend they go to ``<project.audit_schema>.driftgate_events`` through
+the same warehouse (:class:`~driftgate.workspace.warehouse_audit.WarehouseAudit`); events of a failed
+write are kept in the instance and sent with the next write, or by the next invocation's drain. With
+``sqlite``, to the function's logs.
 """
 from __future__ import annotations
 

@@ -83,7 +83,9 @@ def open_webhook(settings, *, ws=None, insecure: bool = False, credentials: Cred
         launcher: default: :func:`driftgate.workspace.jobs.launcher_for` ``settings``.
         gate: default with ``webhook.gate: worker``:
             ``gating.evaluate(ws, ws.settings.gate, trigger="webhook", run_key=<the alert's run key>)``.
-        audit: default: the workspace's audit table, or log lines without a workspace.
+        audit: default: the workspace's audit table; without a workspace, that table through the SQL warehouse
+            with the ``warehouse`` state backend (:class:`~driftgate.workspace.warehouse_audit.WarehouseAudit`),
+            else log lines.
         state_dir: where ``webhook_queue.db`` (and, with ``triggers.state.backend: sqlite``, ``state.db``)
             live; default: the workspace root, ``$DRIFTGATE_STATE_DIR``, the local backend's root. Without one,
             the ``sqlite`` backend is refused (:class:`ConfigError`); the ``warehouse`` backend keeps its run keys
@@ -110,9 +112,20 @@ def open_webhook(settings, *, ws=None, insecure: bool = False, credentials: Cred
     worker = Worker(cfg, queue=AlertQueue(queue.path, synchronous="NORMAL"), store=store, 
                     launcher=launcher or launcher_for(settings, ws, run_job=run_job),
                     gate=gate if cfg.gate == "worker" else None,
-                    audit=audit if audit is not None else (audit_to_workspace(ws) if ws is not None else audit_to_log),
-                    clock=clock)
+                    audit=audit if audit is not None else _default_audit(settings, ws, store), clock=clock)
     return Webhook(receiver, worker, folder)
+
+
+def _default_audit(settings, ws, store) -> AuditFn:
+    """The workspace's events table; without a workspace, the same table through the SQL warehouse of
+    ``triggers.state`` (backend ``warehouse``); else log lines."""
+    if ws is not None:
+        return audit_to_workspace(ws)
+    if settings.triggers.state.backend == "warehouse":
+        from driftgate.workspace.warehouse_audit import WarehouseAudit
+
+        return WarehouseAudit.from_settings(settings, client=store.sql.client)
+    return audit_to_log
 
 
 def _shared_gate(ws) -> GateFn:

@@ -22,7 +22,8 @@ An alert is a hint; the gate decides. For each request taken from the queue:
    ``FAILED``; a Jobs API launch is retried instead (the idempotency token makes it the same run).
 
 Every step appends to the audit trail (``alert_received``, ``trigger_fired`` /
-``trigger_skipped``, ``launch``) and the run key's record in the state store.
+``trigger_skipped``, ``launch``) and the run key's record in the state store. An audit write that
+fails is logged and never stops or repeats a step.
 """
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ GateFn = Callable[..., Any]
 ``.decision_id``); the run key lets the decision be traced back to the alert."""
 AuditFn = Callable[..., Any]
 """``audit(kind, *, run_key, subject, status, details)``, as :func:`driftgate.workspace.audit.record_event` without
-``ws``; an optional ``audit.many(events)`` writes several at once (else they go one by one)."""
+``ws``; an optional ``audit.many(events)`` writes several at once (else they go one by one), and an optional
+``audit.flush()`` sends events kept from a failed write (:meth:`Worker.drain` calls it when it audited nothing)."""
 
 _DONE = ("succeeded", "failed", "skipped")
 RECORD_BATCH = 200
@@ -74,7 +76,7 @@ class audit_to_workspace:  # noqa: N801 - used like the function it replaced
 
 
 def audit_to_log(kind: str, **kwargs: Any) -> None:
-    """Audit as log lines, where no table is reachable (serverless handlers)."""
+    """Audit as log lines, where no table is reachable (no workspace and no ``warehouse`` state backend)."""
     log.info("audit %s %s", kind, {k: v for k, v in kwargs.items() if v is not None})
 
 
@@ -167,6 +169,8 @@ class Worker:
             if outcome is None:
                 break
             outcomes.append(outcome)
+        if not outcomes:
+            self._flush_audit()
         self._checkpoint()
         return outcomes
 
@@ -236,6 +240,17 @@ class Worker:
                 self.audit(event["kind"], **{k: v for k, v in event.items() if k != "kind"})
         except Exception:  # noqa: BLE001
             log.exception("webhook worker: could not record %s for %s", events[0]["kind"], events[0].get("run_key"))
+
+    def _flush_audit(self) -> None:
+        # An audit that keeps the events of a failed write (``flush``) sends them again when an invocation
+        # audited nothing itself (any audit write sends them first anyway).
+        flush = getattr(self.audit, "flush", None)
+        if flush is None:
+            return
+        try:
+            flush()
+        except Exception:  # noqa: BLE001 - as any audit failure: logged, never in the way of a delivery
+            log.exception("webhook worker: could not send the audit events kept from a failed write")
 
     def _now(self) -> float:
         return self.clock()
