@@ -61,10 +61,11 @@ class StubDbutils:
         self.widgets, self.jobs, self.notebook = Widgets(), Jobs(), Notebook()
 
 
-def run_notebook(path, widgets: dict[str, str], task_key: str, values: dict) -> None:
-    """Execute a notebook source file as plain Python with a stub ``dbutils`` (no Spark locally)."""
+def run_notebook(path, widgets: dict[str, str], task_key: str, values: dict, spark=None) -> None:
+    """Execute a notebook source file as plain Python with a stub ``dbutils`` and ``spark`` (a real
+    local session, or None)."""
     source = path.read_text()
     try:
-        exec(compile(source, str(path), "exec"), {"dbutils": StubDbutils(widgets, task_key, values), "spark": None})
+        exec(compile(source, str(path), "exec"), {"dbutils": StubDbutils(widgets, task_key, values), "spark": spark})
     except NotebookExit:
         pass

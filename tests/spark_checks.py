@@ -47,7 +47,7 @@ def assert_arrow_round_trip(spark, convert=None) -> None:
     assert empty.schema == df.schema and empty.count() == 0
 
 
-def assert_engine_parity(settings, tmp_path) -> None:
+def assert_engine_parity(settings, tmp_path, spark) -> None:
     """The Spark engine writes the same metric rows as the embedded engine (full, then incremental)."""
     from driftgate import monitoring
     from driftgate.monitoring.importance import write_importance
@@ -59,7 +59,8 @@ def assert_engine_parity(settings, tmp_path) -> None:
     base = inference_log(2, rows_per_day=150, seed=4)
     stores = {}
     for engine_name in ("embedded", "spark"):
-        store = DeltaTableStore(tmp_path / engine_name)
+        # the Spark engine computes through the session it is given, never another active one
+        store = DeltaTableStore(tmp_path / engine_name, spark=spark if engine_name == "spark" else None)
         store.write(cfg.table_name, log)
         store.write(cfg.baseline_table_name, base)
         ws = SimpleNamespace(tables=store, settings=settings)
@@ -121,7 +122,12 @@ def connect_session():
         port = probe.getsockname()[1]
     conf = {"spark.connect.grpc.binding.port": str(port), "spark.sql.session.timeZone": "UTC",
             "spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"}
+    os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)  # inherited from a Connect parent: the server is classic
     ConnectSession._start_connect_server("local[2]", conf)
+    # what pyspark's own builder.remote("local") sets after starting the server: this process is
+    # now a Connect client, so pyspark.sql.functions and getActiveSession() take the Connect path
+    # (without it they would quietly use the server's classic session living in this process)
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
     return ConnectSession.builder.remote(f"sc://localhost:{port}").getOrCreate()
 
 
@@ -135,7 +141,8 @@ if __name__ == "__main__":
     assert "connect" in kind, kind
     assert_arrow_round_trip(session)
     print(f"arrow round trip on {kind}")
-    assert_engine_parity(load_settings(REPO / "conf", "local", (f"workspace.root={root / '.driftgate'}",)), root)
+    assert_engine_parity(load_settings(REPO / "conf", "local", (f"workspace.root={root / '.driftgate'}",)), root,
+                         session)
     print(f"engine parity on {kind}")
     session.stop()
     os._exit(0)  # the local Connect server's threads would otherwise keep the process alive

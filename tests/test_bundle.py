@@ -429,6 +429,44 @@ def test_refresh_notebook_runs_the_engine_the_variable_names(tmp_path):
         run_notebook(notebook, widgets | {"monitor_engine": "evidently"}, "monitor", values)
 
 
+@pytest.mark.spark
+def test_the_monitor_notebook_runs_driftgates_engine_on_the_session_it_is_given(spark, tmp_path):
+    """The monitor job's notebook as a cluster runs it: the notebook's ``spark`` in, ``monitor.engine:
+    spark``. Its metric rows equal the embedded engine's on the same world. Under `make
+    test-runtimes` this is the runtime's Spark version, classic or (serverless) Spark Connect."""
+    from tests.dbutils_stub import run_notebook
+    from tests.monitor_world import light_workspace, write_world
+    from tests.spark_checks import _close, _key, _rows
+
+    class Given:  # the notebook's session; records that the engine computed through it
+        used: list[str] = []
+
+        def __getattr__(self, attr):
+            self.used.append(attr)
+            return getattr(spark, attr)
+
+    given = Given()
+    notebook = REPO / "notebooks" / "refresh_monitor.py"
+    stores = {}
+    for engine in ("embedded", "spark"):
+        root = tmp_path / engine
+        ws = light_workspace(root)
+        write_world(ws, days=3, rows_per_day=60)
+        widgets = {"conf_dir": str(REPO / "conf"), "env": "demo", "monitor_engine": "driftgate",
+                   "overrides": f"workspace.root={root};monitor.engine={engine}"}
+        values: dict = {}
+        run_notebook(notebook, widgets, "monitor", values, spark=given if engine == "spark" else None)
+        assert values[("monitor", "monitor")]["mode"] == "full"
+        stores[engine] = ws
+    assert "read" in given.used  # not some other active session
+    cfg = stores["spark"].settings.monitor
+    for table in (cfg.profile_metrics_table, cfg.drift_metrics_table):
+        embedded, sparked = (_rows(stores[e].tables, table, cfg) for e in ("embedded", "spark"))
+        assert len(embedded) == len(sparked) > 20
+        for a, b in zip(embedded, sparked):
+            _close(a, b, _key(cfg, a))
+
+
 def test_native_monitor_refresh_waits_for_the_documented_states(httpserver):
     """POST .../monitor/refreshes queues, GET .../refreshes/{id} polls (Databricks REST reference shapes)."""
     from databricks.sdk import WorkspaceClient

@@ -22,7 +22,7 @@ if _REPO not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
 
 
 def test_spark_engine_matches_embedded(spark, settings, tmp_path):
-    assert_engine_parity(settings, tmp_path)
+    assert_engine_parity(settings, tmp_path, spark)
 
 
 def test_arrow_batches_keep_their_schema_in_spark(spark):

@@ -199,7 +199,7 @@ def open_workspace(settings: "Settings", *, spark=None, dbutils=None, run_id: st
         registry_uri = cfg.registry_uri or tracking
         return Workspace(
             settings=settings,
-            tables=DeltaTableStore(root / "lakehouse"),
+            tables=DeltaTableStore(root / "lakehouse", spark=spark),  # a notebook's session, if given
             registry=MlflowRegistry(tracking, registry_uri),
             task_values=LocalTaskValues(root, run_id or "adhoc", task_key),
             tracking_uri=tracking,

@@ -263,12 +263,18 @@ class DeltaTableStore(TableStore):
     supports_transactions: ClassVar[bool] = True
     keeps_commit_metadata: ClassVar[bool] = True
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, spark: Any | None = None):
+        """``spark``: a session that computes over these tables (``monitor.engine: spark`` reads the
+        current version's data files through it); None: no Spark."""
         self.root = Path(root)
+        self.spark = spark
         # Open handles of the latest versions, per thread (a DeltaTable is not safe to update
         # while another thread reads it). Opening replays the log since the last checkpoint
         # (~10 ms or more); bringing an open handle up to date lists the log (~1.5 ms).
         self._handles = threading.local()
+
+    def spark_session(self) -> Any | None:
+        return self.spark
 
     def path(self, name: str) -> Path:
         catalog, schema, table = split_name(name)
