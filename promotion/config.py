@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from driftgate.core.types import ProblemType, StrictModel
+from driftgate.core.types import ProblemType, StrictModel, refuse_foreign
 
 __all__ = [
     "METRICS", "METRICS_BY_PROBLEM", "GREATER_IS_BETTER", "FAIRNESS_METRICS", "MetricCriterion", "StatisticalGuard",
@@ -197,14 +197,9 @@ class PromotionConfig(StrictModel):
         allowed = METRICS_BY_PROBLEM[problem_type]
         for key, names in (("metrics", self.metrics), ("criteria", list(self.criteria)),
                            ("primary_metric", [self.primary_metric])):
-            wrong = [m for m in names if m not in allowed]
-            if wrong:
-                raise ValueError(f"promotion.{key}: {wrong} are not {problem_type} metrics (project.problem_type); "
-                                 f"expected some of {list(allowed)}")
-        wrong = [m for m in self.fairness.metrics if m not in FAIRNESS_METRICS[problem_type]]
-        if wrong:
-            raise ValueError(f"promotion.fairness.metrics: {wrong} are not {problem_type} rates (project.problem_type); "
-                             f"expected some of {list(FAIRNESS_METRICS[problem_type])}")
+            refuse_foreign(f"promotion.{key}", names, allowed, problem_type)
+        refuse_foreign("promotion.fairness.metrics", self.fairness.metrics, FAIRNESS_METRICS[problem_type],
+                       problem_type, "rates")
         if problem_type == "regression" and self.guard.method != "bootstrap":
             raise ValueError(f"promotion.guard.method: McNemar's test compares right/wrong predictions and needs "
                              f"classification; regression takes bootstrap, got {self.guard.method!r}")

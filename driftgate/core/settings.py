@@ -31,7 +31,7 @@ from driftgate.core.errors import ConfigError
 from driftgate.core.layering import (LayerMerge, Origin, leaf_paths, parse_value, read_layer_file,
                                      removed_defaults_tags)
 from driftgate.core.secrets import SECRET_ENV_HINTS, mask, secret, secret_problem  # noqa: F401  (secret re-exported)
-from driftgate.core.types import ModelName, ProblemType, SchemaName, StrictModel, TableName
+from driftgate.core.types import ModelName, ProblemType, SchemaName, StrictModel, TableName, refuse_foreign
 from driftgate.gating.config import GateConfig
 from driftgate.monitoring.config import MonitorConfig
 from driftgate.promotion.config import PromotionConfig, problem_defaults
@@ -128,10 +128,7 @@ class Settings(StrictModel):
         if log is not None and log.problem_type != expected:
             raise ValueError(f"monitor.inference_log.problem_type: project.problem_type is {problem}, so the monitor "
                              f"must analyse {expected}, got {log.problem_type!r}")
-        wrong = [m for m in self.training.quality_floor if m not in TRAINING_METRICS[problem]]
-        if wrong:
-            raise ValueError(f"training.quality_floor: {wrong} are not {problem} metrics (project.problem_type); "
-                             f"expected some of {list(TRAINING_METRICS[problem])}")
+        refuse_foreign("training.quality_floor", self.training.quality_floor, TRAINING_METRICS[problem], problem)
         if self.tuning.metric not in TUNING_METRICS[problem]:
             raise ValueError(f"tuning.metric: {self.tuning.metric!r} is not a {problem} metric "
                              f"(project.problem_type); expected one of {list(TUNING_METRICS[problem])}")

@@ -10,7 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-__all__ = ["StrictModel", "TableName", "ModelName", "SchemaName", "split_name", "ProblemType", "PROBLEM_TYPES"]
+__all__ = ["StrictModel", "TableName", "ModelName", "SchemaName", "split_name", "ProblemType", "PROBLEM_TYPES",
+           "refuse_foreign"]
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_\-]*"
 _THREE = re.compile(rf"^{_IDENT}\.{_IDENT}\.{_IDENT}$")
@@ -19,6 +20,18 @@ _TWO = re.compile(rf"^{_IDENT}\.{_IDENT}$")
 ProblemType = Literal["binary", "multiclass", "regression"]
 """What the model predicts: one of two classes, one of several, or a number (``project.problem_type``)."""
 PROBLEM_TYPES: tuple[str, ...] = ("binary", "multiclass", "regression")
+
+
+def refuse_foreign(key: str, names, allowed, problem: str, what: str = "metrics") -> None:
+    """Refuse the ``names`` at config ``key`` that ``problem`` does not have (``allowed``).
+
+    Raises:
+        ValueError: ``<key>: [...] are not <problem> <what> (project.problem_type); expected some of [...]``.
+    """
+    wrong = [n for n in names if n not in allowed]
+    if wrong:
+        raise ValueError(f"{key}: {wrong} are not {problem} {what} (project.problem_type); "
+                         f"expected some of {list(allowed)}")
 
 
 class StrictModel(BaseModel):
