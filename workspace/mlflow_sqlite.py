@@ -20,9 +20,10 @@ import math
 import os
 import sqlite3
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SqliteRegistryReader", "reader_for", "VERIFIED_REVISIONS", "NotFound"]
+__all__ = ["SqliteRegistryReader", "reader_for", "VERIFIED_REVISIONS", "NotFound", "VersionRow"]
 
 VERIFIED_REVISIONS = frozenset({
     "dc11669786a5",  # MLflow 3.17.x (constraints/local.txt)
@@ -31,6 +32,18 @@ VERIFIED_REVISIONS = frozenset({
 
 _DELETED = "Deleted_Internal"  # mlflow.entities.model_registry.model_version_stages.STAGE_DELETED_INTERNAL
 _WORKSPACE = "default"  # mlflow.utils.workspace_utils.DEFAULT_WORKSPACE_NAME (single-tenant stores)
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """A live model version as MLflow's ``ModelVersion`` carries it (the fields driftgate reads)."""
+
+    name: str
+    version: str
+    run_id: str | None
+    source: str | None
+    aliases: tuple[str, ...]
+    tags: dict[str, str]
 
 
 class NotFound(LookupError):
@@ -46,13 +59,19 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(rest) if rest and rest != ":memory:" else None
 
 
+def _query(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    # mode=ro: a reader never creates, migrates or locks the store for writing; the timeout
+    # waits out a writer's lock as MLflow's own engine does.
+    with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
 def _revision(path: Path) -> str | None:
     try:
-        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=10)) as conn:
-            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        rows = _query(path, "SELECT version_num FROM alembic_version")
     except sqlite3.Error:
         return None
-    return row[0] if row else None
+    return rows[0][0] if rows else None
 
 
 def reader_for(tracking_uri: str, registry_uri: str) -> "SqliteRegistryReader | None":
@@ -73,15 +92,8 @@ class SqliteRegistryReader:
     def __init__(self, tracking_db: Path, registry_db: Path):
         self.tracking_db, self.registry_db = tracking_db, registry_db
 
-    @staticmethod
-    def _rows(path: Path, sql: str, params: tuple) -> list[tuple]:
-        # mode=ro: a reader never creates, migrates or locks the store for writing; the timeout
-        # waits out a writer's lock as MLflow's own engine does.
-        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)) as conn:
-            return conn.execute(sql, params).fetchall()
-
     def _model_exists(self, name: str) -> bool:
-        return bool(self._rows(self.registry_db, "SELECT 1 FROM registered_models WHERE workspace = ? AND name = ?",
+        return bool(_query(self.registry_db, "SELECT 1 FROM registered_models WHERE workspace = ? AND name = ?",
                                (_WORKSPACE, name)))
 
     def alias_version(self, name: str, alias: str) -> str | None:
@@ -92,7 +104,7 @@ class SqliteRegistryReader:
         """
         if not self._model_exists(name):
             raise NotFound(f"registered model {name!r} not found")
-        rows = self._rows(
+        rows = _query(
             self.registry_db,
             "SELECT a.version, v.version FROM registered_model_aliases a LEFT JOIN model_versions v "
             "ON v.workspace = a.workspace AND v.name = a.name AND v.version = a.version "
@@ -104,13 +116,13 @@ class SqliteRegistryReader:
             raise NotFound(f"{name} version {rows[0][0]} (alias {alias!r}) not found")
         return str(rows[0][0])
 
-    def get_version(self, name: str, version: str) -> dict:
-        """``name``, ``version``, ``run_id``, ``source``, ``aliases``, ``tags`` of a live version."""
+    def get_version(self, name: str, version: str) -> VersionRow:
+        """A live version with its aliases and tags."""
         try:
             number = int(version)
         except ValueError:
             raise NotFound(f"model version must be an integer, got {version!r}") from None
-        found = self._rows(
+        found = _query(
             self.registry_db,
             "SELECT name, version, run_id, source FROM model_versions "
             "WHERE workspace = ? AND name = ? AND version = ? AND current_stage != ?",
@@ -118,18 +130,17 @@ class SqliteRegistryReader:
         if not found:
             raise NotFound(f"{name} version {version} not found")
         key = (_WORKSPACE, name, number)
-        tags = self._rows(self.registry_db, 'SELECT "key", value FROM model_version_tags '
+        tags = _query(self.registry_db, 'SELECT "key", value FROM model_version_tags '
                           "WHERE workspace = ? AND name = ? AND version = ?", key)
-        aliases = self._rows(self.registry_db, "SELECT alias FROM registered_model_aliases "
+        aliases = _query(self.registry_db, "SELECT alias FROM registered_model_aliases "
                              "WHERE workspace = ? AND name = ? AND version = ? ORDER BY alias", key)
         name_, version_, run_id, source = found[0]
-        return {"name": name_, "version": str(version_), "run_id": run_id, "source": source,
-                "aliases": tuple(a for (a,) in aliases), "tags": {k: v for k, v in tags}}
+        return VersionRow(name_, str(version_), run_id, source, tuple(a for (a,) in aliases), dict(tags))
 
     def run_metrics(self, run_id: str) -> dict[str, float]:
         """The run's latest value of each metric (``Run.data.metrics``)."""
-        if not self._rows(self.tracking_db, "SELECT 1 FROM runs WHERE run_uuid = ?", (run_id,)):
+        if not _query(self.tracking_db, "SELECT 1 FROM runs WHERE run_uuid = ?", (run_id,)):
             raise NotFound(f"run {run_id!r} not found")
-        rows = self._rows(self.tracking_db, 'SELECT "key", value, is_nan FROM latest_metrics WHERE run_uuid = ?',
+        rows = _query(self.tracking_db, 'SELECT "key", value, is_nan FROM latest_metrics WHERE run_uuid = ?',
                           (run_id,))
         return {k: (math.nan if is_nan else float(v)) for k, v, is_nan in rows}

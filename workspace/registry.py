@@ -134,8 +134,7 @@ class MlflowRegistry:
             except NotFound as exc:
                 raise RegistryError(f"{name} version {version}: get model version failed: {exc}", model=name,
                                     version=str(version)) from exc
-            return ModelVersionInfo(**{**found, "run_id": found["run_id"] or None,
-                                       "model_id": logged_model_id(found["source"] or "")})
+            return self._info(found)
         from mlflow.exceptions import MlflowException
 
         try:
@@ -200,6 +199,7 @@ class MlflowRegistry:
 
     @staticmethod
     def _info(mv) -> ModelVersionInfo:
+        """From MLflow's ``ModelVersion``, or the SQLite reader's ``VersionRow`` (same fields)."""
         return ModelVersionInfo(
             name=mv.name,
             version=str(mv.version),
