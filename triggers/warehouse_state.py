@@ -54,7 +54,7 @@ from typing import Any
 from driftgate.core.errors import TriggerError
 from driftgate.triggers.state import (RunKeyRecord, TriggerState, _check_claim, _check_cursor, _check_status,
                                       _details_text, _iso, _NOT_FIRED, _parse, _record)
-from driftgate.workspace.warehouse import SqlWarehouse
+from driftgate.workspace.warehouse import SqlWarehouse, quoted
 
 __all__ = ["WarehouseStateStore"]
 
@@ -85,8 +85,7 @@ class WarehouseStateStore(TriggerState):
                  create: bool = True, poll_seconds: float = 0.25):
         self.cursors_name = f"{catalog_name}.{schema_name}.{cursors_table}"
         self.run_keys_name = f"{catalog_name}.{schema_name}.{run_keys_table}"
-        self._cursors = ".".join(f"`{p}`" for p in (catalog_name, schema_name, cursors_table))
-        self._keys = ".".join(f"`{p}`" for p in (catalog_name, schema_name, run_keys_table))
+        self._cursors, self._keys = quoted(self.cursors_name), quoted(self.run_keys_name)
         self.where = f"{self.run_keys_name} (SQL warehouse {warehouse_id})"
         self.sql = SqlWarehouse(warehouse_id, where=self.where, error=TriggerError,
                                 budget_key="triggers.state.retry_timeout_seconds",

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["EVENT_KINDS", "events_table", "record_event", "record_events", "events_arrow", "read_events",
+__all__ = ["EVENT_KINDS", "EVENTS_TABLE", "events_table", "record_event", "record_events", "events_arrow", "read_events",
            "read_event_groups", "has_event"]
 
 EVENT_KINDS = (
@@ -39,8 +39,12 @@ _SCHEMA = pa.schema([
 ])
 
 
+EVENTS_TABLE = "driftgate_events"
+"""The events table's name inside ``project.audit_schema``."""
+
+
 def events_table(ws) -> str:
-    return f"{ws.settings.project.audit_schema}.driftgate_events"
+    return f"{ws.settings.project.audit_schema}.{EVENTS_TABLE}"
 
 
 def record_event(

@@ -24,7 +24,8 @@ import pyarrow as pa
 
 from driftgate.core.errors import DriftgateError, TableError
 
-__all__ = ["SqlWarehouse", "SqlValue", "WriteConflict", "CONFLICT_SQLSTATE", "is_write_conflict", "sql_type"]
+__all__ = ["SqlWarehouse", "SqlValue", "WriteConflict", "CONFLICT_SQLSTATE", "is_write_conflict", "sql_type",
+           "quoted"]
 
 CONFLICT_SQLSTATE = "2D521"
 """SQLSTATE of Delta's concurrent-modification errors (``DELTA_CONCURRENT_APPEND`` and its siblings)."""
@@ -57,6 +58,11 @@ def sql_type(type_: pa.DataType) -> str:
         if test(type_):
             return name
     raise TableError(f"SQL warehouse: Arrow type {type_} has no scalar Databricks SQL type here")
+
+
+def quoted(name: str) -> str:
+    """A dotted table name with each part in backticks (``a.b.c`` → ```a`.`b`.`c```)."""
+    return ".".join(f"`{part}`" for part in name.split("."))
 
 
 def is_write_conflict(message: str | None, sql_state: str | None) -> bool:

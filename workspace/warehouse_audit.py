@@ -33,8 +33,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from driftgate.core.errors import DriftgateError, TableError
-from driftgate.workspace.audit import _SCHEMA, events_arrow
-from driftgate.workspace.warehouse import SqlValue, SqlWarehouse, sql_type
+from driftgate.workspace.audit import _SCHEMA, EVENTS_TABLE, events_arrow
+from driftgate.workspace.warehouse import SqlValue, SqlWarehouse, quoted, sql_type
 
 __all__ = ["WarehouseAudit", "ROWS_PER_STATEMENT", "CHARS_PER_STATEMENT", "events_ddl"]
 
@@ -44,20 +44,14 @@ ROWS_PER_STATEMENT = 256
 """Most events in one INSERT (the webhook worker's batches, ``RECORD_BATCH``, fit in one)."""
 CHARS_PER_STATEMENT = 4 * 2**20
 """Most characters of parameter values in one INSERT (the API takes statements of up to 16 MiB)."""
-EVENTS_TABLE = "driftgate_events"
-
 _COLUMNS = tuple((f.name, sql_type(f.type)) for f in _SCHEMA)
-
-
-def _quoted(name: str) -> str:
-    return ".".join(f"`{part}`" for part in name.split("."))
 
 
 def events_ddl(table: str) -> str:
     """``CREATE TABLE IF NOT EXISTS`` of the events table ``catalog.schema.driftgate_events``: the audit schema's
     columns, nullable, as Spark creates the table on its first append."""
     columns = ", ".join(f"`{name}` {type_}" for name, type_ in _COLUMNS)
-    return f"CREATE TABLE IF NOT EXISTS {_quoted(table)} ({columns}) USING DELTA"
+    return f"CREATE TABLE IF NOT EXISTS {quoted(table)} ({columns}) USING DELTA"
 
 
 class WarehouseAudit:
@@ -158,7 +152,7 @@ class WarehouseAudit:
                 params[f"{name}_{i}"] = SqlValue(_text(row[name]), type_)
                 marks.append(f":{name}_{i}")
             values.append(f"({', '.join(marks)})")
-        table = _quoted(self.table)
+        table = quoted(self.table)
         sql = (f"INSERT INTO {table} ({names}) SELECT {', '.join(f'batch.`{n}`' for n, _ in _COLUMNS)} "
                f"FROM VALUES {', '.join(values)} AS batch({names}) "
                f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS seen WHERE seen.`event_id` = batch.`event_id`)")
